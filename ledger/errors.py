@@ -1,0 +1,55 @@
+"""The one exception hierarchy of the ledger library.
+
+Every refusal surfaces as a subclass of :class:`LedgerError`; a contract revert surfaces as
+:class:`ContractRevert` carrying the contract's custom error *by name* with its decoded arguments.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class LedgerError(Exception):
+    """Root of every error raised by govshare's ledger library."""
+
+
+class CompilationError(LedgerError):
+    """The Solidity compiler could not be found or refused the sources."""
+
+
+class ManifestError(LedgerError, LookupError):
+    """A deployment manifest is missing, malformed or for another chain."""
+
+
+class KeystoreError(LedgerError):
+    """A keystore file could not be read, written or decrypted."""
+
+
+class ChainUnavailable(LedgerError, ConnectionError):
+    """The JSON-RPC endpoint could not be reached."""
+
+
+class TransactionFailed(LedgerError):
+    """A transaction was mined but failed, or could not be sent, for a reason that is not a decoded revert."""
+
+
+class ContractRevert(LedgerError):
+    """A contract refused a call with a custom error (or a panic / string reason).
+
+    ``name`` is the Solidity error name (``AccessGrantsUnknownGrant``), ``args`` its decoded
+    arguments by parameter name, and ``selector`` the 4-byte selector as hex.
+    """
+
+    def __init__(self, name: str, args: dict[str, Any], selector: str = "", raw: bytes = b"") -> None:
+        self.name = name
+        self.args = args
+        self.selector = selector
+        self.raw = raw
+        rendered = ", ".join(f"{k}={_render(v)}" for k, v in args.items())
+        super().__init__(f"{name}({rendered})")
+
+
+def _render(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return "0x" + bytes(value).hex()
+    return repr(value)
