@@ -53,3 +53,33 @@ def _render(value: Any) -> str:
     if isinstance(value, (bytes, bytearray)):
         return "0x" + bytes(value).hex()
     return repr(value)
+
+
+class CanonicalizationError(LedgerError, ValueError):
+    """A value cannot be encoded as canonical JSON (a float, a non-string key, a cycle, ...)."""
+
+
+class HashLengthError(LedgerError, ValueError):
+    """A hash (or salt) has the wrong length; the message says the expected and found lengths."""
+
+
+class MerkleIndexError(LedgerError, IndexError):
+    """A Merkle proof was asked for a leaf index outside the tree."""
+
+
+class MerkleProofError(LedgerError, ValueError):
+    """An inclusion proof does not lead to the expected root.
+
+    ``expected`` is the root the proof was checked against, ``computed`` the root the proof yields.
+    """
+
+    def __init__(self, expected: bytes, computed: bytes) -> None:
+        self.expected = bytes(expected)
+        self.computed = bytes(computed)
+        super().__init__(
+            f"Merkle inclusion proof mismatch: expected root 0x{self.expected.hex()}, "
+            f"computed root 0x{self.computed.hex()}"
+        )
+
+    def __reduce__(self) -> tuple[type[MerkleProofError], tuple[bytes, bytes]]:
+        return (type(self), (self.expected, self.computed))

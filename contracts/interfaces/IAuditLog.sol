@@ -8,6 +8,9 @@ pragma solidity ^0.8.24;
 /// `meta` packs the small fields: bits 0-63 checkedAtBlock, 64-95 datasetVersion, 96-103 outcome,
 /// 104-111 reason. Hash chain, per oracle, from bytes32(0):
 /// `head = keccak256(abi.encode(head, recordId, grantId, requester, datasetId, meta, requestHash, responseHash))`.
+/// Batches travel packed, 128 bytes per record (calldata is most of the cost of a record):
+/// word 0 = `requester << 96 | grantId << 32` (low 32 bits zero), word 1 = `datasetId << 192 | meta`
+/// (bits 112-191 zero), word 2 = requestHash, word 3 = responseHash. `packRecords` builds it on chain.
 interface IAuditLog {
     enum Outcome {
         Served,
@@ -50,14 +53,16 @@ interface IAuditLog {
 
     error AuditLogNotOracle(address caller);
     error AuditLogEmptyBatch();
+    error AuditLogMalformedBatch(uint256 length);
+    error AuditLogMalformedRecord(uint64 sequence);
     error AuditLogBatchTooLarge(uint256 size, uint256 max);
     error AuditLogSequenceMismatch(address oracle, uint64 expected, uint64 given);
     error AuditLogDatasetNotOwned(uint64 sequence, uint64 datasetId, uint32 oracleDept);
     error AuditLogDatasetRequired(uint64 sequence);
     error AuditLogGrantRequired(uint64 sequence);
 
-    /// @notice Appends `entries` as the records `firstSequence`, `firstSequence + 1`, ... of the caller.
-    function appendRecords(uint64 firstSequence, AuditEntry[] calldata entries) external returns (bytes32 head);
+    /// @notice Appends the packed `records` as the records `firstSequence`, `firstSequence + 1`, ... of the caller.
+    function appendRecords(uint64 firstSequence, bytes calldata records) external returns (bytes32 head);
 
     /// @notice The caller-independent state of `oracle`'s chain.
     function oracleState(address oracle) external view returns (OracleState memory);

@@ -1,0 +1,237 @@
+"""The audit log: entries an oracle appends, the records they become, and the per-oracle hash chain.
+
+Layout shared with AuditLog.sol (a test shows both sides agree):
+
+* record id = ``uint256(uint160(oracle)) << 64 | sequence``
+* meta = ``checkedAtBlock | datasetVersion << 64 | outcome << 96 | reason << 104``
+* ``head' = keccak256(abi.encode(head, recordId, grantId, requester, datasetId, meta, requestHash, responseHash))``
+  starting from 32 zero bytes, per oracle.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Iterable, Iterator, Sequence
+
+from eth_abi import encode as abi_encode
+from eth_typing import ChecksumAddress
+from eth_utils import keccak, to_checksum_address
+
+from ledger.base import ContractClient
+from ledger.errors import LedgerError
+from ledger.events import ChainEvent, read_events
+from ledger.keys import Signer
+
+ZERO_HASH = b"\x00" * 32
+ZERO_ADDRESS = to_checksum_address("0x" + "00" * 20)
+_U64 = (1 << 64) - 1
+
+
+class Outcome(IntEnum):
+    SERVED = 0
+    DENIED = 1
+    SOURCE_FAILURE = 2
+
+
+class OracleReason(IntEnum):
+    """Refusals an oracle decides off chain (audit record reasons 64..255); 0..63 are AccessReason."""
+
+    BAD_SIGNATURE = 64
+    DEADLINE_PASSED = 65
+    NONCE_REPLAYED = 66
+    MALFORMED_REQUEST = 67
+    UNKNOWN_DATASET = 68
+    CHAIN_UNAVAILABLE = 69
+    SOURCE_UNAVAILABLE = 70
+    SOURCE_TIMEOUT = 71
+    SOURCE_BAD_RESPONSE = 72
+    QUOTA_PENDING = 73
+
+
+class HashChainMismatch(LedgerError, ValueError):
+    """A recomputed hash chain does not reach the head the contract holds."""
+
+    def __init__(self, oracle: str, expected: bytes, computed: bytes, sequence: int) -> None:
+        self.oracle, self.expected, self.computed, self.sequence = oracle, expected, computed, sequence
+        super().__init__(
+            f"hash chain of oracle {oracle} up to sequence {sequence}: expected head 0x{expected.hex()}, "
+            f"computed 0x{computed.hex()}"
+        )
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    """One access as the oracle submits it (see IAuditLog.AuditEntry)."""
+
+    grant_id: int
+    requester: str
+    dataset_id: int
+    dataset_version: int
+    outcome: Outcome
+    reason: int
+    checked_at_block: int
+    request_hash: bytes
+    response_hash: bytes
+
+    def packed(self) -> bytes:
+        """The 128-byte calldata form AuditLog.appendRecords takes (see IAuditLog)."""
+        w0 = int(to_checksum_address(self.requester), 16) << 96 | self.grant_id << 32
+        w1 = self.dataset_id << 192 | self.meta
+        return w0.to_bytes(32, "big") + w1.to_bytes(32, "big") + self.request_hash + self.response_hash
+
+    def as_abi(self) -> tuple:
+        return (
+            self.grant_id,
+            to_checksum_address(self.requester),
+            self.dataset_id,
+            self.dataset_version,
+            int(self.outcome),
+            int(self.reason),
+            self.checked_at_block,
+            self.request_hash,
+            self.response_hash,
+        )
+
+    @property
+    def meta(self) -> int:
+        return pack_meta(self.checked_at_block, self.dataset_version, self.outcome, self.reason)
+
+
+@dataclass(frozen=True)
+class AuditRecord:
+    """An anchored audit record, as read back from the chain."""
+
+    record_id: int
+    oracle: ChecksumAddress
+    sequence: int
+    entry: AuditEntry
+    block_number: int
+    tx_hash: str
+    log_index: int
+
+    @classmethod
+    def from_event(cls, event: ChainEvent) -> AuditRecord:
+        a = event.args
+        oracle, sequence = split_record_id(int(a["recordId"]))
+        checked, version, outcome, reason = unpack_meta(int(a["meta"]))
+        entry = AuditEntry(
+            grant_id=int(a["grantId"]),
+            requester=to_checksum_address(a["requester"]),
+            dataset_id=int(a["datasetId"]),
+            dataset_version=version,
+            outcome=outcome,
+            reason=reason,
+            checked_at_block=checked,
+            request_hash=bytes(a["requestHash"]),
+            response_hash=bytes(a["responseHash"]),
+        )
+        return cls(int(a["recordId"]), oracle, sequence, entry, event.block_number, event.tx_hash, event.log_index)
+
+
+@dataclass(frozen=True)
+class OracleState:
+    last_sequence: int
+    dept_id: int
+    head: bytes
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    head: bytes
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    records: list[AuditRecord]
+
+
+def record_id(oracle: str, sequence: int) -> int:
+    if not 0 < sequence <= _U64:
+        raise ValueError("sequence numbers run from 1 to 2**64 - 1")
+    return int(to_checksum_address(oracle), 16) << 64 | sequence
+
+
+def split_record_id(rid: int) -> tuple[ChecksumAddress, int]:
+    return to_checksum_address((rid >> 64).to_bytes(20, "big")), rid & _U64
+
+
+def pack_meta(checked_at_block: int, dataset_version: int, outcome: int, reason: int) -> int:
+    return checked_at_block | dataset_version << 64 | int(outcome) << 96 | int(reason) << 104
+
+
+def unpack_meta(meta: int) -> tuple[int, int, Outcome, int]:
+    return meta & _U64, (meta >> 64) & 0xFFFFFFFF, Outcome((meta >> 96) & 0xFF), (meta >> 104) & 0xFF
+
+
+def pack_entries(entries: Iterable[AuditEntry]) -> bytes:
+    """Entries in the packed batch layout of AuditLog.appendRecords."""
+    return b"".join(entry.packed() for entry in entries)
+
+
+def chain_step(head: bytes, rid: int, entry: AuditEntry) -> bytes:
+    """One step of an oracle's hash chain, exactly as AuditLog.sol computes it."""
+    return keccak(
+        abi_encode(
+            ["bytes32", "uint256", "uint64", "address", "uint64", "uint256", "bytes32", "bytes32"],
+            [head, rid, entry.grant_id, to_checksum_address(entry.requester), entry.dataset_id, entry.meta,
+             entry.request_hash, entry.response_hash],
+        )
+    )
+
+
+def recompute_head(oracle: str, entries: Iterable[AuditEntry], *, start: bytes = ZERO_HASH, first_sequence: int = 1) -> bytes:
+    """The head after appending ``entries`` as sequences ``first_sequence, ...`` of ``oracle``."""
+    head = start
+    for offset, entry in enumerate(entries):
+        head = chain_step(head, record_id(oracle, first_sequence + offset), entry)
+    return head
+
+
+def verify_hash_chain(records: Sequence[AuditRecord], expected_head: bytes) -> None:
+    """Check that ``records`` (one oracle's, from sequence 1) are contiguous and chain to ``expected_head``.
+
+    Raises :class:`HashChainMismatch` (or ValueError for a sequence gap) naming the oracle.
+    """
+    if not records:
+        if expected_head != ZERO_HASH:
+            raise HashChainMismatch("(none)", expected_head, ZERO_HASH, 0)
+        return
+    oracle = records[0].oracle
+    head = ZERO_HASH
+    for expected_seq, record in enumerate(sorted(records, key=lambda r: r.sequence), start=1):
+        if record.oracle != oracle:
+            raise ValueError(f"records of two oracles mixed: {oracle} and {record.oracle}")
+        if record.sequence != expected_seq:
+            raise ValueError(f"oracle {oracle}: sequence gap, expected {expected_seq}, found {record.sequence}")
+        head = chain_step(head, record.record_id, record.entry)
+    if head != expected_head:
+        raise HashChainMismatch(oracle, expected_head, head, len(records))
+
+
+class AuditLogClient(ContractClient):
+    """Typed access to AuditLog."""
+
+    def append(self, signer: Signer, first_sequence: int, entries: Sequence[AuditEntry], *, gas: int | None = None) -> AppendResult:
+        result = self._transact(signer, "appendRecords", first_sequence, pack_entries(entries), gas=gas)
+        batch = self.event(result, "AuditBatchAppended")
+        records = [AuditRecord.from_event(e) for e in self.events_named(result, "AuditRecordAppended")]
+        return AppendResult(bytes(batch.args["head"]), result.tx_hash, result.block_number, result.gas_used, records)
+
+    def oracle_state(self, oracle: str, *, block: int | str = "latest") -> OracleState:
+        last, dept, head = self._call("oracleState", to_checksum_address(oracle), block=block)
+        return OracleState(int(last), int(dept), bytes(head))
+
+    def pack_on_chain(self, entries: Sequence[AuditEntry]) -> bytes:
+        """The contract's own packing (a pure function), to check Python agrees."""
+        return bytes(self._call("packRecords", [e.as_abi() for e in entries]))
+
+    def chain_step_on_chain(self, head: bytes, rid: int, entry: AuditEntry) -> bytes:
+        """The contract's own hash-chain step (a pure function), to check Python agrees."""
+        return bytes(self._call("chainStep", head, rid, entry.as_abi()))
+
+    def records(self, from_block: int | None = None, to_block: int | None = None, *, step: int = 2_000) -> Iterator[AuditRecord]:
+        """Every anchored record in the block range, in chain order, read in bounded ranges."""
+        topic = "0x" + self.events.topic("AuditRecordAppended").hex()
+        start = self.from_block if from_block is None else from_block
+        for event in read_events(self.chain, self.events, [self.address], start, to_block, topics=[topic], step=step):
+            yield AuditRecord.from_event(event)

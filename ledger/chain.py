@@ -1,0 +1,183 @@
+"""A connection to a JSON-RPC chain: fees, nonces, sending, receipts, reverts decoded by name.
+
+Works unchanged on ganache and on a consortium chain such as Hyperledger Besu (QBFT) with zero gas
+price: transactions are legacy with ``gasPrice`` 0 when the chain charges nothing, EIP-1559 when the
+latest block has a base fee, and legacy at ``eth_gasPrice`` otherwise.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable
+
+from eth_typing import ChecksumAddress
+from hexbytes import HexBytes
+from web3 import Web3
+from web3.exceptions import ContractLogicError, TimeExhausted, TransactionNotFound, Web3RPCError
+
+from ledger.errors import ChainUnavailable, ContractRevert, TransactionFailed
+from ledger.keys import Signer
+from ledger.revert import ErrorDecoder, revert_data_from
+
+#: Gas added on top of the node's estimate (estimates on some nodes are exact to the unit).
+GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR = 12, 10
+
+
+@dataclass(frozen=True)
+class TxResult:
+    """A mined, successful transaction and the events it emitted (decoded, in log order)."""
+
+    tx_hash: str
+    block_number: int
+    gas_used: int
+    logs: list[Any] = field(repr=False)
+    return_value: Any = None
+
+
+class Chain:
+    """One JSON-RPC endpoint and the per-account state needed to send transactions to it."""
+
+    def __init__(self, url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0) -> None:
+        self.url = url
+        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        self.receipt_timeout = receipt_timeout
+        self._nonces: dict[str, int] = {}
+        self._nonce_lock = threading.Lock()
+        self._chain_id: int | None = None
+        self.decoder = ErrorDecoder([])
+
+    # ---------------------------------------------------------------- basics
+
+    @property
+    def chain_id(self) -> int:
+        if self._chain_id is None:
+            self._chain_id = self._rpc(lambda: self.w3.eth.chain_id)
+        return self._chain_id
+
+    def block_number(self) -> int:
+        return self._rpc(lambda: self.w3.eth.block_number)
+
+    def block_timestamp(self, block: int | str = "latest") -> int:
+        return int(self._rpc(lambda: self.w3.eth.get_block(block))["timestamp"])
+
+    def use_errors_of(self, abi_entries: Iterable[dict[str, Any]]) -> None:
+        """Decode reverts with the custom errors of these ABI entries."""
+        self.decoder = ErrorDecoder(abi_entries)
+
+    def _rpc(self, fn: Callable[[], Any]) -> Any:
+        try:
+            return fn()
+        except (ConnectionError, OSError) as exc:
+            raise ChainUnavailable(f"cannot reach {self.url}: {exc}") from exc
+        except Exception as exc:  # requests wraps connection failures in its own hierarchy
+            if type(exc).__module__.startswith(("requests", "urllib3")):
+                raise ChainUnavailable(f"cannot reach {self.url}: {exc}") from exc
+            raise
+
+    # ---------------------------------------------------------------- calls
+
+    def call(self, fn: Any, *, block: int | str = "latest") -> Any:
+        """Run a contract view function, turning a revert into :class:`ContractRevert`."""
+        try:
+            return self._rpc(lambda: fn.call(block_identifier=block))
+        except (ContractLogicError, Web3RPCError) as exc:
+            raise self._revert(exc) from exc
+
+    # ---------------------------------------------------------------- transactions
+
+    def transact(self, signer: Signer, fn: Any, *, gas: int | None = None) -> TxResult:
+        """Send ``fn`` (a bound web3 contract function) from ``signer`` and wait for its receipt."""
+        tx: dict[str, Any] = {"from": signer.address, "chainId": self.chain_id}
+        return self._send(signer, tx, lambda t: fn.build_transaction(t), gas=gas)
+
+    def deploy(self, signer: Signer, contract_factory: Any, *args: Any) -> tuple[ChecksumAddress, TxResult]:
+        """Deploy a contract (a web3 contract factory) with constructor ``args``."""
+        tx: dict[str, Any] = {"from": signer.address, "chainId": self.chain_id}
+        result = self._send(signer, tx, lambda t: contract_factory.constructor(*args).build_transaction(t))
+        receipt = self.w3.eth.get_transaction_receipt(result.tx_hash)
+        return Web3.to_checksum_address(receipt["contractAddress"]), result
+
+    def _send(self, signer: Signer, base: dict[str, Any], build: Callable[[dict], dict], *, gas: int | None = None) -> TxResult:
+        fees = self._fees()
+        try:
+            estimate_tx = build({**base, **fees})
+            if gas is None:
+                estimated = self._rpc(lambda: self.w3.eth.estimate_gas({k: v for k, v in estimate_tx.items() if k != "gas"}))
+                gas = estimated * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
+        except (ContractLogicError, Web3RPCError) as exc:
+            raise self._revert(exc) from exc
+        with self._nonce_lock:
+            nonce = self._next_nonce(signer.address)
+            tx = {**estimate_tx, "gas": gas, "nonce": nonce}
+            raw = signer.sign_transaction(tx).raw_transaction
+            try:
+                tx_hash = self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))
+            except (ContractLogicError, Web3RPCError) as exc:
+                self._nonces.pop(signer.address, None)  # resynchronise from the node next time
+                revert = self._revert(exc)
+                if revert.name == "UnknownError" and not revert.raw:
+                    raise TransactionFailed(str(exc)) from exc
+                raise revert from exc
+            self._nonces[signer.address] = nonce + 1
+        return self.wait(tx_hash)
+
+    def wait(self, tx_hash: bytes | str) -> TxResult:
+        """Wait for a transaction's receipt; a failed one is replayed to decode why."""
+        try:
+            receipt = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout, poll_latency=0.05))
+        except TimeExhausted as exc:
+            raise TransactionFailed(f"transaction {HexBytes(tx_hash).hex()} not mined in {self.receipt_timeout}s") from exc
+        result = TxResult(
+            tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
+            block_number=int(receipt["blockNumber"]),
+            gas_used=int(receipt["gasUsed"]),
+            logs=list(receipt["logs"]),
+        )
+        if receipt["status"] != 1:
+            raise self._replay_failure(receipt)
+        return result
+
+    def _replay_failure(self, receipt: Any) -> LedgerFailure:
+        tx = self.w3.eth.get_transaction(receipt["transactionHash"])
+        call = {k: tx[k] for k in ("from", "to", "data", "value") if k in tx and tx[k] is not None}
+        call["data"] = tx.get("input", tx.get("data"))
+        try:
+            self.w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)
+        except (ContractLogicError, Web3RPCError) as exc:
+            return self._revert(exc)
+        return TransactionFailed(f"transaction {receipt['transactionHash'].hex()} failed (status 0, gas used {receipt['gasUsed']})")
+
+    def _next_nonce(self, address: str) -> int:
+        if address not in self._nonces:
+            self._nonces[address] = self._rpc(lambda: self.w3.eth.get_transaction_count(address, "pending"))
+        return self._nonces[address]
+
+    def reset_nonce(self, address: str) -> None:
+        """Forget the cached nonce of ``address`` (re-read from the node on the next send)."""
+        with self._nonce_lock:
+            self._nonces.pop(address, None)
+
+    def _fees(self) -> dict[str, int]:
+        gas_price = int(self._rpc(lambda: self.w3.eth.gas_price))
+        if gas_price == 0:
+            return {"gasPrice": 0}  # free-gas consortium chain (Besu with min-gas-price 0)
+        latest = self._rpc(lambda: self.w3.eth.get_block("latest"))
+        base_fee = latest.get("baseFeePerGas")
+        if base_fee is None:
+            return {"gasPrice": gas_price}
+        try:
+            priority = int(self._rpc(lambda: self.w3.eth.max_priority_fee))
+        except (Web3RPCError, ValueError):
+            priority = 10**9
+        return {"maxFeePerGas": 2 * int(base_fee) + priority, "maxPriorityFeePerGas": priority}
+
+    def _revert(self, exc: BaseException) -> ContractRevert | TransactionFailed:
+        data = revert_data_from(exc)
+        if data is None:
+            return TransactionFailed(str(exc))
+        return self.decoder.decode(data)
+
+
+LedgerFailure = ContractRevert | TransactionFailed
