@@ -102,26 +102,35 @@ class Chain:
     def _send(self, signer: Signer, base: dict[str, Any], build: Callable[[dict], dict], *, gas: int | None = None) -> TxResult:
         fees = self._fees()
         try:
-            estimate_tx = build({**base, **fees})
-            if gas is None:
-                estimated = self._rpc(lambda: self.w3.eth.estimate_gas({k: v for k, v in estimate_tx.items() if k != "gas"}))
-                gas = estimated * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
+            # Without "gas", web3 asks the node for an estimate; a revert surfaces here with its data.
+            tx = build({**base, **fees, **({"gas": gas} if gas else {})})
         except (ContractLogicError, Web3RPCError) as exc:
             raise self._revert(exc) from exc
-        with self._nonce_lock:
-            nonce = self._next_nonce(signer.address)
-            tx = {**estimate_tx, "gas": gas, "nonce": nonce}
-            raw = signer.sign_transaction(tx).raw_transaction
-            try:
-                tx_hash = self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))
-            except (ContractLogicError, Web3RPCError) as exc:
-                self._nonces.pop(signer.address, None)  # resynchronise from the node next time
-                revert = self._revert(exc)
-                if revert.name == "UnknownError" and not revert.raw:
-                    raise TransactionFailed(str(exc)) from exc
-                raise revert from exc
-            self._nonces[signer.address] = nonce + 1
+        if gas is None:
+            gas = int(tx["gas"]) * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
+        tx_hash = self._submit(signer, tx, gas)
         return self.wait(tx_hash)
+
+    def _submit(self, signer: Signer, tx: dict[str, Any], gas: int) -> Any:
+        """Sign with the next nonce and send; a nonce the node rejects (another client sent from the
+        same account) is re-read from the node and the send retried once."""
+        for attempt in (1, 2):
+            with self._nonce_lock:
+                nonce = self._next_nonce(signer.address)
+                raw = signer.sign_transaction({**tx, "gas": gas, "nonce": nonce}).raw_transaction
+                try:
+                    tx_hash = self._rpc(lambda: self.w3.eth.send_raw_transaction(raw))
+                except (ContractLogicError, Web3RPCError) as exc:
+                    self._nonces.pop(signer.address, None)  # resynchronise from the node
+                    if attempt == 1 and _is_nonce_error(exc):
+                        continue
+                    revert = self._revert(exc)
+                    if isinstance(revert, ContractRevert) and revert.raw:
+                        raise revert from exc
+                    raise TransactionFailed(str(exc)) from exc
+                self._nonces[signer.address] = nonce + 1
+                return tx_hash
+        raise AssertionError("unreachable")
 
     def wait(self, tx_hash: bytes | str) -> TxResult:
         """Wait for a transaction's receipt; a failed one is replayed to decode why."""
@@ -181,3 +190,9 @@ class Chain:
 
 
 LedgerFailure = ContractRevert | TransactionFailed
+
+
+def _is_nonce_error(exc: BaseException) -> bool:
+    text = str(exc).lower()
+    # geth/Besu: "nonce too low"; ganache: "the tx doesn't have the correct nonce"
+    return "nonce" in text and any(word in text for word in ("too low", "already", "correct", "invalid", "used"))

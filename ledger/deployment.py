@@ -1,7 +1,8 @@
 """Deploy the consortium contracts and describe the result in a manifest every component reads.
 
-Manifest: ``deployments/<chain-id>.json`` with the addresses, the deployment block, the compiler
-and the SHA-256 of each contract's runtime bytecode (checked against the chain on connect).
+Manifest: ``deployments/<chain-id>.json`` with the addresses, the deployment block, the compiler,
+the SHA-256 of each contract's creation bytecode as compiled, and the SHA-256 of the runtime code
+the chain holds at each address (which embeds the constructor's immutables), checked on connect.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ class Deployment:
     deployment_block: int
     deployer: ChecksumAddress
     compiler: dict[str, str]
-    bytecode_sha256: dict[str, str]
+    creation_bytecode_sha256: dict[str, str]
+    runtime_code_sha256: dict[str, str]
     deployed_at: int = 0
     format: int = field(default=MANIFEST_FORMAT)
 
@@ -116,9 +118,7 @@ class Consortium:
     def verify_code(self) -> None:
         """Check that the code at each address is the code the manifest names."""
         for name, address in self.deployment.addresses.items():
-            code = bytes(self.chain._rpc(lambda a=address: self.chain.w3.eth.get_code(a)))
-            digest = "0x" + hashlib.sha256(code).hexdigest()
-            if digest != self.deployment.bytecode_sha256.get(name):
+            if _code_sha256(self.chain, address) != self.deployment.runtime_code_sha256.get(name):
                 raise ManifestError(f"{name} at {address} does not run the code the manifest names")
 
 
@@ -151,6 +151,12 @@ def deploy_consortium(
         deployment_block=first.block_number,
         deployer=to_checksum_address(deployer.address),
         compiler={"kind": compilation.compiler, "version": compilation.version},
-        bytecode_sha256={name: compilation[name].bytecode_hash for name in addresses},
+        creation_bytecode_sha256={name: "0x" + hashlib.sha256(compilation[name].bytecode).hexdigest() for name in addresses},
+        runtime_code_sha256={name: _code_sha256(chain, address) for name, address in addresses.items()},
         deployed_at=int(time.time()),
     )
+
+
+def _code_sha256(chain: Chain, address: str) -> str:
+    code = bytes(chain._rpc(lambda: chain.w3.eth.get_code(address)))
+    return "0x" + hashlib.sha256(code).hexdigest()

@@ -42,11 +42,18 @@ class ContractRevert(LedgerError):
 
     def __init__(self, name: str, args: dict[str, Any], selector: str = "", raw: bytes = b"") -> None:
         self.name = name
-        self.args = args
+        self.error_args = dict(args)
         self.selector = selector
         self.raw = raw
         rendered = ", ".join(f"{k}={_render(v)}" for k, v in args.items())
         super().__init__(f"{name}({rendered})")
+
+    @property  # type: ignore[override]
+    def args(self) -> dict[str, Any]:  # the decoded arguments by name, not Exception's message tuple
+        return self.error_args
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.name, self.error_args, self.selector, self.raw))
 
 
 def _render(value: Any) -> str:

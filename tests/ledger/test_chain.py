@@ -1,0 +1,133 @@
+"""ledger.chain: fee modes (EIP-1559, and legacy at zero gas price as on Besu), nonces, receipts,
+reverts decoded by name, and a chain that is down."""
+
+from __future__ import annotations
+
+import threading
+from typing import Iterator
+
+import pytest
+
+from ledger.catalog import Classification
+from ledger.chain import Chain
+from ledger.compiler import CompilationResult
+from ledger.deployment import Consortium, deploy_consortium
+from ledger.errors import ChainUnavailable, ContractRevert
+from ledger.keys import Signer, generate_signer
+from ledger.registry import AccountRole, Role
+from tests.conftest import Members, admit
+from tests.support.ganache import GanacheNode, free_port
+
+
+@pytest.fixture(scope="module")
+def free_gas_node() -> Iterator[GanacheNode]:
+    """A chain without base fee and with gas price 0, like a Besu QBFT network with min-gas-price 0."""
+    node = GanacheNode(extra=["--chain.hardfork", "berlin", "--miner.defaultGasPrice", "0"], chain_id=2018)
+    try:
+        yield node
+    finally:
+        node.stop()
+
+
+def test_free_gas_chain_gets_legacy_transactions_at_zero_price(
+    free_gas_node: GanacheNode, accounts: list[Signer], compilation: CompilationResult
+) -> None:
+    """The whole deployment and a department admission work with gasPrice 0 legacy transactions,
+    from accounts that hold no ether at all."""
+    chain = Chain(free_gas_node.url)
+    deployer, broke_member = generate_signer(), generate_signer()
+    assert chain.w3.eth.get_balance(deployer.address) == 0
+    deployment = deploy_consortium(chain, deployer, [deployer.address, broke_member.address], 2, compilation)
+    consortium = Consortium(chain, deployment, compilation)
+    operator = generate_signer()
+    call = consortium.registry.admit_department_call("Tax", "TAX", [AccountRole(operator.address, Role.OPERATOR)])
+    result = consortium.registry.pass_proposal([deployer, broke_member], call, "admit tax")
+    tx = chain.w3.eth.get_transaction(result.tx_hash)
+    assert tx["type"] == 0 and tx["gasPrice"] == 0
+    assert consortium.registry.department_by_code("TAX").active
+    dataset = consortium.catalog.register(operator, "filings", ["id"], Classification.INTERNAL)
+    assert consortium.catalog.dataset(dataset).owner_dept == 1
+
+
+def test_fee_market_chain_gets_eip1559_transactions(consortium: Consortium, members: Members) -> None:
+    result = consortium.registry.set_oracle_url(members.samr.operator, "https://oracle.samr.example/")
+    tx = consortium.chain.w3.eth.get_transaction(result.tx_hash)
+    assert tx["type"] == 2
+    assert tx["maxFeePerGas"] >= tx["maxPriorityFeePerGas"] > 0
+
+
+def test_revert_in_estimate_is_decoded_by_name(consortium: Consortium, members: Members) -> None:
+    with pytest.raises(ContractRevert) as err:
+        consortium.grants.revoke(members.tax.operator, 99, "nope")
+    assert err.value.name == "AccessGrantsUnknownGrant"
+    assert err.value.args == {"grantId": 99}
+    assert str(err.value) == "AccessGrantsUnknownGrant(grantId=99)"
+
+
+def test_revert_in_view_call_is_decoded_by_name(consortium: Consortium) -> None:
+    with pytest.raises(ContractRevert) as err:
+        consortium.catalog.dataset(7)
+    assert (err.value.name, err.value.args) == ("DataCatalogUnknownDataset", {"datasetId": 7})
+
+
+def test_mined_failure_is_replayed_and_decoded(consortium: Consortium, members: Members) -> None:
+    """With an explicit gas limit nothing is estimated: the node mines the failing transaction
+    (status 0), and the client replays it to name the error."""
+    before = consortium.chain.block_number()
+    fn = consortium.registry.contract.functions.setOracleUrl("x" * 600)
+    with pytest.raises(ContractRevert) as err:
+        consortium.chain.transact(members.samr.operator, fn, gas=500_000)
+    assert err.value.name == "ConsortiumRegistryUrlTooLong"
+    assert err.value.args == {"length": 600, "max": 512}
+    assert consortium.chain.block_number() == before + 1  # it was mined
+    assert consortium.registry.department(members.samr.id).oracle_url == ""
+
+
+def test_concurrent_senders_share_one_nonce_sequence(consortium: Consortium, members: Members) -> None:
+    """Twelve threads sending from one account: every transaction lands, none reuses a nonce."""
+    signer = members.samr.operator
+    start = consortium.chain.w3.eth.get_transaction_count(signer.address)
+    errors: list[BaseException] = []
+
+    def send(i: int) -> None:
+        try:
+            consortium.catalog.register(signer, f"dataset {i}", ["id", "name"], Classification.PUBLIC)
+        except BaseException as exc:  # noqa: BLE001 - collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(12)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert consortium.catalog.dataset_count() == 12
+    assert consortium.chain.w3.eth.get_transaction_count(signer.address) == start + 12
+
+
+def test_stale_nonce_after_another_client_sent_is_recovered(
+    consortium: Consortium, members: Members, ganache: GanacheNode
+) -> None:
+    """Another process sends from the same account; our cached nonce is stale; the send is retried."""
+    signer = members.tax.operator
+    consortium.registry.set_oracle_url(signer, "https://a.example/")  # caches the nonce
+    other = Chain(ganache.url)
+    other.use_errors_of(consortium.compilation.all_abis())
+    other.transact(signer, consortium.registry.contract.functions.setOracleUrl("https://b.example/"))
+    consortium.registry.set_oracle_url(signer, "https://c.example/")
+    assert consortium.registry.department(members.tax.id).oracle_url == "https://c.example/"
+
+
+def test_chain_down_raises_chain_unavailable(accounts: list[Signer]) -> None:
+    chain = Chain(f"http://127.0.0.1:{free_port()}", timeout=2)
+    with pytest.raises(ChainUnavailable):
+        chain.block_number()
+    with pytest.raises(ChainUnavailable):
+        _ = chain.chain_id
+
+
+def test_admitted_department_ids_are_sequential(consortium: Consortium, members: Members, committee: list[Signer], accounts: list[Signer]) -> None:
+    """A sanity check that the fixture chain is used per test: fresh contracts start from id 1."""
+    assert [m.id for m in (members.samr, members.tax, members.psb, members.audit)] == [1, 2, 3, 4]
+    new_id = admit(consortium, committee, "Statistics", "STATS", [AccountRole(members.spare[0].address, Role.OPERATOR)])
+    assert new_id == 5

@@ -1,0 +1,83 @@
+"""ledger.deployment: deployment, the manifest every component reads, and code verification."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from ledger.chain import Chain
+from ledger.compiler import DEPLOYABLE, CompilationResult
+from ledger.deployment import Consortium, Deployment, deploy_consortium
+from ledger.errors import ManifestError
+from ledger.keys import Signer
+
+
+def test_deployment_wires_contracts_together(consortium: Consortium, accounts: list[Signer]) -> None:
+    d = consortium.deployment
+    assert set(d.addresses) == set(DEPLOYABLE)
+    assert d.deployer == accounts[0].address
+    assert consortium.grants._call("auditLog") == d.addresses["AuditLog"]
+    assert consortium.catalog._call("i_registry") == d.addresses["ConsortiumRegistry"]
+    assert consortium.audit_log._call("i_grants") == d.addresses["AccessGrants"]
+    assert consortium.registry.threshold() == 2
+    assert consortium.registry.committee() == [a.address for a in accounts[:3]]
+    assert d.deployment_block <= consortium.chain.block_number()
+    consortium.verify_code()
+
+
+def test_manifest_round_trip_and_connect(consortium: Consortium, tmp_path: Path) -> None:
+    path = consortium.deployment.save(tmp_path)
+    assert path.name == f"{consortium.chain.chain_id}.json"
+    data = json.loads(path.read_text())
+    assert data["compiler"]["version"] == "0.8.28"
+    assert set(data["runtime_code_sha256"]) == set(DEPLOYABLE)
+    assert data["creation_bytecode_sha256"]["AuditLog"] == "0x" + hashlib.sha256(consortium.compilation["AuditLog"].bytecode).hexdigest()
+    assert Deployment.load(path) == consortium.deployment
+    again = Consortium.connect(consortium.chain.url, path)
+    assert again.registry.address == consortium.registry.address
+
+
+def test_manifest_for_another_chain_is_refused(consortium: Consortium) -> None:
+    other = replace(consortium.deployment, chain_id=consortium.deployment.chain_id + 1)
+    with pytest.raises(ManifestError, match="manifest is for chain"):
+        Consortium(consortium.chain, other, consortium.compilation)
+
+
+def test_code_mismatch_is_detected(consortium: Consortium) -> None:
+    tampered = dict(consortium.deployment.runtime_code_sha256, AuditLog="0x" + "00" * 32)
+    bad = Consortium(consortium.chain, replace(consortium.deployment, runtime_code_sha256=tampered), consortium.compilation)
+    with pytest.raises(ManifestError, match="AuditLog"):
+        bad.verify_code()
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("not json", "malformed"),
+        ('{"format": 99}', "unsupported manifest format"),
+        ('{"format": 1, "addresses": {}}', "lacks addresses"),
+    ],
+)
+def test_malformed_manifests_are_refused(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "1337.json"
+    path.write_text(text)
+    with pytest.raises(ManifestError, match=message):
+        Deployment.load(path)
+
+
+def test_missing_manifest_names_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="govshare deploy"):
+        Deployment.for_chain(4242, tmp_path)
+
+
+def test_threshold_above_committee_fails_deployment(chain: Chain, accounts: list[Signer], compilation: CompilationResult) -> None:
+    from ledger.errors import ContractRevert
+
+    with pytest.raises(ContractRevert) as err:
+        deploy_consortium(chain, accounts[0], [accounts[0].address], 2, compilation)
+    assert err.value.name == "GovernanceThresholdOutOfRange"
+    assert err.value.args == {"threshold": 2, "committeeSize": 1}
