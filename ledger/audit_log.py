@@ -76,6 +76,10 @@ class AuditEntry:
 
     def packed(self) -> bytes:
         """The 128-byte calldata form AuditLog.appendRecords takes (see IAuditLog)."""
+        _check_width("grant_id", self.grant_id, 64)
+        _check_width("dataset_id", self.dataset_id, 64)
+        if len(self.request_hash) != 32 or len(self.response_hash) != 32:
+            raise ValueError("request_hash and response_hash are 32 bytes each")
         w0 = int(to_checksum_address(self.requester), 16) << 96 | self.grant_id << 32
         w1 = self.dataset_id << 192 | self.meta
         return w0.to_bytes(32, "big") + w1.to_bytes(32, "big") + self.request_hash + self.response_hash
@@ -155,7 +159,18 @@ def split_record_id(rid: int) -> tuple[ChecksumAddress, int]:
     return to_checksum_address((rid >> 64).to_bytes(20, "big")), rid & _U64
 
 
+def _check_width(name: str, value: int, bits: int) -> None:
+    # An out-of-range value would spill into the neighbouring field (a version of 2**32 would turn a
+    # served record into a denial) instead of failing like the ABI encoding of the same entry does.
+    if not 0 <= int(value) < 1 << bits:
+        raise ValueError(f"{name} must fit in {bits} bits, got {value}")
+
+
 def pack_meta(checked_at_block: int, dataset_version: int, outcome: int, reason: int) -> int:
+    _check_width("checked_at_block", checked_at_block, 64)
+    _check_width("dataset_version", dataset_version, 32)
+    _check_width("outcome", int(outcome), 8)
+    _check_width("reason", int(reason), 8)
     return checked_at_block | dataset_version << 64 | int(outcome) << 96 | int(reason) << 104
 
 

@@ -1,5 +1,4 @@
-"""``govshare``: the command line. Subcommands register themselves here; this issue's are
-``compile``, ``keys new``, ``deploy`` and ``chain status``.
+"""``govshare``: the command line: ``compile``, ``keys new``, ``deploy``, ``chain status``, ``demo``.
 
 Exit codes: 0 success, 1 a refusal or verification failure, 2 a usage error, 3 the chain is unreachable.
 """
@@ -83,6 +82,12 @@ def _cmd_chain_status(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from ledger.demo import run_demo
+
+    return EXIT_OK if run_demo(Path(args.data_dir)) else EXIT_REFUSED
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="govshare", description="govshare: government data sharing on a consortium chain.")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -113,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
     p.add_argument("--manifest", help="manifest file (default: deployments/<chain-id>.json)")
     p.set_defaults(handler=_cmd_chain_status)
+
+    p = commands.add_parser("demo", help="walk through the consortium's life on an embedded local chain")
+    p.add_argument("--data-dir", default=str(Path(".devnet") / "demo"), help="where the demo chain keeps its state")
+    p.set_defaults(handler=_cmd_demo)
     return parser
 
 

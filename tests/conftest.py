@@ -10,16 +10,12 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
-from eth_account import Account
-
 from ledger.chain import Chain
 from ledger.compiler import CompilationResult, compile_contracts
 from ledger.deployment import Consortium, deploy_consortium
-from ledger.keys import Signer, signer_from_key
+from ledger.keys import Signer
 from ledger.registry import AccountRole, Role
-from tests.support.ganache import DETERMINISTIC_MNEMONIC, GanacheNode
-
-Account.enable_unaudited_hdwallet_features()
+from ledger.devnet import GanacheNode, dev_accounts
 
 
 @pytest.fixture(scope="session")
@@ -39,10 +35,7 @@ def compilation() -> CompilationResult:
 @pytest.fixture(scope="session")
 def accounts() -> list[Signer]:
     """Ganache's deterministic accounts. test keys: derived from a public mnemonic, not secrets."""
-    return [
-        signer_from_key(Account.from_mnemonic(DETERMINISTIC_MNEMONIC, account_path=f"m/44'/60'/0'/0/{i}").key.hex())
-        for i in range(30)
-    ]
+    return dev_accounts(30)
 
 
 @pytest.fixture

@@ -40,12 +40,12 @@ ALL_ROLES = (Role.COMMITTEE, Role.OPERATOR, Role.AUDITOR, Role.ORACLE)
 
 
 @contextmanager
-def reverts(name: str, **args: Any) -> Iterator[pytest.ExceptionInfo[ContractRevert]]:
+def reverts(error: str, /, **args: Any) -> Iterator[pytest.ExceptionInfo[ContractRevert]]:
     """Expect a ContractRevert with exactly this custom error name and these arguments."""
     with pytest.raises(ContractRevert) as info:
         yield info
-    assert info.value.name == name, f"expected {name}, got {info.value}"
-    assert info.value.args == args, f"expected {name}{args}, got {info.value}"
+    assert info.value.name == error, f"expected {error}, got {info.value}"
+    assert info.value.args == args, f"expected {error}{args}, got {info.value}"
 
 
 def send(consortium: Consortium, signer: Signer, fn: str, *args: Any) -> TxResult:
@@ -573,11 +573,11 @@ class TestAdmitDepartment:
         assert roles_of(consortium, committee[2].address) == {Role.COMMITTEE, Role.OPERATOR}
         assert consortium.registry.department_of(committee[2].address) == 1
 
-    def _refused(self, consortium: Consortium, committee, call: bytes, name: str, **args: Any) -> None:
+    def _refused(self, consortium: Consortium, committee, call: bytes, error: str, /, **args: Any) -> None:
         count = consortium.registry.department_count()
         pid, _ = propose(consortium, committee[0], call)
         consortium.registry.approve(committee[1], pid)
-        with reverts(name, **args):
+        with reverts(error, **args):
             consortium.registry.execute(committee[0], pid)
         assert consortium.registry.department_count() == count
         assert consortium.registry.proposal_state(pid) is ProposalState.OPEN
