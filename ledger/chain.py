@@ -46,6 +46,8 @@ class Chain:
         self._nonces: dict[str, int] = {}
         self._nonce_lock = threading.Lock()
         self._chain_id: int | None = None
+        self._fee_mode: str | None = None
+        self._priority_fee = 0
         self.decoder = ErrorDecoder([])
 
     # ---------------------------------------------------------------- basics
@@ -169,18 +171,28 @@ class Chain:
             self._nonces.pop(address, None)
 
     def _fees(self) -> dict[str, int]:
-        gas_price = int(self._rpc(lambda: self.w3.eth.gas_price))
-        if gas_price == 0:
-            return {"gasPrice": 0}  # free-gas consortium chain (Besu with min-gas-price 0)
-        latest = self._rpc(lambda: self.w3.eth.get_block("latest"))
-        base_fee = latest.get("baseFeePerGas")
-        if base_fee is None:
-            return {"gasPrice": gas_price}
-        try:
-            priority = int(self._rpc(lambda: self.w3.eth.max_priority_fee))
-        except (Web3RPCError, ValueError):
-            priority = 10**9
-        return {"maxFeePerGas": 2 * int(base_fee) + priority, "maxPriorityFeePerGas": priority}
+        """Fee fields for the next transaction. The chain's fee mode is detected once per
+        connection (a chain does not switch between free gas, legacy and EIP-1559 at run time);
+        on an EIP-1559 chain the latest base fee is read for every transaction."""
+        if self._fee_mode is None:
+            gas_price = int(self._rpc(lambda: self.w3.eth.gas_price))
+            base_fee = self._rpc(lambda: self.w3.eth.get_block("latest")).get("baseFeePerGas")
+            if gas_price == 0:
+                self._fee_mode = "free"  # free-gas consortium chain (Besu with min-gas-price 0)
+            elif base_fee is None:
+                self._fee_mode = "legacy"
+            else:
+                self._fee_mode = "eip1559"
+                try:
+                    self._priority_fee = int(self._rpc(lambda: self.w3.eth.max_priority_fee))
+                except (Web3RPCError, ValueError):
+                    self._priority_fee = 10**9
+        if self._fee_mode == "free":
+            return {"gasPrice": 0}
+        if self._fee_mode == "legacy":
+            return {"gasPrice": int(self._rpc(lambda: self.w3.eth.gas_price))}
+        base_fee = int(self._rpc(lambda: self.w3.eth.get_block("latest"))["baseFeePerGas"])
+        return {"maxFeePerGas": 2 * base_fee + self._priority_fee, "maxPriorityFeePerGas": self._priority_fee}
 
     def _revert(self, exc: BaseException) -> ContractRevert | TransactionFailed:
         data = revert_data_from(exc)

@@ -12,7 +12,7 @@ from typing import Iterator
 import pytest
 from ledger.chain import Chain
 from ledger.compiler import CompilationResult, compile_contracts
-from ledger.deployment import Consortium, deploy_consortium
+from ledger.deployment import Consortium, Deployment, deploy_consortium
 from ledger.keys import Signer
 from ledger.registry import AccountRole, Role
 from ledger.devnet import GanacheNode, dev_accounts
@@ -49,12 +49,6 @@ def committee(accounts: list[Signer]) -> list[Signer]:
     return accounts[0:3]
 
 
-@pytest.fixture
-def consortium(chain: Chain, accounts: list[Signer], committee: list[Signer], compilation: CompilationResult) -> Consortium:
-    deployment = deploy_consortium(chain, accounts[0], [m.address for m in committee], 2, compilation)
-    return Consortium(chain, deployment, compilation)
-
-
 @dataclass(frozen=True)
 class Member:
     """A department admitted in the fixture, with the accounts acting for it."""
@@ -82,8 +76,9 @@ def admit(consortium: Consortium, committee: list[Signer], name: str, code: str,
     return int(consortium.registry.event(result, "DepartmentAdmitted").args["deptId"])
 
 
-@pytest.fixture
-def members(consortium: Consortium, committee: list[Signer], accounts: list[Signer]) -> Members:
+def admit_members(consortium: Consortium, committee: list[Signer], accounts: list[Signer]) -> Members:
+    """Admit market supervision, tax, public security and an audit office by committee vote."""
+
     def dept(name: str, code: str, operator: Signer, oracle: Signer, auditor: Signer | None = None) -> Member:
         roles = [AccountRole(operator.address, Role.OPERATOR), AccountRole(oracle.address, Role.ORACLE)]
         if auditor is not None:
@@ -99,3 +94,39 @@ def members(consortium: Consortium, committee: list[Signer], accounts: list[Sign
         outsider=accounts[12],
         spare=accounts[13:],
     )
+
+
+@dataclass
+class Template:
+    """Deployments made once per session, and the chain snapshot every test starts from."""
+
+    bare: Deployment  # freshly deployed, no department yet
+    populated: Deployment  # freshly deployed, four departments admitted by vote
+    members: Members
+    snapshot: str
+
+
+@pytest.fixture(scope="session")
+def template(ganache: GanacheNode, accounts: list[Signer], compilation: CompilationResult) -> Template:
+    chain = Chain(ganache.url)
+    committee = [m.address for m in accounts[0:3]]
+    bare = deploy_consortium(chain, accounts[0], committee, 2, compilation)
+    populated = deploy_consortium(chain, accounts[0], committee, 2, compilation)
+    members = admit_members(Consortium(chain, populated, compilation), accounts[0:3], accounts)
+    return Template(bare, populated, members, str(ganache.rpc("evm_snapshot")))
+
+
+@pytest.fixture
+def consortium(request: pytest.FixtureRequest, ganache: GanacheNode, template: Template, chain: Chain, compilation: CompilationResult) -> Consortium:
+    """Contracts exactly as freshly deployed: the chain is reverted to the snapshot taken right after
+    the session's deployments (deploying and admitting four departments per test took ~1 s each).
+    Tests that also ask for ``members`` get the deployment where the departments are admitted."""
+    assert ganache.rpc("evm_revert", [template.snapshot]) is True
+    template.snapshot = str(ganache.rpc("evm_snapshot"))
+    deployment = template.populated if "members" in request.fixturenames else template.bare
+    return Consortium(chain, deployment, compilation)
+
+
+@pytest.fixture
+def members(consortium: Consortium, template: Template) -> Members:
+    return template.members

@@ -229,28 +229,28 @@ def random_entry(rng: random.Random) -> AuditEntry:
     )
 
 
-def test_record_event_topic_matches_the_constant_in_the_contract(world: Ledger) -> None:
+def test_record_event_topic_matches_the_constant_in_the_contract(consortium: Consortium) -> None:
     topic = keccak(text="AuditRecordAppended(uint64,address,uint64,uint256,uint256,bytes32,bytes32)")
-    assert world.log.events.topic("AuditRecordAppended") == topic
+    assert consortium.audit_log.events.topic("AuditRecordAppended") == topic
     assert topic.hex() == "afe7a2371761341e508f4c6b2496256657bab9891722fb849b6283ad24ba3c9e"
 
 
-def test_python_and_solidity_agree_on_chain_step_for_random_entries(world: Ledger) -> None:
+def test_python_and_solidity_agree_on_chain_step_for_random_entries(consortium: Consortium) -> None:
     rng = random.Random(7)
     for _ in range(40):
         e = random_entry(rng)
         head = rng.choice([ZERO_HASH, rng.randbytes(32)])
         rid = record_id(to_checksum_address(rng.randbytes(20)), rng.randrange(1, 1 << 64))
-        assert chain_step(head, rid, e) == world.log.chain_step_on_chain(head, rid, e)
+        assert chain_step(head, rid, e) == consortium.audit_log.chain_step_on_chain(head, rid, e)
 
 
-def test_python_and_solidity_agree_on_packing(world: Ledger) -> None:
+def test_python_and_solidity_agree_on_packing(consortium: Consortium) -> None:
     rng = random.Random(8)
     entries = [random_entry(rng) for _ in range(25)]
     packed = pack_entries(entries)
     assert len(packed) == RECORD_SIZE * len(entries)
-    assert world.log.pack_on_chain(entries) == packed
-    assert world.log.pack_on_chain([]) == b"" == pack_entries([])
+    assert consortium.audit_log.pack_on_chain(entries) == packed
+    assert consortium.audit_log.pack_on_chain([]) == b"" == pack_entries([])
     for e in entries:  # each record round-trips through the layout of IAuditLog
         w0, w1 = int.from_bytes(e.packed()[:32], "big"), int.from_bytes(e.packed()[32:64], "big")
         assert (w0 >> 96, (w0 >> 32) & U64, w0 & 0xFFFFFFFF) == (int(e.requester, 16), e.grant_id, 0)
@@ -258,12 +258,12 @@ def test_python_and_solidity_agree_on_packing(world: Ledger) -> None:
         assert unpack_meta(w1 & ((1 << 112) - 1)) == (e.checked_at_block, e.dataset_version, e.outcome, e.reason)
 
 
-def test_record_ids_agree_with_the_contract(world: Ledger) -> None:
-    oracle = world.members.samr.oracle.address
+def test_record_ids_agree_with_the_contract(consortium: Consortium, accounts: list[Signer]) -> None:
+    oracle = accounts[4].address
     for sequence in (1, 2, 12345, U64):
         rid = record_id(oracle, sequence)
         assert rid == int(oracle, 16) << 64 | sequence
-        assert world.log.contract.functions.recordId(oracle, sequence).call() == rid
+        assert consortium.audit_log.contract.functions.recordId(oracle, sequence).call() == rid
         assert split_record_id(rid) == (oracle, sequence)
     for bad in (0, U64 + 1):
         with pytest.raises(ValueError):
@@ -276,6 +276,23 @@ def test_meta_packing_round_trips_at_the_field_limits() -> None:
     assert meta < 1 << 112
     assert unpack_meta(meta) == (U64, 0xFFFFFFFF, Outcome.SOURCE_FAILURE, 255)
     assert unpack_meta(pack_meta(0, 0, Outcome.SERVED, 0)) == (0, 0, Outcome.SERVED, 0)
+
+
+def test_packing_refuses_values_that_would_spill_into_neighbouring_fields() -> None:
+    """Without range checks a version of 2**32 packs as outcome DENIED, a grant of 2**64 changes the
+    requester, and a short hash misaligns every later record of the batch."""
+    ok = AuditEntry(1, "0x" + "11" * 20, 1, 1, Outcome.SERVED, 0, 1, b"\x01" * 32, b"\x02" * 32)
+    assert len(ok.packed()) == RECORD_SIZE
+    spills = [
+        {"dataset_version": 1 << 32}, {"checked_at_block": 1 << 64}, {"reason": 256}, {"reason": -1},
+        {"grant_id": 1 << 64}, {"dataset_id": 1 << 64}, {"request_hash": b"\x01" * 31}, {"response_hash": b""},
+    ]
+    for change in spills:
+        bad = AuditEntry(**{**ok.__dict__, **change})
+        with pytest.raises(ValueError):
+            bad.packed()
+    with pytest.raises(ValueError):
+        pack_meta(0, 1 << 32, Outcome.SERVED, 0)
 
 
 # --------------------------------------------------------------------------- appending
@@ -523,10 +540,12 @@ def test_empty_batch_is_refused(world: Ledger) -> None:
     world.refused(world.members.samr.oracle, 1, b"", "AuditLogEmptyBatch", {})
 
 
-@pytest.mark.parametrize("length", [1, 64, 127, 129, 255, 128 * 3 + 32])
-def test_length_not_a_multiple_of_the_record_size_is_refused(world: Ledger, length: int) -> None:
-    raw = (pack_entries([world.served() for _ in range(4)]) + b"\x01" * 128)[:length]
-    world.refused(world.members.samr.oracle, 1, raw, "AuditLogMalformedBatch", {"length": length})
+def test_length_not_a_multiple_of_the_record_size_is_refused(world: Ledger) -> None:
+    whole = pack_entries([world.served() for _ in range(4)]) + b"\x01" * 128
+    for length in (1, 64, 127, 129, 255, 128 * 3 + 32, 128 * 5 - 1):
+        world.refused(world.members.samr.oracle, 1, whole[:length], "AuditLogMalformedBatch", {"length": length})
+    # checked before the sequence: a misaligned batch at the wrong sequence is still "malformed"
+    world.refused(world.members.samr.oracle, 9, whole[:130], "AuditLogMalformedBatch", {"length": 130})
 
 
 def test_more_than_max_batch_records_is_refused(world: Ledger) -> None:
@@ -547,27 +566,43 @@ CORRUPTIONS = {
 }
 
 
-@pytest.mark.parametrize("corruption", list(CORRUPTIONS))
-def test_malformed_record_is_refused_first_middle_and_last(world: Ledger, corruption: str) -> None:
+def test_malformed_record_is_refused_first_middle_and_last(world: Ledger) -> None:
     oracle = world.members.samr.oracle
-    bad = lambda e: raw_record(e, **CORRUPTIONS[corruption])  # noqa: E731
     malformed = "AuditLogMalformedRecord"
-    for outcome in Outcome:  # first of a batch: the Solidity slow path
-        world.refused(oracle, 1, bad(world.entry(outcome)), malformed, {"sequence": 1})
+    for outcome in Outcome:  # at sequence 1, first of the oracle's chain
+        world.refused(oracle, 1, raw_record(world.entry(outcome), w1_or=1 << 150), malformed, {"sequence": 1})
     world.append(oracle, [world.served() for _ in range(3)])
-    # in the middle of a run the fast path accepts: records 4..13, the bad one is sequence 4 + 5
-    for outcome in Outcome:
-        good = [world.served() for _ in range(10)]
-        raw = pack_entries(good[:5]) + bad(world.entry(outcome)) + pack_entries(good[6:])
-        world.refused(oracle, 4, raw, malformed, {"sequence": 9})
-        raw = pack_entries(good[:9]) + bad(world.entry(outcome))  # last
-        world.refused(oracle, 4, raw, malformed, {"sequence": 13})
-    # after denials (the fast path's other branch)
-    denials = [world.entry(Outcome.DENIED) for _ in range(3)]
-    world.refused(oracle, 4, pack_entries(denials) + bad(world.entry(Outcome.DENIED)), malformed, {"sequence": 7})
-    # only the first malformed record is reported
-    raw = pack_entries(denials[:1]) + bad(world.served()) + bad(world.served())
-    world.refused(oracle, 4, raw, malformed, {"sequence": 5})
+    for name, corruption in CORRUPTIONS.items():
+        bad = lambda e: raw_record(e, **corruption)  # noqa: E731
+        for outcome in Outcome:
+            # first of a batch: the Solidity slow path (`_validate`)
+            world.refused(oracle, 4, bad(world.entry(outcome)), malformed, {"sequence": 4})
+            # in the middle of a run the assembly fast path accepts: records 4..13, the bad one is 4 + 5
+            good = [world.served() for _ in range(10)]
+            raw = pack_entries(good[:5]) + bad(world.entry(outcome)) + pack_entries(good[6:])
+            world.refused(oracle, 4, raw, malformed, {"sequence": 9})
+            raw = pack_entries(good[:9]) + bad(world.entry(outcome))  # last
+            world.refused(oracle, 4, raw, malformed, {"sequence": 13})
+        # after denials (the fast path's other branch)
+        denials = [world.entry(Outcome.DENIED) for _ in range(3)]
+        world.refused(oracle, 4, pack_entries(denials) + bad(world.entry(Outcome.DENIED)), malformed, {"sequence": 7})
+        # only the first malformed record is reported
+        raw = pack_entries(denials[:1]) + bad(world.served()) + bad(world.served())
+        world.refused(oracle, 4, raw, malformed, {"sequence": 5})
+    # the same records, well formed, are accepted
+    world.append(oracle, [world.served() for _ in range(10)])
+
+
+def test_checks_are_made_in_the_documented_order(world: Ledger) -> None:
+    """Role, then length, then emptiness, then size, then sequence, then the records."""
+    m = world.members
+    bad = raw_record(world.served(), outcome=9)
+    world.refused(m.outsider, 7, b"\x00" * 129, "AuditLogNotOracle", {"caller": m.outsider.address})
+    world.refused(m.samr.oracle, 7, b"\x00" * 129, "AuditLogMalformedBatch", {"length": 129})
+    world.refused(m.samr.oracle, 7, b"", "AuditLogEmptyBatch", {})
+    world.refused(m.samr.oracle, 7, bad * (MAX_BATCH + 1), "AuditLogBatchTooLarge", {"size": MAX_BATCH + 1, "max": MAX_BATCH})
+    world.refused(m.samr.oracle, 7, bad, "AuditLogSequenceMismatch", {"oracle": m.samr.oracle.address, "expected": 1, "given": 7})
+    world.refused(m.samr.oracle, 1, bad, "AuditLogMalformedRecord", {"sequence": 1})
 
 
 def test_outcome_and_reason_bits_at_their_limits_are_well_formed(world: Ledger) -> None:
