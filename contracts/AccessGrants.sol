@@ -43,13 +43,17 @@ contract AccessGrants is IAccessGrants {
 
     /// @notice Asks the owner of `datasetId` for `fields` of it, for `purpose`, for `duration` seconds
     /// from activation and at most `quota` served queries; `pinnedVersion` 0 follows the latest version.
+    /// `unmaskedFields` (a subset of `fields`) asks to see those fields in clear where the provider's
+    /// masking policy would otherwise mask them.
     /// Requirements: the caller is an operator of an active department other than the owner; the
-    /// dataset exists and is not retired; `fields` is a non-empty subset of its schema; 0 < duration
+    /// dataset exists, is not retired and its owner is a member; `fields` is a non-empty subset of its
+    /// schema and `unmaskedFields` a subset of `fields`; 0 < duration
     /// <= MAX_DURATION; quota > 0; a non-empty purpose; `pinnedVersion` is 0 or a published version.
     /// Emits {GrantRequested}.
     function requestGrant(
         uint64 datasetId,
         uint256 fields,
+        uint256 unmaskedFields,
         string calldata purpose,
         uint64 duration,
         uint64 quota,
@@ -60,11 +64,12 @@ contract AccessGrants is IAccessGrants {
         uint32 ownerDept = i_catalog.ownerOf(datasetId);
         if (ownerDept == 0) revert AccessGrantsDatasetNotAvailable(datasetId);
         IDataCatalog.Dataset memory ds = i_catalog.dataset(datasetId);
-        if (ds.retired) revert AccessGrantsDatasetNotAvailable(datasetId);
+        if (ds.retired || !i_registry.isActiveDepartment(ownerDept)) revert AccessGrantsDatasetNotAvailable(datasetId);
         if (ownerDept == requesterDept) revert AccessGrantsOwnDataset(datasetId, requesterDept);
         if (fields == 0 || (ds.fieldCount < 256 && fields >> ds.fieldCount != 0)) {
             revert AccessGrantsInvalidFields(fields, ds.fieldCount);
         }
+        if (unmaskedFields & ~fields != 0) revert AccessGrantsInvalidUnmaskedFields(unmaskedFields, fields);
         if (duration == 0 || duration > MAX_DURATION) revert AccessGrantsInvalidDuration(duration, MAX_DURATION);
         if (quota == 0) revert AccessGrantsInvalidQuota(quota);
         if (bytes(purpose).length == 0) revert AccessGrantsPurposeRequired();
@@ -82,27 +87,36 @@ contract AccessGrants is IAccessGrants {
         g.duration = duration;
         g.quota = quota;
         g.fields = fields;
+        g.unmaskedFields = unmaskedFields;
         g.purposeHash = keccak256(bytes(purpose));
-        emit GrantRequested(grantId, datasetId, requesterDept, fields, purpose, duration, quota, pinnedVersion);
+        emit GrantRequested(grantId, datasetId, requesterDept, fields, unmaskedFields, purpose, duration, quota, pinnedVersion);
     }
 
-    /// @notice Approves a requested grant, possibly narrowing its fields, duration or quota. For a
-    /// secret dataset the grant then awaits an auditor's co-approval; otherwise it is active at once.
-    /// Requirements: the caller is an operator of the owner department; the grant is Requested;
-    /// `fields` is a non-empty subset, `duration` and `quota` are non-zero and no larger than requested.
-    /// Emits {GrantApproved}, and {GrantActivated} unless co-approval is needed.
-    function approveGrant(uint64 grantId, uint256 fields, uint64 duration, uint64 quota) external {
+    /// @notice Approves a requested grant, possibly narrowing its fields, unmasked fields, duration or
+    /// quota. For a secret dataset the grant then awaits an auditor's co-approval; otherwise it is
+    /// active at once.
+    /// Requirements: the caller is an operator of the owner department; the grant is Requested; the
+    /// dataset is not retired; `fields` is a non-empty subset of the requested fields, `unmaskedFields`
+    /// a subset of both the requested unmasked fields and `fields`; `duration` and `quota` are non-zero
+    /// and no larger than requested. Emits {GrantApproved}, and {GrantActivated} unless co-approval is needed.
+    function approveGrant(uint64 grantId, uint256 fields, uint256 unmaskedFields, uint64 duration, uint64 quota)
+        external
+    {
         Grant storage g = _grant(grantId);
         _requireOwnerOperator(g);
         _requireStatus(g, GrantStatus.Requested);
-        if (fields == 0 || fields & ~g.fields != 0 || duration == 0 || duration > g.duration || quota == 0 || quota > g.quota) {
-            revert AccessGrantsNotNarrowing(grantId);
-        }
+        if (
+            fields == 0 || fields & ~g.fields != 0 || unmaskedFields & ~(g.unmaskedFields & fields) != 0
+                || duration == 0 || duration > g.duration || quota == 0 || quota > g.quota
+        ) revert AccessGrantsNotNarrowing(grantId);
+        IDataCatalog.Dataset memory ds = i_catalog.dataset(g.datasetId);
+        if (ds.retired) revert AccessGrantsDatasetNotAvailable(g.datasetId);
         g.fields = fields;
+        g.unmaskedFields = unmaskedFields;
         g.duration = duration;
         g.quota = quota;
-        emit GrantApproved(grantId, msg.sender, fields, duration, quota);
-        if (i_catalog.dataset(g.datasetId).classification == IDataCatalog.Classification.Secret) {
+        emit GrantApproved(grantId, msg.sender, fields, unmaskedFields, duration, quota);
+        if (ds.classification == IDataCatalog.Classification.Secret) {
             g.status = GrantStatus.AwaitingCoApproval;
         } else {
             _activate(g);

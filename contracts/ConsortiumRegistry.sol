@@ -75,7 +75,7 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
         s_deptByCode[code] = deptId;
         emit DepartmentAdmitted(deptId, code, name, auditOffice);
         for (uint256 i = 0; i < accounts.length; ++i) {
-            _addAccountRole(deptId, accounts[i], roles[i]);
+            _addAccountRole(deptId, accounts[i], roles[i], true);
         }
         if (_operatorCount(deptId) == 0) revert ConsortiumRegistryLastOperator(deptId, address(0));
     }
@@ -118,10 +118,11 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
 
     /// @notice Binds `account` to the caller's department with `role` (key rotation, a new oracle...).
     /// Requirements: the caller is an operator of an active department; `role` is OPERATOR or ORACLE,
-    /// or AUDITOR in an audit office; `account` is free or already in this department.
+    /// or AUDITOR in an audit office; `account` is free or already in this department, and is not a
+    /// committee member without a department (only a committee vote may bind one).
     /// Emits {AccountBound} (first binding) and {RoleGranted}.
     function addDepartmentAccount(address account, bytes32 role) external {
-        _addAccountRole(_callerDepartment(), account, role);
+        _addAccountRole(_callerDepartment(), account, role, false);
     }
 
     /// @notice Takes `role` from `account` of the caller's department; an account left with no role is unbound.
@@ -207,14 +208,16 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
 
     // ------------------------------------------------------------------ internals
 
-    function _addAccountRole(uint32 deptId, address account, bytes32 role) private {
+    function _addAccountRole(uint32 deptId, address account, bytes32 role, bool byGovernance) private {
         if (account == address(0)) revert ConsortiumRegistryInvalidAccount(account);
         bool assignable = role == OPERATOR_ROLE || role == ORACLE_ROLE
             || (role == AUDITOR_ROLE && s_departments[deptId].auditOffice);
         if (!assignable) revert ConsortiumRegistryRoleNotAssignable(role, deptId);
         uint32 current = s_accountDept[account];
         if (current == 0) {
-            // A founding committee member may hold COMMITTEE_ROLE without a department.
+            // A committee member without a department joins one only by a committee vote: a
+            // department binding it on its own would tie the member's seat to that department.
+            if (!byGovernance && hasRole(COMMITTEE_ROLE, account)) revert ConsortiumRegistryCommitteeMemberNotBindable(account);
             if (s_deptAccounts[deptId].length() >= MAX_ACCOUNTS_PER_DEPARTMENT) {
                 revert ConsortiumRegistryTooManyAccounts(deptId, MAX_ACCOUNTS_PER_DEPARTMENT);
             }

@@ -8,6 +8,7 @@ from typing import Sequence
 
 from ledger.base import ContractClient
 from ledger.errors import LedgerError
+from ledger.events import read_events
 from ledger.keys import Signer
 
 
@@ -112,22 +113,15 @@ class DataCatalogClient(ContractClient):
         )
 
     def fields(self, dataset_id: int) -> tuple[str, ...]:
-        """The schema's field names, read from the dataset's DatasetRegistered event."""
-        topic = self.events.topic("DatasetRegistered")
-        logs = self.chain._rpc(
-            lambda: self.chain.w3.eth.get_logs(
-                {
-                    "address": self.address,
-                    "fromBlock": self.from_block,
-                    "toBlock": "latest",
-                    "topics": ["0x" + topic.hex(), "0x" + dataset_id.to_bytes(32, "big").hex()],
-                }
-            )
-        )
-        events = self.events.decode_all(logs)
-        if not events:
-            return ()
-        return tuple(events[0].args["fields"])
+        """The schema's field names, read from the dataset's DatasetRegistered event.
+
+        Logs are read in bounded block ranges (``ledger.events.read_events``): nodes such as Besu
+        refuse an ``eth_getLogs`` range longer than their limit, and the deployment block soon lies
+        further back than that. The scan stops at the (single) registration event."""
+        topics = ["0x" + self.events.topic("DatasetRegistered").hex(), "0x" + dataset_id.to_bytes(32, "big").hex()]
+        for event in read_events(self.chain, self.events, [self.address], self.from_block, topics=topics):
+            return tuple(event.args["fields"])
+        return ()
 
     def version(self, dataset_id: int, version: int) -> DatasetVersion:
         raw = self._call("datasetVersion", dataset_id, version)

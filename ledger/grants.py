@@ -58,6 +58,7 @@ class AccessGrant:
     quota: int
     used: int
     fields: int
+    unmasked_fields: int
     purpose_hash: bytes
 
     @classmethod
@@ -76,7 +77,8 @@ class AccessGrant:
             quota=int(raw[10]),
             used=int(raw[11]),
             fields=int(raw[12]),
-            purpose_hash=bytes(raw[13]),
+            unmasked_fields=int(raw[13]),
+            purpose_hash=bytes(raw[14]),
         )
 
 
@@ -106,12 +108,24 @@ class AccessGrantsClient(ContractClient):
         duration: int,
         quota: int,
         pinned_version: int = 0,
+        *,
+        unmasked_fields: int = 0,
     ) -> int:
-        result = self._transact(signer, "requestGrant", dataset_id, fields, purpose, duration, quota, pinned_version)
+        """Request ``fields`` (a bitmask) of a dataset; ``unmasked_fields`` (a subset) asks to see those
+        in clear where the provider's masking policy would mask them."""
+        result = self._transact(
+            signer, "requestGrant", dataset_id, fields, unmasked_fields, purpose, duration, quota, pinned_version
+        )
         return int(self.event(result, "GrantRequested").args["grantId"])
 
-    def approve(self, signer: Signer, grant_id: int, fields: int, duration: int, quota: int) -> TxResult:
-        return self._transact(signer, "approveGrant", grant_id, fields, duration, quota)
+    def approve(
+        self, signer: Signer, grant_id: int, fields: int, duration: int, quota: int, *, unmasked_fields: int | None = None
+    ) -> TxResult:
+        """Approve, possibly narrowing; ``unmasked_fields`` defaults to the requested unmasked fields
+        that are still granted."""
+        if unmasked_fields is None:
+            unmasked_fields = self.grant(grant_id).unmasked_fields & fields
+        return self._transact(signer, "approveGrant", grant_id, fields, unmasked_fields, duration, quota)
 
     def co_approve(self, signer: Signer, grant_id: int) -> TxResult:
         return self._transact(signer, "coApproveGrant", grant_id)

@@ -51,6 +51,7 @@ interface IAccessGrants {
         uint64 quota; // most served queries
         uint64 used; // served queries anchored in the audit log
         uint256 fields; // bit i: field i of the dataset's schema
+        uint256 unmaskedFields; // granted fields the oracle shows in clear despite its masking policy
         bytes32 purposeHash; // keccak256 of the stated purpose (emitted in full in {GrantRequested})
     }
 
@@ -59,12 +60,15 @@ interface IAccessGrants {
         uint64 indexed datasetId,
         uint32 indexed requesterDept,
         uint256 fields,
+        uint256 unmaskedFields,
         string purpose,
         uint64 duration,
         uint64 quota,
         uint32 pinnedVersion
     );
-    event GrantApproved(uint64 indexed grantId, address indexed approver, uint256 fields, uint64 duration, uint64 quota);
+    event GrantApproved(
+        uint64 indexed grantId, address indexed approver, uint256 fields, uint256 unmaskedFields, uint64 duration, uint64 quota
+    );
     event GrantCoApproved(uint64 indexed grantId, address indexed auditor);
     event GrantActivated(uint64 indexed grantId, uint64 expiresAt);
     event GrantRejected(uint64 indexed grantId, address indexed by, string reason);
@@ -82,6 +86,7 @@ interface IAccessGrants {
     error AccessGrantsDatasetNotAvailable(uint64 datasetId);
     error AccessGrantsOwnDataset(uint64 datasetId, uint32 deptId);
     error AccessGrantsInvalidFields(uint256 fields, uint16 fieldCount);
+    error AccessGrantsInvalidUnmaskedFields(uint256 unmaskedFields, uint256 fields);
     error AccessGrantsInvalidDuration(uint64 duration, uint64 max);
     error AccessGrantsInvalidQuota(uint64 quota);
     error AccessGrantsInvalidVersion(uint32 version, uint32 latest);

@@ -33,6 +33,7 @@ interface IConsortiumRegistry {
     error ConsortiumRegistryInvalidDepartment(string name, bytes32 code);
     error ConsortiumRegistryAccountTaken(address account, uint32 deptId);
     error ConsortiumRegistryInvalidAccount(address account);
+    error ConsortiumRegistryCommitteeMemberNotBindable(address account);
     error ConsortiumRegistryRoleNotAssignable(bytes32 role, uint32 deptId);
     error ConsortiumRegistryRoleNotHeld(address account, bytes32 role);
     error ConsortiumRegistryNotDepartmentOperator(address caller, uint32 deptId);

@@ -15,6 +15,7 @@ import pytest
 
 from ledger.catalog import Classification, Dataset, UnknownField, UpdateFrequency
 from ledger.errors import ContractRevert, LedgerError, MerkleProofError
+from ledger.events import DEFAULT_BLOCK_STEP
 from ledger.hashing import content_hash, keccak, record_hash, schema_hash
 from ledger.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, verify_inclusion
 from ledger.registry import AccountRole, Role
@@ -550,3 +551,26 @@ def test_department_admitted_later_owns_its_datasets(consortium, members, commit
     dept = admit(consortium, committee, "统计局 Statistics", "STATS", [AccountRole(extra.address, Role.OPERATOR)])
     dataset_id = consortium.catalog.register(extra, "人口统计", ["地区", "人口"], Classification.PUBLIC)
     assert consortium.catalog.owner_of(dataset_id) == dept
+
+
+def test_fields_read_in_bounded_log_ranges(consortium, members, ganache, monkeypatch):
+    """fields()/dataset() still work when the registration lies more than one eth_getLogs range back,
+    and never ask the node for a longer range than DEFAULT_BLOCK_STEP (Besu refuses those).
+    (Regression: the client used to ask for deployment..latest in one call.)"""
+    first = register(consortium, members.samr)
+    ganache.rpc("evm_mine", [{"blocks": 2 * DEFAULT_BLOCK_STEP + 10}])
+    second = register(consortium, members.tax, "发票", ["发票号码", "金额"])
+    ranges: list[tuple[int, int]] = []
+    real_get_logs = consortium.chain.w3.eth.get_logs
+
+    def recording_get_logs(query):  # pass-through: the real node answers, only the ranges are noted
+        bounds = [consortium.chain.block_number() if query[k] == "latest" else int(query[k]) for k in ("fromBlock", "toBlock")]
+        ranges.append((bounds[0], bounds[1]))
+        return real_get_logs(query)
+
+    monkeypatch.setattr(consortium.chain.w3.eth, "get_logs", recording_get_logs)
+    assert consortium.catalog.fields(first) == tuple(FIELDS)
+    assert consortium.catalog.dataset(second).fields == ("发票号码", "金额")
+    assert consortium.catalog.fields(99) == ()
+    assert ranges and all(b - a + 1 <= DEFAULT_BLOCK_STEP for a, b in ranges)
+    assert max(b for _, b in ranges) >= consortium.chain.block_number() - 1

@@ -925,28 +925,26 @@ class TestAddDepartmentAccount:
         with reverts("ConsortiumRegistryInvalidAccount", account=ZERO):
             consortium.registry.add_account(members.samr.operator, ZERO, Role.ORACLE)
 
-    def test_operator_may_bind_a_committee_member(self, consortium: Consortium, committee, members: Members) -> None:
-        """Documents current behaviour: a free secretariat member can be bound by a department's operator
-        (without the member's consent); removing that department later strips its COMMITTEE seat."""
+    def test_operator_may_not_bind_a_committee_member(self, consortium: Consortium, committee, members: Members) -> None:
+        """A committee member without a department cannot be bound by a department on its own (it would tie
+        the member's seat to that department, without the member's consent and beyond the committee's
+        control); nothing changes."""
         samr, member = members.samr, committee[2].address
-        consortium.registry.add_account(samr.operator, member, Role.ORACLE)
-        assert consortium.registry.department_of(member) == samr.id
-        pass_(consortium, committee[:2], consortium.registry.remove_department_call(samr.id))
-        assert member not in consortium.registry.committee()
+        with reverts("ConsortiumRegistryCommitteeMemberNotBindable", account=member):
+            consortium.registry.add_account(samr.operator, member, Role.ORACLE)
+        assert consortium.registry.department_of(member) == 0
+        assert member in consortium.registry.committee()
+        assert member not in consortium.registry.department_accounts(samr.id)
 
-    def test_binding_a_committee_member_can_block_removal(self, consortium: Consortium, committee, members: Members) -> None:
-        """Documents current behaviour: when committee size == threshold, a department that binds a secretariat
-        member (which that member cannot undo: renounceRole is disabled) can no longer be removed until the
-        committee lowers its threshold."""
-        samr = members.samr
-        pass_(consortium, committee[:2], consortium.registry.set_threshold_call(3))
-        consortium.registry.add_account(samr.operator, committee[2].address, Role.ORACLE)
-        pid, _ = propose(consortium, committee[0], consortium.registry.remove_department_call(samr.id))
-        for member in committee[1:]:
-            consortium.registry.approve(member, pid)
-        with reverts("GovernanceThresholdOutOfRange", threshold=3, committeeSize=2):
-            consortium.registry.execute(committee[0], pid)
-        assert consortium.registry.department(samr.id).active is True
+    def test_committee_vote_may_bind_a_committee_member(self, consortium: Consortium, committee) -> None:
+        """The committee itself may admit a department whose accounts include a committee member."""
+        member = committee[2]
+        result = pass_(consortium, committee[:2], consortium.registry.admit_department_call(
+            "Statistics", "STATS", [AccountRole(member.address, Role.OPERATOR)]))
+        dept_id = consortium.registry.department_by_code("STATS").id
+        assert consortium.registry.department_of(member.address) == dept_id
+        assert member.address in consortium.registry.committee()
+        assert result.tx_hash
 
     def test_max_accounts_per_department(self, consortium: Consortium, members: Members) -> None:
         """A department binds at most 32 accounts; adding a role to an already bound account is still allowed."""
