@@ -1,4 +1,4 @@
-"""``govshare``: the command line: ``compile``, ``keys new``, ``deploy``, ``chain status``, ``demo``.
+"""``govshare``: the command line: ``compile``, ``keys new``, ``deploy``, ``chain status``, ``oracle serve``, ``demo``.
 
 Exit codes: 0 success, 1 a refusal or verification failure, 2 a usage error, 3 the chain is unreachable.
 """
@@ -88,6 +88,13 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return EXIT_OK if run_demo(Path(args.data_dir)) else EXIT_REFUSED
 
 
+def _cmd_oracle_serve(args: argparse.Namespace) -> int:
+    from oracle.server import serve
+
+    serve(Path(args.config))
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="govshare", description="govshare: government data sharing on a consortium chain.")
     parser.add_argument("--json", action="store_true", help="machine-readable output")
@@ -118,6 +125,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
     p.add_argument("--manifest", help="manifest file (default: deployments/<chain-id>.json)")
     p.set_defaults(handler=_cmd_chain_status)
+
+    oracle = commands.add_parser("oracle", help="run a department's oracle").add_subparsers(dest="oracle_command", required=True, metavar="ACTION")
+    p = oracle.add_parser("serve", help="serve signed queries for a department (see oracle/examples/*.toml)")
+    p.add_argument("--config", required=True, help="the oracle's TOML configuration file")
+    p.set_defaults(handler=_cmd_oracle_serve)
 
     p = commands.add_parser("demo", help="walk through the consortium's life on an embedded local chain")
     p.add_argument("--data-dir", default=str(Path(".devnet") / "demo"), help="where the demo chain keeps its state")

@@ -29,7 +29,7 @@ NODE_MODULES = PROJECT_ROOT / "node_modules"
 BUILD_DIR = PROJECT_ROOT / "build" / "solc"
 
 #: The contracts a deployment consists of, in deployment order.
-DEPLOYABLE = ("ConsortiumRegistry", "DataCatalog", "AccessGrants", "AuditLog")
+DEPLOYABLE = ("ConsortiumRegistry", "DataCatalog", "AccessGrants", "AuditLog", "QueryRequests")
 
 _IMPORT_RE = re.compile(r'^\s*import\s+(?:[^"\']*\s+from\s+)?["\']([^"\']+)["\']\s*;', re.MULTILINE)
 _OUTPUT_SELECTION = {

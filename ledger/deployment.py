@@ -25,6 +25,7 @@ from ledger.errors import ManifestError
 from ledger.events import EventDecoder
 from ledger.grants import AccessGrantsClient
 from ledger.keys import Signer
+from ledger.queries import QueryRequestsClient
 from ledger.registry import ConsortiumRegistryClient
 
 DEFAULT_MANIFEST_DIR = PROJECT_ROOT / "deployments"
@@ -104,6 +105,7 @@ class Consortium:
         self.catalog: DataCatalogClient = client(DataCatalogClient, "DataCatalog")
         self.grants: AccessGrantsClient = client(AccessGrantsClient, "AccessGrants")
         self.audit_log: AuditLogClient = client(AuditLogClient, "AuditLog")
+        self.queries: QueryRequestsClient = client(QueryRequestsClient, "QueryRequests")
 
     @classmethod
     def connect(cls, rpc_url: str, manifest: Path | None = None, *, verify_code: bool = True) -> Consortium:
@@ -129,7 +131,7 @@ def deploy_consortium(
     threshold: int,
     compilation: CompilationResult | None = None,
 ) -> Deployment:
-    """Deploy registry, catalog, grants and audit log; bind the audit log to the grants."""
+    """Deploy registry, catalog, grants, audit log and query requests; bind the audit log to the grants."""
     compilation = compilation or compile_contracts()
     chain.use_errors_of(compilation.all_abis())
     w3 = chain.w3
@@ -142,9 +144,16 @@ def deploy_consortium(
     catalog, _ = chain.deploy(deployer, factory("DataCatalog"), registry)
     grants, _ = chain.deploy(deployer, factory("AccessGrants"), registry, catalog)
     audit_log, _ = chain.deploy(deployer, factory("AuditLog"), registry, catalog, grants)
+    queries, _ = chain.deploy(deployer, factory("QueryRequests"), registry, grants)
     grants_contract = w3.eth.contract(address=grants, abi=compilation.abi_of("AccessGrants"))
     chain.transact(deployer, grants_contract.functions.bindAuditLog(audit_log))
-    addresses = {"ConsortiumRegistry": registry, "DataCatalog": catalog, "AccessGrants": grants, "AuditLog": audit_log}
+    addresses = {
+        "ConsortiumRegistry": registry,
+        "DataCatalog": catalog,
+        "AccessGrants": grants,
+        "AuditLog": audit_log,
+        "QueryRequests": queries,
+    }
     return Deployment(
         chain_id=chain.chain_id,
         addresses=addresses,

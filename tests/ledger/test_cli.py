@@ -55,7 +55,7 @@ def test_deploy_then_status(ganache: GanacheNode, accounts: list[Signer], tmp_pa
     result = json.loads(out.stdout)
     manifest = Path(result["manifest"])
     assert manifest == tmp_path / "deployments" / "1337.json"
-    assert set(result["addresses"]) == {"ConsortiumRegistry", "DataCatalog", "AccessGrants", "AuditLog"}
+    assert set(result["addresses"]) == {"ConsortiumRegistry", "DataCatalog", "AccessGrants", "AuditLog", "QueryRequests"}
     assert accounts[20].account.key.hex() not in out.stdout + out.stderr
 
     status = govshare("--json", "chain", "status", "--rpc", ganache.url, "--manifest", str(manifest))

@@ -23,6 +23,8 @@ def test_deployment_wires_contracts_together(consortium: Consortium, accounts: l
     assert consortium.grants._call("auditLog") == d.addresses["AuditLog"]
     assert consortium.catalog._call("i_registry") == d.addresses["ConsortiumRegistry"]
     assert consortium.audit_log._call("i_grants") == d.addresses["AccessGrants"]
+    assert consortium.queries._call("i_grants") == d.addresses["AccessGrants"]
+    assert consortium.queries._call("i_registry") == d.addresses["ConsortiumRegistry"]
     assert consortium.registry.threshold() == 2
     assert consortium.registry.committee() == [a.address for a in accounts[:3]]
     assert d.deployment_block <= consortium.chain.block_number()

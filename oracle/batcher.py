@@ -1,0 +1,113 @@
+"""Anchor the outbox on chain: batches by size and by age, confirmed by receipt, retried.
+
+The contract accepts a batch only if it starts exactly one past the oracle's last anchored
+sequence, so a retry after a lost receipt cannot anchor twice: the batcher reads the oracle's
+state from the chain, marks what the chain already holds as anchored (after checking that the
+chain's head is the head of the local records), and carries on from there.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+
+from ledger.audit_log import AuditLogClient, recompute_head
+from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
+from ledger.keys import Signer
+from oracle.outbox import Outbox, OutboxMismatch
+
+log = logging.getLogger("govshare.oracle.batcher")
+
+
+class Batcher:
+    """One thread per oracle; ``anchor_once`` is also callable directly (tests, shutdown)."""
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        audit_log: AuditLogClient,
+        oracle: Signer,
+        *,
+        max_records: int = 100,
+        max_age: float = 2.0,
+        retry_delay: float = 1.0,
+    ) -> None:
+        self.outbox = outbox
+        self.audit_log = audit_log
+        self.oracle = oracle
+        self.max_records = max_records
+        self.max_age = max_age
+        self.retry_delay = retry_delay
+        self.anchored_batches = 0
+        self.last_error: str | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="govshare-batcher", daemon=True)
+
+    def start(self) -> Batcher:
+        self._thread.start()
+        return self
+
+    def stop(self, *, flush: bool = True, timeout: float = 30.0) -> None:
+        """Stop the thread; with ``flush``, anchor what is pending first (best effort)."""
+        self._stop.set()
+        self._thread.join(timeout=timeout)
+        if flush:
+            deadline = time.monotonic() + timeout
+            while self.outbox.pending_count() and time.monotonic() < deadline:
+                try:
+                    self.anchor_once(force=True)
+                except (ChainUnavailable, TransactionFailed):
+                    break
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.anchor_once():
+                    self.outbox.wait_for_work(min(self.max_age, 0.5) or 0.05)
+            except (ChainUnavailable, TransactionFailed) as exc:
+                self.last_error = str(exc)
+                log.warning("anchoring failed, retrying in %.1fs: %s", self.retry_delay, exc)
+                self._stop.wait(self.retry_delay)
+            except LedgerError as exc:  # a refusal the batcher cannot resolve: keep the records, say so
+                self.last_error = str(exc)
+                log.error("anchoring refused: %s", exc)
+                self._stop.wait(self.retry_delay)
+
+    def anchor_once(self, *, force: bool = False) -> bool:
+        """Anchor one batch if one is due (full, or its oldest record is ``max_age`` old, or
+        ``force``); True if a batch went on chain."""
+        batch = self.outbox.unanchored(self.max_records)
+        if not batch:
+            return False
+        due = force or len(batch) >= self.max_records or time.time() - batch[0].created_at >= self.max_age
+        if not due:
+            return False
+        try:
+            result = self.audit_log.append(self.oracle, batch[0].sequence, [r.entry for r in batch])
+        except ContractRevert as exc:
+            if exc.name != "AuditLogSequenceMismatch":
+                raise
+            self.reconcile()
+            return False
+        self.outbox.mark_anchored(batch[0].sequence, batch[-1].sequence, result.tx_hash, result.block_number)
+        self.anchored_batches += 1
+        self.last_error = None
+        return True
+
+    def reconcile(self) -> int:
+        """Mark as anchored what the chain already holds (a batch whose receipt was lost, or one
+        anchored before a crash); returns the chain's last sequence. The chain's head must be the
+        head of the local records up to that sequence, or the outbox is not this chain's."""
+        state = self.audit_log.oracle_state(self.oracle.address)
+        local = [r for r in self.outbox.all_records() if r.sequence <= state.last_sequence]
+        if local and local[0].sequence == 1 and len(local) == state.last_sequence:
+            head = recompute_head(self.oracle.address, [r.entry for r in local])
+            if head != state.head:
+                raise OutboxMismatch(
+                    f"chain head 0x{state.head.hex()} is not the head of the local records 1..{state.last_sequence}"
+                )
+        unmarked = [r for r in local if r.anchored_block is None]
+        if unmarked:
+            self.outbox.mark_anchored(unmarked[0].sequence, unmarked[-1].sequence, "(reconciled)", 0)
+        return state.last_sequence

@@ -1,0 +1,105 @@
+"""The oracle's HTTP edge: pydantic validates what arrives, errors leave as RFC 9457 problems.
+
+``POST /v1/query``   a signed query → ``{"records": [...], "receipt": {...}}`` or a problem with the receipt
+``GET  /v1/health``  the oracle's state (head seen, records waiting to be anchored, last anchoring error)
+``GET  /v1/identity`` the oracle's address and public key (to encrypt parameters to it)
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from eth_keys import keys
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from ledger.errors import LedgerError
+from ledger.query import Query
+from oracle.batcher import Batcher
+from oracle.service import OracleService, QueryAnswer, QueryRequest
+
+PROBLEM = "application/problem+json"
+
+
+class QueryBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    query: dict[str, Any]
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+    params: dict[str, str] = Field(max_length=32)
+    paramsSalt: str = Field(pattern=r"^0x[0-9a-fA-F]{32,128}$")
+
+
+def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
+    return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail, **extra},
+                        status_code=status, media_type=PROBLEM)
+
+
+def _answer_response(answer: QueryAnswer) -> Response:
+    receipt = answer.receipt.__dict__
+    if answer.status == 200:
+        return JSONResponse({"records": answer.records, "receipt": receipt})
+    return problem(answer.status, answer.reason_name or "refused", answer.error or "", reason=answer.reason_name, receipt=receipt)
+
+
+def create_app(service: OracleService, batcher: Batcher | None = None, *, max_request_bytes: int = 65536) -> FastAPI:
+    app = FastAPI(title=f"govshare oracle ({service.config.department})", docs_url=None, redoc_url=None)
+    public_key = keys.PrivateKey(bytes(service.signer.account.key)).public_key.to_bytes()
+
+    @app.post("/v1/query")
+    async def query(request: Request) -> Response:
+        declared = request.headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > max_request_bytes):
+            return problem(413, "request too large", f"a query body is at most {max_request_bytes} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > max_request_bytes:
+                return problem(413, "request too large", f"a query body is at most {max_request_bytes} bytes")
+        try:
+            parsed = QueryBody.model_validate(json.loads(body))
+            query = Query.from_json(parsed.query)
+        except (ValueError, ValidationError) as exc:  # InvalidQuery is a ValueError
+            return problem(400, "malformed request", _short(exc))
+        signed = QueryRequest(
+            query=query,
+            signature=bytes.fromhex(parsed.signature[2:]),
+            params=parsed.params,
+            params_salt=bytes.fromhex(parsed.paramsSalt[2:]),
+        )
+        from starlette.concurrency import run_in_threadpool
+
+        return _answer_response(await run_in_threadpool(service.answer, signed))
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        try:
+            head: int | None = service.head()
+        except LedgerError:
+            head = None
+        return {
+            "oracle": service.signer.address,
+            "department": service.config.department,
+            "mode": service.config.mode,
+            "head": head,
+            "pending": service.outbox.pending_count(),
+            "last_anchoring_error": batcher.last_error if batcher else None,
+        }
+
+    @app.get("/v1/identity")
+    def identity() -> dict[str, Any]:
+        return {"oracle": service.signer.address, "department": service.config.department,
+                "public_key": "0x" + public_key.hex()}
+
+    return app
+
+
+def _short(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return f"{where}: {first.get('msg')}" + (f" ({exc.error_count()} problems)" if exc.error_count() > 1 else "")
+    if isinstance(exc, json.JSONDecodeError) or isinstance(exc, UnicodeDecodeError):
+        return "the body is not valid JSON"
+    return str(exc)

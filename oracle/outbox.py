@@ -1,0 +1,206 @@
+"""The oracle's durable outbox: every access is written here, in one SQLite transaction with the
+requester's nonce, *before* the answer leaves; a batcher later anchors the records on chain.
+
+SQLite in WAL mode. A record's sequence number is allocated here, contiguously, starting one past
+the oracle's last anchored sequence on chain; with the contract refusing gaps and duplicates,
+that makes anchoring exactly-once. ``synchronous=NORMAL`` survives a killed process (the case the
+oracle must handle); ``durability="full"`` also survives power loss at the cost of an fsync per write.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ledger.audit_log import AuditEntry, Outcome
+from ledger.errors import LedgerError
+from oracle.errors import NonceReplayed
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS nonces (
+    requester TEXT NOT NULL, nonce TEXT NOT NULL, sequence INTEGER NOT NULL,
+    PRIMARY KEY (requester, nonce)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS records (
+    sequence INTEGER PRIMARY KEY,
+    grant_id INTEGER NOT NULL, requester TEXT NOT NULL, dataset_id INTEGER NOT NULL,
+    dataset_version INTEGER NOT NULL, outcome INTEGER NOT NULL, reason INTEGER NOT NULL,
+    checked_at_block INTEGER NOT NULL, request_hash BLOB NOT NULL, response_hash BLOB NOT NULL,
+    request_salt BLOB, response_salt BLOB, created_at REAL NOT NULL,
+    anchored_tx TEXT, anchored_block INTEGER
+);
+CREATE INDEX IF NOT EXISTS records_unanchored ON records (sequence) WHERE anchored_block IS NULL;
+"""
+
+
+class OutboxMismatch(LedgerError):
+    """The outbox belongs to another oracle, chain or deployment, or disagrees with the chain."""
+
+
+@dataclass(frozen=True)
+class OutboxRecord:
+    """One access as the oracle recorded it, with the salts that open its hashes."""
+
+    sequence: int
+    entry: AuditEntry
+    request_salt: bytes | None
+    response_salt: bytes | None
+    created_at: float
+    anchored_tx: str | None = None
+    anchored_block: int | None = None
+
+
+class Outbox:
+    """Thread-safe: one connection, one lock; every write is one transaction."""
+
+    def __init__(self, path: Path, *, durability: str = "normal") -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+        self._db.executescript(_SCHEMA)
+        self._lock = threading.Lock()
+        self._next: int | None = None
+        self._changed = threading.Condition(self._lock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    # ------------------------------------------------------------------ identity
+
+    def bind(self, identity: dict[str, str], chain_last_sequence: int) -> None:
+        """Tie this file to one oracle of one deployment, and start numbering after the chain.
+
+        Refuses a file written for another oracle, chain or audit log. If the chain is ahead of the
+        file (a lost or older outbox), numbering continues after the chain; if the file is ahead,
+        its unanchored records wait to be anchored."""
+        with self._lock:
+            stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
+            if stored and stored != identity:
+                raise OutboxMismatch(f"outbox {self.path} belongs to {stored}, not {identity}")
+            if not stored:
+                self._db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(identity.items()))
+            (last_local,) = self._db.execute("SELECT COALESCE(MAX(sequence), 0) FROM records").fetchone()
+            self._next = max(last_local, chain_last_sequence) + 1
+
+    # ------------------------------------------------------------------ writes
+
+    def record(
+        self,
+        entry: AuditEntry,
+        *,
+        request_salt: bytes | None,
+        response_salt: bytes | None,
+        nonce: tuple[str, int] | None = None,
+    ) -> int:
+        """Durably write one access (and consume the requester's nonce, atomically); its sequence.
+
+        Raises :class:`NonceReplayed` (writing nothing) if the nonce was used before."""
+        with self._lock:
+            if self._next is None:
+                raise OutboxMismatch("outbox not bound to an oracle yet")
+            sequence = self._next
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                if nonce is not None:
+                    self._db.execute("INSERT INTO nonces VALUES (?, ?, ?)", (nonce[0], str(nonce[1]), sequence))
+                self._db.execute(
+                    "INSERT INTO records (sequence, grant_id, requester, dataset_id, dataset_version, outcome, reason,"
+                    " checked_at_block, request_hash, response_hash, request_salt, response_salt, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version, int(entry.outcome),
+                     entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, request_salt,
+                     response_salt, time.time()),
+                )
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                raise NonceReplayed("this nonce was already used by this requester") from None
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._next = sequence + 1
+            self._changed.notify_all()
+            return sequence
+
+    def nonce_used(self, requester: str, nonce: int) -> bool:
+        with self._lock:
+            row = self._db.execute("SELECT 1 FROM nonces WHERE requester = ? AND nonce = ?", (requester, str(nonce))).fetchone()
+        return row is not None
+
+    def mark_anchored(self, first: int, last: int, tx_hash: str, block: int) -> None:
+        with self._lock:
+            self._db.execute(
+                "UPDATE records SET anchored_tx = ?, anchored_block = ? WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL",
+                (tx_hash, block, first, last),
+            )
+            self._changed.notify_all()
+
+    # ------------------------------------------------------------------ reads
+
+    def unanchored(self, limit: int) -> list[OutboxRecord]:
+        """The oldest records not yet on chain, in sequence order."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT * FROM records WHERE anchored_block IS NULL ORDER BY sequence LIMIT ?", (limit,)
+            ).fetchall()
+        return [_row(r) for r in rows]
+
+    def pending_count(self) -> int:
+        with self._lock:
+            (count,) = self._db.execute("SELECT COUNT(*) FROM records WHERE anchored_block IS NULL").fetchone()
+        return int(count)
+
+    def pending_served(self, grant_id: int) -> int:
+        """Served records of ``grant_id`` not yet on chain (they count toward its quota)."""
+        with self._lock:
+            (count,) = self._db.execute(
+                "SELECT COUNT(*) FROM records WHERE anchored_block IS NULL AND grant_id = ? AND outcome = ?",
+                (grant_id, int(Outcome.SERVED)),
+            ).fetchone()
+        return int(count)
+
+    def get(self, sequence: int) -> OutboxRecord | None:
+        with self._lock:
+            row = self._db.execute("SELECT * FROM records WHERE sequence = ?", (sequence,)).fetchone()
+        return _row(row) if row else None
+
+    def all_records(self) -> Iterator[OutboxRecord]:
+        """Every record, in sequence order (for export and verification)."""
+        with self._lock:
+            rows = self._db.execute("SELECT * FROM records ORDER BY sequence").fetchall()
+        return (_row(r) for r in rows)
+
+    def wait_anchored(self, sequence: int, timeout: float) -> bool:
+        """Block until record ``sequence`` is on chain (strict mode); False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                row = self._db.execute("SELECT anchored_block FROM records WHERE sequence = ?", (sequence,)).fetchone()
+                if row is not None and row[0] is not None:
+                    return True
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._changed.wait(remaining)
+
+    def wait_for_work(self, timeout: float) -> None:
+        """Sleep until a record is written (or ``timeout``); for the batcher."""
+        with self._changed:
+            self._changed.wait(timeout)
+
+
+def _row(row: tuple) -> OutboxRecord:
+    (sequence, grant_id, requester, dataset_id, version, outcome, reason, checked, request_hash, response_hash,
+     request_salt, response_salt, created_at, anchored_tx, anchored_block) = row
+    entry = AuditEntry(grant_id, requester, dataset_id, version, Outcome(outcome), reason, checked,
+                       bytes(request_hash), bytes(response_hash))
+    return OutboxRecord(sequence, entry, request_salt and bytes(request_salt), response_salt and bytes(response_salt),
+                        created_at, anchored_tx, anchored_block)

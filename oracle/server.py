@@ -1,0 +1,70 @@
+"""Assemble and run one department's oracle: ``govshare oracle serve --config FILE``."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import uvicorn
+from fastapi import FastAPI
+
+from ledger.deployment import Consortium
+from ledger.keys import Signer, load_keystore, read_password
+from oracle.batcher import Batcher
+from oracle.config import OracleConfig
+from oracle.http import create_app
+from oracle.outbox import Outbox
+from oracle.service import OracleService
+
+log = logging.getLogger("govshare.oracle")
+
+
+@dataclass
+class Oracle:
+    """A running oracle's parts."""
+
+    config: OracleConfig
+    consortium: Consortium
+    service: OracleService
+    outbox: Outbox
+    batcher: Batcher
+    app: FastAPI
+
+    def close(self, *, flush: bool = True) -> None:
+        self.batcher.stop(flush=flush)
+        self.service.close()
+        self.outbox.close()
+
+
+def build_oracle(config: OracleConfig, signer: Signer | None = None, consortium: Consortium | None = None) -> Oracle:
+    """Connect to the chain, open and bind the outbox, start the batcher, build the HTTP app."""
+    if signer is None:
+        signer = load_keystore(config.key_file, read_password(config.password_file))
+    if consortium is None:
+        consortium = Consortium.connect(config.rpc_url, config.manifest)
+    outbox = Outbox(config.outbox)
+    identity = {
+        "oracle": signer.address,
+        "chain_id": str(consortium.chain.chain_id),
+        "audit_log": consortium.deployment.addresses["AuditLog"],
+    }
+    outbox.bind(identity, consortium.audit_log.oracle_state(signer.address).last_sequence)
+    service = OracleService(config, consortium, signer, outbox)
+    batcher = Batcher(outbox, consortium.audit_log, signer, max_records=config.batch_max_records,
+                      max_age=config.batch_max_age_seconds)
+    batcher.reconcile()
+    batcher.start()
+    app = create_app(service, batcher, max_request_bytes=config.max_request_bytes)
+    return Oracle(config, consortium, service, outbox, batcher, app)
+
+
+def serve(config_path: Path) -> None:
+    config = OracleConfig.load(config_path)
+    oracle = build_oracle(config)
+    log.info("oracle %s for %s listening on %s:%d (%s mode)", oracle.service.signer.address, config.department,
+             config.listen_host, config.listen_port, config.mode)
+    try:
+        uvicorn.run(oracle.app, host=config.listen_host, port=config.listen_port, log_level="warning", access_log=False)
+    finally:
+        oracle.close()

@@ -1,0 +1,337 @@
+"""The oracle's decision path for one signed query, in the order the issue prescribes:
+
+1. verify the EIP-712 signature, the deadline, the parameters' commitment and (atomically with the
+   record) that the nonce was never used;
+2. check the grant **on chain** (``AccessGrants.checkAccess``) at a pinned block; results are cached
+   only for that block, so any new block (which carries every approve, revoke or co-approval, and
+   moves time past every expiry) invalidates them;
+3. relay the query to the department's API;
+4. keep only the granted fields, masked by the policy unless the grant names a field unmasked;
+5. hash request and response with fresh salts, write the audit record to the outbox (durably)
+   before answering, and answer with the data and a receipt signed by the oracle.
+
+Denials and source failures take the same path from the point they happen: recorded with their
+reason code, answered with a clear error. If the chain cannot be asked, the answer is no.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any, Mapping
+
+from eth_account.messages import encode_defunct
+from eth_utils import to_checksum_address
+
+from ledger.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, record_id
+from ledger.catalog import Dataset
+from ledger.deployment import Consortium
+from ledger.errors import ChainUnavailable, ContractRevert, LedgerError
+from ledger.grants import AccessCheck, AccessReason
+from ledger.hashing import canonical_hash, new_salt, salted_hash
+from ledger.keys import Signer
+from ledger.query import InvalidSignature, Query, recover_query_signer
+from oracle.config import OracleConfig
+from oracle.errors import (
+    BadSignature,
+    ChainUnreachable,
+    DeadlinePassed,
+    MalformedRequest,
+    NonceReplayed,
+    OracleError,
+    SourceUnavailable,
+    UnknownDataset,
+)
+from oracle.masking import MaskingPolicy
+from oracle.outbox import Outbox
+from oracle.relay import DepartmentApi
+
+ZERO_HASH = b"\x00" * 32
+
+
+class AccessDenied(OracleError):
+    """The chain said no (``reason`` is the AccessReason), or the oracle's own quota count did."""
+
+    http_status = 403
+
+    def __init__(self, reason: int, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class NotYetAnchored(OracleError):
+    """Strict mode: the record is durable but not on chain in time, so the data is withheld."""
+
+    reason, http_status = int(OracleReason.CHAIN_UNAVAILABLE), 503
+
+
+@dataclass(frozen=True)
+class QueryRequest:
+    """A signed query and its parameters as the requester posts them."""
+
+    query: Query
+    signature: bytes
+    params: dict[str, str]
+    params_salt: bytes
+
+    def canonical(self) -> dict[str, Any]:
+        return {"query": self.query.to_json(), "signature": "0x" + self.signature.hex(), "params": self.params}
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the oracle promises about one access; signed by the oracle (EIP-191 over the
+    canonical hash of every other field)."""
+
+    record_id: str
+    oracle: str
+    sequence: int
+    dataset_id: int
+    dataset_version: int
+    grant_id: int
+    requester: str
+    outcome: int
+    reason: int
+    checked_at_block: int
+    request_hash: str
+    response_hash: str
+    request_salt: str
+    response_salt: str
+    signature: str = ""
+
+    def body(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("signature")
+        return data
+
+    def digest(self) -> bytes:
+        return canonical_hash(self.body())
+
+
+@dataclass(frozen=True)
+class QueryAnswer:
+    status: int
+    receipt: Receipt
+    records: list[dict[str, Any]] | None = None
+    error: str | None = None
+    reason_name: str | None = None
+
+
+@dataclass
+class _DatasetInfo:
+    dataset: Dataset
+    masking: MaskingPolicy
+    relay: DepartmentApi
+
+
+@dataclass
+class _CheckCache:
+    block: int = -1
+    results: dict[tuple, AccessCheck] = field(default_factory=dict)
+
+
+class OracleService:
+    """Answers signed queries for one department. Thread-safe."""
+
+    def __init__(self, config: OracleConfig, consortium: Consortium, signer: Signer, outbox: Outbox) -> None:
+        self.config = config
+        self.consortium = consortium
+        self.signer = signer
+        self.outbox = outbox
+        self.chain_id = consortium.chain.chain_id
+        self.verifying_contract = consortium.deployment.addresses["QueryRequests"]
+        dept = consortium.registry.department_by_code(config.department)
+        if dept is None or not dept.active:
+            raise LedgerError(f"department {config.department!r} is not a member of this consortium")
+        self.dept_id = dept.id
+        self._datasets: dict[int, _DatasetInfo] = {}
+        self._datasets_lock = threading.Lock()
+        self._cache = _CheckCache()
+        self._cache_lock = threading.Lock()
+        self._head = 0
+        self._head_at = 0.0
+
+    def close(self) -> None:
+        for info in self._datasets.values():
+            info.relay.close()
+
+    # ------------------------------------------------------------------ the path
+
+    def answer(self, request: QueryRequest) -> QueryAnswer:
+        request_salt = new_salt()
+        request_hash = salted_hash(request.canonical(), request_salt)
+        query = request.query
+        requester, dataset_id, checked_at, version = ZERO_ADDRESS, 0, self._head, 0
+        nonce: tuple[str, int] | None = None
+        try:
+            requester = self._authenticate(request)
+            self._check_freshness(request)
+            info = self._dataset(query.dataset_id)
+            dataset_id = query.dataset_id
+            info.relay.check_params(request.params)
+            nonce = (requester, query.nonce)
+            if self.outbox.nonce_used(requester, query.nonce):
+                nonce = None
+                raise NonceReplayed("this nonce was already used by this requester")
+            check = self._check(requester, query)
+            checked_at, version = check.block_number, check.version
+            if not check.granted:
+                raise AccessDenied(int(check.reason), f"the grant does not allow this: {check.reason.name}")
+            if check.grant.used + self.outbox.pending_served(query.grant_id) >= check.grant.quota:
+                raise AccessDenied(int(OracleReason.QUOTA_PENDING), "the grant's quota is used up (counting accesses not yet anchored)")
+        except OracleError as exc:
+            return self._refuse(request, exc, request_hash, request_salt, requester, dataset_id, checked_at, version, nonce)
+        try:
+            source_records = info.relay.fetch(request.params)
+        except SourceUnavailable as exc:
+            return self._refuse(request, exc, request_hash, request_salt, requester, dataset_id, checked_at, version, nonce,
+                                outcome=Outcome.SOURCE_FAILURE)
+        granted = info.dataset.field_names(query.fields)
+        unmasked = set(info.dataset.field_names(check.grant.unmasked_fields))
+        records = info.masking.apply(source_records, granted, unmasked)
+        response_salt = new_salt()
+        response_hash = salted_hash({"records": records}, response_salt)
+        entry = AuditEntry(query.grant_id, requester, dataset_id, version, Outcome.SERVED, int(AccessReason.GRANTED),
+                           checked_at, request_hash, response_hash)
+        try:
+            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=response_salt, nonce=nonce)
+        except NonceReplayed as exc:  # the same nonce raced in on another thread; it lost
+            return self._refuse(request, exc, request_hash, request_salt, requester, dataset_id, checked_at, version, None)
+        receipt = self._receipt(sequence, entry, request_salt, response_salt)
+        if self.config.mode == "strict" and not self.outbox.wait_anchored(sequence, self.config.strict_timeout_seconds):
+            exc = NotYetAnchored("strict mode: the access is recorded but not yet on chain; the data is withheld")
+            return QueryAnswer(exc.http_status, receipt, None, exc.message, "NOT_YET_ANCHORED")
+        return QueryAnswer(200, receipt, records)
+
+    # ------------------------------------------------------------------ steps
+
+    def _authenticate(self, request: QueryRequest) -> str:
+        """The requester, if the EIP-712 signature is its own."""
+        query = request.query
+        try:
+            signer = recover_query_signer(query, request.signature, self.chain_id, self.verifying_contract)
+        except InvalidSignature as exc:
+            raise BadSignature(f"the signature is malformed: {exc}") from None
+        if signer != to_checksum_address(query.requester):
+            raise BadSignature("the signature is not the requester's")
+        return signer
+
+    def _check_freshness(self, request: QueryRequest) -> None:
+        query = request.query
+        now = time.time()
+        if query.deadline < now:
+            raise DeadlinePassed("the query's deadline has passed")
+        if query.deadline > now + self.config.request_deadline_max_seconds:
+            raise DeadlinePassed(f"the query's deadline is more than {self.config.request_deadline_max_seconds}s away")
+        if salted_hash(request.params, request.params_salt) != query.params_hash:
+            raise MalformedRequest("the parameters do not match the signed paramsHash")
+
+    def _dataset(self, dataset_id: int) -> _DatasetInfo:
+        info = self._datasets.get(dataset_id)
+        if info is not None:
+            return info
+        settings = self.config.datasets.get(dataset_id)
+        if settings is None:
+            raise UnknownDataset(f"this oracle serves no dataset {dataset_id}")
+        try:
+            dataset = self.consortium.catalog.dataset(dataset_id)
+        except ContractRevert:
+            raise UnknownDataset(f"dataset {dataset_id} is not in the catalog") from None
+        except ChainUnavailable as exc:
+            raise ChainUnreachable(f"the chain cannot be reached: {exc}") from None
+        if dataset.owner_dept != self.dept_id:
+            raise UnknownDataset(f"dataset {dataset_id} does not belong to this department")
+        with self._datasets_lock:
+            info = self._datasets.get(dataset_id)
+            if info is None:
+                info = _DatasetInfo(dataset, MaskingPolicy.for_dataset(self.config, dataset_id, dataset.classification), DepartmentApi(settings))
+                self._datasets[dataset_id] = info
+        return info
+
+    def head(self) -> int:
+        """The chain's latest block, asked per request or at most every ``head_poll_interval_seconds``."""
+        interval = self.config.head_poll_interval_seconds
+        now = time.monotonic()
+        if interval <= 0 or now - self._head_at >= interval:
+            self._head = self.consortium.chain.block_number()
+            self._head_at = now
+        return self._head
+
+    def _check(self, requester: str, query: Query) -> AccessCheck:
+        try:
+            block = self.head()
+            key = (requester, query.requester_dept, query.dataset_id, query.fields, query.grant_id)
+            with self._cache_lock:
+                if self._cache.block != block:
+                    self._cache = _CheckCache(block)
+                cached = self._cache.results.get(key)
+            if cached is not None:
+                return cached
+            check = self.consortium.grants.check_access(requester, query.requester_dept, query.dataset_id,
+                                                        query.fields, query.grant_id, block=block)
+        except ChainUnavailable as exc:
+            raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
+        with self._cache_lock:
+            if self._cache.block == block:
+                self._cache.results[key] = check
+        return check
+
+    def _refuse(
+        self,
+        request: QueryRequest,
+        exc: OracleError,
+        request_hash: bytes,
+        request_salt: bytes,
+        requester: str,
+        dataset_id: int,
+        checked_at: int,
+        version: int,
+        nonce: tuple[str, int] | None,
+        *,
+        outcome: Outcome = Outcome.DENIED,
+    ) -> QueryAnswer:
+        """Record a denial or source failure (deny by default: even when nothing else works, the
+        attempt is written to the outbox and will reach the chain) and answer with the error."""
+        entry = AuditEntry(request.query.grant_id if requester != ZERO_ADDRESS else 0, requester, dataset_id, version,
+                           outcome, int(exc.reason), checked_at, request_hash, ZERO_HASH)
+        try:
+            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=None, nonce=nonce)
+        except NonceReplayed:
+            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=None, nonce=None)
+        receipt = self._receipt(sequence, entry, request_salt, None)
+        return QueryAnswer(exc.http_status, receipt, None, exc.message, _reason_name(exc.reason))
+
+    def _receipt(self, sequence: int, entry: AuditEntry, request_salt: bytes, response_salt: bytes | None) -> Receipt:
+        unsigned = Receipt(
+            record_id=hex(record_id(self.signer.address, sequence)),
+            oracle=self.signer.address,
+            sequence=sequence,
+            dataset_id=entry.dataset_id,
+            dataset_version=entry.dataset_version,
+            grant_id=entry.grant_id,
+            requester=entry.requester,
+            outcome=int(entry.outcome),
+            reason=entry.reason,
+            checked_at_block=entry.checked_at_block,
+            request_hash="0x" + entry.request_hash.hex(),
+            response_hash="0x" + entry.response_hash.hex(),
+            request_salt="0x" + request_salt.hex(),
+            response_salt="0x" + response_salt.hex() if response_salt else "",
+        )
+        signature = self.signer.sign_message(encode_defunct(primitive=unsigned.digest())).signature
+        return Receipt(**{**asdict(unsigned), "signature": "0x" + bytes(signature).hex()})
+
+
+def _reason_name(reason: int) -> str:
+    if reason < 64:
+        return AccessReason(reason).name
+    return OracleReason(reason).name
+
+
+def receipt_signer(receipt: Mapping[str, Any]) -> str:
+    """The address that signed a receipt (as the requester or an auditor would check it)."""
+    from eth_account import Account
+
+    body = {k: v for k, v in receipt.items() if k != "signature"}
+    return Account.recover_message(encode_defunct(primitive=canonical_hash(body)), signature=receipt["signature"])

@@ -1,0 +1,212 @@
+"""The oracle's settings (oracle.config): the example files, defaults, and every refusal naming its key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.catalog import Classification
+from ledger.errors import KeystoreError, LedgerError
+from oracle.config import OracleConfig
+from oracle.errors import ConfigError, UnknownDataset
+from oracle.masking import MaskRule
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "oracle" / "examples"
+
+BASE_TOP: dict[str, str] = {"rpc_url": '"http://127.0.0.1:8545"', "department": '"SAMR"', "key_file": '"keys/oracle.json"'}
+BASE_DATASET: dict[str, str] = {"base_url": '"http://127.0.0.1:8101"', "path": '"/companies"', "params": '["company_id"]'}
+
+
+def render(top: dict[str, Any] | None = None, dataset: dict[str, Any] | None = None, tail: str = "") -> str:
+    """A config file: the base keys updated by ``top`` / ``dataset`` (a value of None drops the key)."""
+    lines = [f"{k} = {v}" for k, v in {**BASE_TOP, **(top or {})}.items() if v is not None]
+    lines.append("[datasets.1]")
+    lines += [f"{k} = {v}" for k, v in {**BASE_DATASET, **(dataset or {})}.items() if v is not None]
+    return "\n".join(lines) + "\n" + tail
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "oracle.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_samr_example_loads() -> None:
+    config = OracleConfig.load(EXAMPLES / "samr-oracle.toml")
+    assert config.department == "SAMR" and config.mode == "fast" and config.rpc_url == "http://127.0.0.1:8545"
+    assert config.key_file == EXAMPLES.resolve() / "keys" / "samr-oracle.json"
+    assert config.manifest is None and config.password_file is None
+    dataset = config.dataset(1)
+    assert dataset.url == "http://127.0.0.1:8101/companies" and dataset.params == ("company_id", "status")
+    assert dataset.fixed_params == {"limit": "100"} and dataset.max_records == 100
+    assert config.masking[Classification.INTERNAL] == {"legal_representative": MaskRule("keep", 1, 0)}
+    assert dataset.masking == {"registration_date": MaskRule("none")}
+
+
+def test_psb_example_loads() -> None:
+    config = OracleConfig.load(EXAMPLES / "psb-oracle.toml")
+    assert config.department == "PSB" and config.mode == "strict" and config.listen_port == 8701
+    assert config.strict_timeout_seconds == 30.0
+    assert config.password_file == EXAMPLES.resolve() / "keys" / "psb-oracle.password"
+    assert set(config.datasets) == {2} and config.dataset(2).params == ("id_number",)
+    rules = config.masking_rules(2, Classification.SENSITIVE)
+    assert rules["id_number"] == MaskRule("keep", 6, 4) and rules["birth_date"] == MaskRule("year")
+    assert config.masking_rules(2, Classification.PUBLIC) == {}
+
+
+def test_defaults(tmp_path: Path) -> None:
+    config = OracleConfig.load(write(tmp_path, render()))
+    assert (config.listen_host, config.listen_port, config.mode) == ("127.0.0.1", 8700, "fast")
+    assert config.outbox == tmp_path.resolve() / "oracle-outbox.sqlite"
+    assert config.key_file == tmp_path.resolve() / "keys" / "oracle.json"
+    assert (config.batch_max_records, config.batch_max_age_seconds, config.head_poll_interval_seconds) == (100, 2.0, 0.0)
+    assert (config.max_request_bytes, config.request_deadline_max_seconds) == (65536, 300)
+    assert config.strict_timeout_seconds == 30.0
+    assert config.manifest is None and config.password_file is None and config.masking == {}
+    dataset = config.dataset(1)
+    assert (dataset.timeout_seconds, dataset.max_response_bytes, dataset.max_records) == (2.0, 1048576, 100)
+    assert dataset.fixed_params == {} and dataset.masking == {}
+
+
+def test_paths_absolute_relative_and_home(tmp_path: Path) -> None:
+    text = render({"manifest": '"/srv/deployments/1337.json"', "outbox": '"state/outbox.sqlite"', "password_file": '"~/pw"'})
+    config = OracleConfig.load(write(tmp_path, text))
+    assert config.manifest == Path("/srv/deployments/1337.json")
+    assert config.outbox == tmp_path.resolve() / "state" / "outbox.sqlite"
+    assert config.password_file == Path("~/pw").expanduser()
+
+
+def test_all_settings_and_overrides(tmp_path: Path) -> None:
+    text = render(
+        {"mode": '"strict"', "batch_max_records": "500", "batch_max_age_seconds": "1", "head_poll_interval_seconds": "0.5",
+         "listen_host": '"0.0.0.0"', "listen_port": "9000", "max_request_bytes": "4096", "request_deadline_max_seconds": "60"},
+        {"timeout_seconds": "0.5", "max_response_bytes": "1000", "max_records": "5", "params": '["company_id", "status"]',
+         "fixed_params": '{ limit = 5 }', "base_url": '"http://gw.example:8080/samr/"'},
+        '[datasets.1.masking]\nname = "keep:2:0"\n[datasets.7]\nbase_url = "https://x.example"\npath = "/y"\nparams = ["q"]\n'
+        '[masking.sensitive]\nname = "redact"\nlegal_representative = "keep:1:0"\n',
+    )
+    config = OracleConfig.load(write(tmp_path, text))
+    assert config.mode == "strict" and config.batch_max_records == 500 and config.batch_max_age_seconds == 1.0
+    assert config.head_poll_interval_seconds == 0.5 and config.listen_port == 9000
+    assert set(config.datasets) == {1, 7}
+    dataset = config.dataset(1)
+    assert dataset.url == "http://gw.example:8080/samr/companies" and dataset.fixed_params == {"limit": "5"}
+    assert config.masking_rules(1, Classification.SENSITIVE) == {
+        "name": MaskRule("keep", 2, 0), "legal_representative": MaskRule("keep", 1, 0)
+    }
+    assert config.masking_rules(7, Classification.SENSITIVE) == {
+        "name": MaskRule("redact"), "legal_representative": MaskRule("keep", 1, 0)
+    }
+    with pytest.raises(UnknownDataset):
+        config.dataset(2)
+
+
+def test_password_from_file_or_environment(tmp_path: Path) -> None:
+    (tmp_path / "pw").write_text("s3cret\n", encoding="utf-8")
+    with_file = OracleConfig.load(write(tmp_path, render({"password_file": '"pw"'})))
+    assert with_file.password(environ={}) == "s3cret"
+    without = OracleConfig.load(write(tmp_path, render()))
+    assert without.password(environ={"GOVSHARE_KEY_PASSWORD": "from-env"}) == "from-env"
+    with pytest.raises(KeystoreError):
+        without.password(environ={})
+
+
+INVALID: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, str, str]] = [
+    # (case, top, dataset, tail, the key the error must name)
+    ("unknown mode", {"mode": '"turbo"'}, None, "", "mode"),
+    ("mode not a string", {"mode": "1"}, None, "", "mode"),
+    ("batch 0", {"batch_max_records": "0"}, None, "", "batch_max_records"),
+    ("batch 501", {"batch_max_records": "501"}, None, "", "batch_max_records"),
+    ("batch a string", {"batch_max_records": '"100"'}, None, "", "batch_max_records"),
+    ("batch a boolean", {"batch_max_records": "true"}, None, "", "batch_max_records"),
+    ("batch a float", {"batch_max_records": "10.0"}, None, "", "batch_max_records"),
+    ("password in the file", {"password": '"hunter2"'}, None, "", "password"),
+    ("key_password in the file", {"key_password": '"hunter2"'}, None, "", "key_password"),
+    ("password in a dataset", None, {"password": '"hunter2"'}, "", "datasets.1.password"),
+    ("unknown key", {"rpc_ulr": '"http://x"'}, None, "", "rpc_ulr"),
+    ("unknown dataset key", None, {"timeout": "2"}, "", "datasets.1.timeout"),
+    ("no rpc_url", {"rpc_url": None}, None, "", "rpc_url"),
+    ("rpc_url not http", {"rpc_url": '"ws://127.0.0.1:8546"'}, None, "", "rpc_url"),
+    ("no department", {"department": None}, None, "", "department"),
+    ("empty department", {"department": '""'}, None, "", "department"),
+    ("department over 32 bytes", {"department": '"' + "部" * 11 + '"'}, None, "", "department"),
+    ("no key_file", {"key_file": None}, None, "", "key_file"),
+    ("port 0", {"listen_port": "0"}, None, "", "listen_port"),
+    ("port 70000", {"listen_port": "70000"}, None, "", "listen_port"),
+    ("batch age 0", {"batch_max_age_seconds": "0"}, None, "", "batch_max_age_seconds"),
+    ("batch age nan", {"batch_max_age_seconds": "nan"}, None, "", "batch_max_age_seconds"),
+    ("head poll negative", {"head_poll_interval_seconds": "-1.0"}, None, "", "head_poll_interval_seconds"),
+    ("request bytes tiny", {"max_request_bytes": "10"}, None, "", "max_request_bytes"),
+    ("deadline 0", {"request_deadline_max_seconds": "0"}, None, "", "request_deadline_max_seconds"),
+    ("strict timeout 0", {"strict_timeout_seconds": "0"}, None, "", "strict_timeout_seconds"),
+    ("outbox not a string", {"outbox": "3"}, None, "", "outbox"),
+    ("dataset without base_url", None, {"base_url": None}, "", "datasets.1.base_url"),
+    ("base_url ftp", None, {"base_url": '"ftp://127.0.0.1"'}, "", "datasets.1.base_url"),
+    ("base_url with a query", None, {"base_url": '"http://127.0.0.1:8101/?a=1"'}, "", "datasets.1.base_url"),
+    ("base_url with credentials", None, {"base_url": '"http://u:p@127.0.0.1:8101"'}, "", "datasets.1.base_url"),
+    ("base_url bad port", None, {"base_url": '"http://127.0.0.1:99999"'}, "", "datasets.1.base_url"),
+    ("dataset without path", None, {"path": None}, "", "datasets.1.path"),
+    ("path without slash", None, {"path": '"companies"'}, "", "datasets.1.path"),
+    ("path with a query", None, {"path": '"/companies?x=1"'}, "", "datasets.1.path"),
+    ("dataset without params", None, {"params": None}, "", "datasets.1.params"),
+    ("params empty", None, {"params": "[]"}, "", "datasets.1.params"),
+    ("params not strings", None, {"params": "[1]"}, "", "datasets.1.params"),
+    ("params twice", None, {"params": '["a", "a"]'}, "", "datasets.1.params"),
+    ("param with a space", None, {"params": '["a b"]'}, "", "datasets.1.params"),
+    ("timeout 0", None, {"timeout_seconds": "0"}, "", "datasets.1.timeout_seconds"),
+    ("timeout negative", None, {"timeout_seconds": "-2.0"}, "", "datasets.1.timeout_seconds"),
+    ("response bytes 0", None, {"max_response_bytes": "0"}, "", "datasets.1.max_response_bytes"),
+    ("max records 0", None, {"max_records": "0"}, "", "datasets.1.max_records"),
+    ("fixed param also a param", None, {"fixed_params": '{ company_id = "x" }'}, "", "datasets.1.fixed_params.company_id"),
+    ("fixed param a list", None, {"fixed_params": "{ limit = [1] }"}, "", "datasets.1.fixed_params.limit"),
+    ("bad classification rule", None, None, '[masking.sensitive]\nid_number = "keep:6"\n', "masking.sensitive.id_number"),
+    ("rule not a string", None, None, "[masking.secret]\nname = 3\n", "masking.secret.name"),
+    ("bad dataset rule", None, None, '[datasets.1.masking]\nname = "hide"\n', "datasets.1.masking.name"),
+    ("unknown classification", None, None, '[masking.top_secret]\nname = "redact"\n', "masking.top_secret"),
+    ("masking not a table", {"masking": '"redact"'}, None, "", "masking"),
+    ("dataset id not a number", None, None, '[datasets.companies]\nbase_url = "http://x"\npath = "/c"\nparams = ["a"]\n', "datasets.companies"),
+    ("dataset id 0", None, None, '[datasets.0]\nbase_url = "http://x"\npath = "/c"\nparams = ["a"]\n', "datasets.0"),
+    ("dataset id leading zero", None, None, '[datasets.01]\nbase_url = "http://x"\npath = "/c"\nparams = ["a"]\n', "datasets.01"),
+]
+
+
+@pytest.mark.parametrize(("top", "dataset", "tail", "key"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID])
+def test_invalid_settings_name_the_key(
+    tmp_path: Path, top: dict[str, Any] | None, dataset: dict[str, Any] | None, tail: str, key: str
+) -> None:
+    path = write(tmp_path, render(top, dataset, tail))
+    with pytest.raises(ConfigError) as caught:
+        OracleConfig.load(path)
+    assert caught.value.key == key
+    assert str(caught.value).startswith(f"{path}: {key}: ")
+    assert "hunter2" not in str(caught.value)
+    assert isinstance(caught.value, ValueError) and isinstance(caught.value, LedgerError)
+
+
+def test_no_datasets(tmp_path: Path) -> None:
+    text = "\n".join(f"{k} = {v}" for k, v in BASE_TOP.items()) + "\n"
+    with pytest.raises(ConfigError) as caught:
+        OracleConfig.load(write(tmp_path, text))
+    assert caught.value.key == "datasets"
+    with pytest.raises(ConfigError) as caught:
+        OracleConfig.load(write(tmp_path, text + "datasets = {}\n"))
+    assert caught.value.key == "datasets"
+
+
+def test_unreadable_or_not_toml(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read the config file") as caught:
+        OracleConfig.load(tmp_path / "missing.toml")
+    assert caught.value.key == ""
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        OracleConfig.load(write(tmp_path, "rpc_url = \n"))
+    with pytest.raises(ConfigError, match="not valid TOML"):  # TOML itself refuses a key twice
+        OracleConfig.load(write(tmp_path, render() + "[datasets.1]\npath = \"/x\"\n"))
+
+
+def test_config_error_pickles() -> None:
+    import pickle
+
+    error = pickle.loads(pickle.dumps(ConfigError("a.toml", "mode", "bad")))
+    assert (error.path, error.key, error.problem, str(error)) == ("a.toml", "mode", "bad", "a.toml: mode: bad")

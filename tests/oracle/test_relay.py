@@ -1,0 +1,311 @@
+"""The relay to department APIs (oracle.relay), against real HTTP servers: the sample registries and a
+purpose-built API that misbehaves for real."""
+
+from __future__ import annotations
+
+import asyncio
+import socketserver
+import statistics
+import threading
+import time
+import traceback
+from dataclasses import replace
+from typing import Any, AsyncIterator, Iterator
+
+import pytest
+from fastapi import FastAPI, Request, Response
+from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
+
+from ledger.devnet import free_port
+from oracle.config import DatasetConfig
+from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
+from oracle.relay import DepartmentApi
+from oracle.sample_apis import ServerThread, company_registry_app, resident_registry_app
+from oracle.sample_data import companies, residents
+
+LIMIT = 64 * 1024
+HUGE_BODY = b'{"records": ["' + b"x" * (LIMIT * 2) + b'"]}'
+SECRET = "440103195306086513"  # a parameter value: must never appear in an error
+
+
+def misbehaving_app() -> FastAPI:
+    """One endpoint per way a department API can fail."""
+    app = FastAPI(docs_url=None, redoc_url=None)
+
+    @app.get("/echo")
+    def echo(request: Request) -> dict[str, Any]:
+        return {"records": [{**request.query_params, "_port": request.client.port if request.client else 0}]}
+
+    @app.get("/slow")
+    async def slow() -> dict[str, Any]:
+        await asyncio.sleep(1.5)
+        return {"records": []}
+
+    @app.get("/drip")
+    def drip() -> StreamingResponse:
+        async def body() -> AsyncIterator[bytes]:
+            yield b'{"records": ['
+            for _ in range(8):
+                await asyncio.sleep(0.15)
+                yield b" "
+            yield b"]}"
+
+        return StreamingResponse(body(), media_type="application/json")
+
+    @app.get("/error")
+    def error() -> Response:
+        return PlainTextResponse("internal error", status_code=500)
+
+    @app.get("/not-found")
+    def not_found() -> Response:
+        return JSONResponse({"detail": "no"}, status_code=404)
+
+    @app.get("/redirect")
+    def redirect() -> Response:
+        return RedirectResponse("/echo", status_code=302)
+
+    @app.get("/text")
+    def text() -> Response:
+        return PlainTextResponse("<html>hello</html>")
+
+    @app.get("/nan")
+    def nan() -> Response:
+        return Response(b'{"records": [{"a": NaN}]}', media_type="application/json")
+
+    @app.get("/huge")
+    def huge() -> Response:  # Content-Length says it all
+        return Response(HUGE_BODY, media_type="application/json")
+
+    @app.get("/huge-stream")
+    def huge_stream() -> StreamingResponse:  # chunked: no Content-Length; 16 times the limit
+        async def body() -> AsyncIterator[bytes]:
+            yield b'{"records": ["'
+            for _ in range(128):
+                yield b"x" * 8192
+            yield b'"]}'
+
+        return StreamingResponse(body(), media_type="application/json")
+
+    @app.get("/records-x")
+    def records_x() -> dict[str, Any]:
+        return {"records": "x"}
+
+    @app.get("/records-missing")
+    def records_missing() -> dict[str, Any]:
+        return {"rows": []}
+
+    @app.get("/top-level-list")
+    def top_level_list() -> list[Any]:
+        return [{"a": 1}]
+
+    @app.get("/records-not-objects")
+    def records_not_objects() -> dict[str, Any]:
+        return {"records": [{"a": 1}, 2]}
+
+    @app.get("/many")
+    def many() -> dict[str, Any]:
+        return {"records": [{"n": i} for i in range(250)]}
+
+    return app
+
+
+@pytest.fixture(scope="module")
+def bad_api() -> Iterator[str]:
+    server = ServerThread(misbehaving_app(), free_port()).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def company_api() -> Iterator[str]:
+    server = ServerThread(company_registry_app(), free_port()).start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def resident_api() -> Iterator[str]:
+    server = ServerThread(resident_registry_app(), free_port()).start()
+    yield server.url
+    server.stop()
+
+
+def dataset(base_url: str, path: str, params: tuple[str, ...] = ("q",), **overrides: Any) -> DatasetConfig:
+    config = DatasetConfig(
+        id=9, base_url=base_url, path=path, params=params, timeout_seconds=0.5, max_response_bytes=LIMIT, max_records=100
+    )
+    return replace(config, **overrides)
+
+
+def fetch_error(config: DatasetConfig, params: dict[str, str] | None = None) -> Exception:
+    """The error ``fetch`` raises, checked to hide the parameter value everywhere."""
+    with DepartmentApi(config) as api:
+        with pytest.raises((SourceUnavailable, MalformedRequest)) as caught:
+            api.fetch(params if params is not None else {"q": SECRET})
+    error = caught.value
+    assert SECRET not in str(error)
+    assert SECRET not in "".join(traceback.format_exception(error))
+    return error
+
+
+# ---- the sample registries ---------------------------------------------------------------------
+
+
+def test_company_lookup_and_filters(company_api: str) -> None:
+    target = companies()[1234]
+    config = dataset(company_api, "/companies", ("company_id", "status"), fixed_params={"limit": "100"})
+    with DepartmentApi(config) as api:
+        assert api.fetch({"company_id": target["company_id"]}) == [target]
+        revoked = api.fetch({"status": "吊销"})
+        assert len(revoked) == 100 and all(r["status"] == "吊销" for r in revoked)  # the fixed limit was sent
+        assert api.fetch({"company_id": "nobody"}) == []
+
+
+def test_resident_lookup(resident_api: str) -> None:
+    person = residents()[0]
+    with DepartmentApi(dataset(resident_api, "/residents", ("id_number",))) as api:
+        assert api.fetch({"id_number": person["id_number"]}) == [person]
+
+
+def test_sample_api_400_is_source_unavailable(company_api: str) -> None:
+    config = dataset(company_api, "/companies", ("company_id",), fixed_params={"limit": "x"})
+    error = fetch_error(config, {"company_id": SECRET})
+    assert type(error) is SourceUnavailable and "HTTP 400" in str(error) and "dataset 9" in str(error)
+    assert f"{company_api}/companies" in str(error)
+
+
+def test_median_latency_of_sequential_fetches(company_api: str) -> None:
+    target = companies()[42]
+    with DepartmentApi(dataset(company_api, "/companies", ("company_id",))) as api:
+        api.fetch({"company_id": target["company_id"]})
+        times = []
+        for _ in range(200):
+            start = time.perf_counter()
+            api.fetch({"company_id": target["company_id"]})
+            times.append(time.perf_counter() - start)
+    median_ms = statistics.median(times) * 1e3
+    print(f"relay: median {median_ms:.2f} ms over 200 sequential fetches (p95 {sorted(times)[189] * 1e3:.2f} ms)")
+    assert median_ms < 100
+
+
+# ---- forwarding and the pool -------------------------------------------------------------------
+
+
+def test_params_forwarded_with_fixed_params_and_connection_reused(bad_api: str) -> None:
+    config = dataset(bad_api, "/echo", ("q", "r"), fixed_params={"limit": "7"})
+    with DepartmentApi(config) as api:
+        first = api.fetch({"q": "王 & =?", "r": ""})
+        second = api.fetch({"q": "b"})
+    assert {k: v for k, v in first[0].items() if k != "_port"} == {"q": "王 & =?", "r": "", "limit": "7"}
+    assert second[0]["q"] == "b"
+    assert first[0]["_port"] == second[0]["_port"]  # the same keep-alive connection
+
+
+def test_unknown_parameter_is_malformed_and_nothing_is_sent(bad_api: str) -> None:
+    error = fetch_error(dataset(bad_api, "/echo", ("q",)), {"q": "a", "salary": SECRET, "limit": "1"})
+    assert isinstance(error, MalformedRequest) and "limit, salary" in str(error)
+    error = fetch_error(dataset(bad_api, "/echo", ("q",)), {"q": 5})  # type: ignore[dict-item]
+    assert isinstance(error, MalformedRequest) and "must be a string" in str(error)
+
+
+def test_many_records_are_truncated(bad_api: str) -> None:
+    with DepartmentApi(dataset(bad_api, "/many", max_records=30)) as api:
+        assert api.fetch({}) == [{"n": i} for i in range(30)]
+    with DepartmentApi(dataset(bad_api, "/many", max_records=250)) as api:
+        assert len(api.fetch({})) == 250
+
+
+# ---- failures ------------------------------------------------------------------------------------
+
+
+def test_slow_answer_is_a_timeout(bad_api: str) -> None:
+    start = time.monotonic()
+    error = fetch_error(dataset(bad_api, "/slow", timeout_seconds=0.3))
+    assert type(error) is SourceTimeout and "0.3 s" in str(error)
+    assert time.monotonic() - start < 1.2
+
+
+def test_dripping_answer_is_a_timeout(bad_api: str) -> None:
+    """Every byte arrives within the read timeout, but the whole answer does not within the deadline."""
+    error = fetch_error(dataset(bad_api, "/drip", timeout_seconds=0.5))
+    assert type(error) is SourceTimeout
+    with DepartmentApi(dataset(bad_api, "/drip", timeout_seconds=3.0)) as api:
+        assert api.fetch({}) == []
+
+
+def test_nothing_listening_is_unavailable() -> None:
+    url = f"http://127.0.0.1:{free_port()}"
+    error = fetch_error(dataset(url, "/companies"))
+    assert type(error) is SourceUnavailable and f"{url}/companies" in str(error) and "ConnectError" in str(error)
+
+
+def test_unknown_host_is_unavailable() -> None:
+    error = fetch_error(dataset("http://no-such-department.invalid", "/x", timeout_seconds=5.0))
+    assert type(error) is SourceUnavailable
+
+
+class _HangUp(socketserver.BaseRequestHandler):
+    """Reads the request, then closes the connection without answering."""
+
+    def handle(self) -> None:
+        self.request.recv(65536)
+
+
+def test_dropped_connection_is_unavailable() -> None:
+    with socketserver.TCPServer(("127.0.0.1", 0), _HangUp) as server:
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            error = fetch_error(dataset(f"http://127.0.0.1:{server.server_address[1]}", "/x"))
+        finally:
+            server.shutdown()
+    assert type(error) is SourceUnavailable and "RemoteProtocolError" in str(error)
+
+
+@pytest.mark.parametrize(("path", "status"), [("/error", 500), ("/not-found", 404)])
+def test_error_status_is_unavailable(bad_api: str, path: str, status: int) -> None:
+    error = fetch_error(dataset(bad_api, path))
+    assert type(error) is SourceUnavailable and f"HTTP {status}" in str(error)
+    assert error.http_status == 502
+
+
+def test_redirect_is_not_followed(bad_api: str) -> None:
+    error = fetch_error(dataset(bad_api, "/redirect"))
+    assert type(error) is SourceBadResponse and "HTTP 302" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/huge", f"answered {len(HUGE_BODY)} bytes, more than the limit of {LIMIT}"),  # refused on Content-Length
+        ("/huge-stream", f"answered more than the limit of {LIMIT} bytes"),  # counted while streaming
+    ],
+)
+def test_body_over_the_limit(bad_api: str, path: str, expected: str) -> None:
+    start = time.monotonic()
+    error = fetch_error(dataset(bad_api, path, timeout_seconds=5.0))
+    assert type(error) is SourceBadResponse and expected in str(error)
+    assert time.monotonic() - start < 2  # stopped at the limit, not after reading an endless body
+
+
+def test_huge_body_within_a_larger_limit_is_read(bad_api: str) -> None:
+    """With a larger limit the same body is read whole and judged on its content (a string record)."""
+    error = fetch_error(dataset(bad_api, "/huge", max_response_bytes=4 * LIMIT))
+    assert type(error) is SourceBadResponse and "record 0 that is not an object" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/text", "not JSON"),
+        ("/nan", "not JSON"),
+        ("/records-x", '"records" list'),
+        ("/records-missing", '"records" list'),
+        ("/top-level-list", '"records" list'),
+        ("/records-not-objects", "record 1 that is not an object"),
+    ],
+)
+def test_bad_bodies(bad_api: str, path: str, expected: str) -> None:
+    error = fetch_error(dataset(bad_api, path))
+    assert type(error) is SourceBadResponse and expected in str(error)
+    assert error.http_status == 502

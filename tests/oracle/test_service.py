@@ -1,0 +1,179 @@
+"""One signed query through a real oracle over real HTTP, in front of a real department API, on a
+real chain: served, masked, refused for every reason, and always recorded."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from ledger.audit_log import OracleReason, Outcome, record_id, verify_hash_chain
+from ledger.grants import AccessReason
+from ledger.hashing import salted_hash
+from oracle.client import QueryRefused
+from oracle.sample_data import companies, residents
+from oracle.service import receipt_signer
+from tests.oracle.conftest import DAY, TAX_FIELDS
+
+
+def _anchor(running) -> None:
+    assert running.oracle.batcher.anchor_once(force=True)
+
+
+def test_served_query_returns_only_granted_fields_with_a_receipt(consortium, members, published, samr_oracle):
+    target = companies()[321]
+    result = samr_oracle.client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant,
+                                      published.company_fields, {"company_id": target["company_id"]})
+    assert result.records == [{k: target[k] for k in TAX_FIELDS}]
+    receipt = result.receipt
+    assert receipt_signer(receipt) == members.samr.oracle.address
+    assert receipt["outcome"] == Outcome.SERVED and receipt["sequence"] == 1
+    assert receipt["record_id"] == hex(record_id(members.samr.oracle.address, 1))
+    # the response hash opens with the salt the receipt gives: it commits to exactly these records
+    assert receipt["response_hash"] == "0x" + salted_hash({"records": result.records}, bytes.fromhex(receipt["response_salt"][2:])).hex()
+
+
+def test_receipt_matches_the_chain_after_anchoring(consortium, members, published, samr_oracle):
+    result = samr_oracle.client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant,
+                                      published.company_fields, {"company_id": companies()[5]["company_id"]})
+    _anchor(samr_oracle)
+    (record,) = list(consortium.audit_log.records())
+    receipt = result.receipt
+    assert hex(record.record_id) == receipt["record_id"]
+    assert "0x" + record.entry.request_hash.hex() == receipt["request_hash"]
+    assert "0x" + record.entry.response_hash.hex() == receipt["response_hash"]
+    assert record.entry.checked_at_block == receipt["checked_at_block"]
+    assert record.entry.requester == members.tax.operator.address
+    state = consortium.audit_log.oracle_state(members.samr.oracle.address)
+    verify_hash_chain([record], state.head)
+    assert consortium.grants.grant(published.tax_grant).used == 1
+
+
+def test_masking_by_classification_policy(consortium, members, published, psb_oracle):
+    """A sensitive dataset's id number shows its first 6 and last 4 digits unless the grant unmasks it."""
+    ds = consortium.catalog.dataset(published.residents)
+    mask = ds.field_mask(["id_number", "name"])
+    grant = consortium.grants.request(members.tax.operator, published.residents, mask, "verify taxpayers", DAY, 10)
+    consortium.grants.approve(members.psb.operator, grant, mask, DAY, 10)
+    person = residents()[11]
+    result = psb_oracle.client.query(members.tax.operator, members.tax.id, published.residents, grant, mask,
+                                     {"id_number": person["id_number"]})
+    assert result.records == [{"id_number": person["id_number"][:6] + "********" + person["id_number"][-4:], "name": person["name"]}]
+    unmasked = consortium.grants.request(members.tax.operator, published.residents, mask, "court order", DAY, 10,
+                                         unmasked_fields=ds.field_mask(["id_number"]))
+    consortium.grants.approve(members.psb.operator, unmasked, mask, DAY, 10)
+    clear = psb_oracle.client.query(members.tax.operator, members.tax.id, published.residents, unmasked, mask,
+                                    {"id_number": person["id_number"]})
+    assert clear.records[0]["id_number"] == person["id_number"]
+
+
+def _refused(running, members, published, *, status, reason, **kw):
+    args = dict(signer=members.tax.operator, dept_id=members.tax.id, dataset_id=published.companies,
+                grant_id=published.tax_grant, fields=published.company_fields,
+                params={"company_id": companies()[1]["company_id"]})
+    args.update(kw)
+    with pytest.raises(QueryRefused) as err:
+        running.client.query(**args)
+    assert err.value.status == status, err.value.problem
+    assert err.value.reason == reason, err.value.problem
+    assert receipt_signer(err.value.receipt) == running.oracle.service.signer.address
+    return err.value
+
+
+def test_fields_outside_the_grant_are_refused_and_recorded(consortium, members, published, samr_oracle):
+    ds = consortium.catalog.dataset(published.companies)
+    refused = _refused(samr_oracle, members, published, status=403, reason="FIELDS_NOT_GRANTED",
+                       fields=ds.field_mask(["company_id", "legal_representative"]))
+    assert refused.receipt["outcome"] == Outcome.DENIED
+    _anchor(samr_oracle)
+    (record,) = list(consortium.audit_log.records())
+    assert (record.entry.outcome, record.entry.reason) == (Outcome.DENIED, AccessReason.FIELDS_NOT_GRANTED)
+
+
+def test_revocation_stops_the_next_query(consortium, members, published, samr_oracle):
+    samr_oracle.client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant,
+                             published.company_fields, {"company_id": companies()[2]["company_id"]})
+    consortium.grants.revoke(members.samr.operator, published.tax_grant, "purpose fulfilled")
+    _refused(samr_oracle, members, published, status=403, reason="REVOKED")
+
+
+def test_expired_grant_is_refused(consortium, members, published, samr_oracle, ganache):
+    ganache.increase_time(31 * DAY)
+    _refused(samr_oracle, members, published, status=403, reason="EXPIRED")
+
+
+def test_replayed_nonce_is_refused_and_recorded(consortium, members, published, samr_oracle):
+    body, _, _ = samr_oracle.client.signed_body(members.tax.operator, members.tax.id, published.companies,
+                                                published.tax_grant, published.company_fields,
+                                                {"company_id": companies()[3]["company_id"]})
+    first = httpx.post(f"{samr_oracle.url}/v1/query", json=body)
+    again = httpx.post(f"{samr_oracle.url}/v1/query", json=body)
+    assert first.status_code == 200
+    assert again.status_code == 409 and again.json()["reason"] == "NONCE_REPLAYED"
+    assert samr_oracle.oracle.outbox.pending_count() == 2
+
+
+def test_forged_signature_is_refused_and_recorded_without_requester(consortium, members, published, samr_oracle):
+    body, _, _ = samr_oracle.client.signed_body(members.outsider, members.tax.id, published.companies,
+                                                published.tax_grant, published.company_fields, {"company_id": "x"})
+    body["query"]["requester"] = members.tax.operator.address  # claims to be tax's operator
+    reply = httpx.post(f"{samr_oracle.url}/v1/query", json=body)
+    assert reply.status_code == 401 and reply.json()["reason"] == "BAD_SIGNATURE"
+    _anchor(samr_oracle)
+    (record,) = list(consortium.audit_log.records())
+    assert record.entry.requester == "0x" + "00" * 20 and record.entry.reason == OracleReason.BAD_SIGNATURE
+
+
+def test_tampered_params_are_refused(consortium, members, published, samr_oracle):
+    body, _, _ = samr_oracle.client.signed_body(members.tax.operator, members.tax.id, published.companies,
+                                                published.tax_grant, published.company_fields, {"company_id": "A"})
+    body["params"] = {"company_id": "B"}
+    reply = httpx.post(f"{samr_oracle.url}/v1/query", json=body)
+    assert reply.status_code == 400 and reply.json()["reason"] == "MALFORMED_REQUEST"
+
+
+def test_expired_deadline_is_refused(consortium, members, published, samr_oracle):
+    _refused(samr_oracle, members, published, status=401, reason="DEADLINE_PASSED", ttl=-5)
+
+
+def test_unknown_dataset_is_refused_and_recorded_as_no_dataset(consortium, members, published, samr_oracle):
+    refused = _refused(samr_oracle, members, published, status=404, reason="UNKNOWN_DATASET", dataset_id=999)
+    assert refused.receipt["dataset_id"] == 0
+    _anchor(samr_oracle)
+    assert [r.entry.dataset_id for r in consortium.audit_log.records()] == [0]
+
+
+def test_unknown_parameter_is_refused(consortium, members, published, samr_oracle):
+    _refused(samr_oracle, members, published, status=400, reason="MALFORMED_REQUEST", params={"salary": "1"})
+
+
+@pytest.mark.parametrize("body, status", [
+    (b"{not json", 400),
+    (b"[]", 400),
+    (b'{"query": {}, "signature": "0x00", "params": {}, "paramsSalt": "0x00"}', 400),
+    (b"{}", 400),
+])
+def test_malformed_bodies_get_4xx(samr_oracle, body, status):
+    reply = httpx.post(f"{samr_oracle.url}/v1/query", content=body, headers={"content-type": "application/json"})
+    assert reply.status_code == status
+    assert reply.headers["content-type"].startswith("application/problem+json")
+
+
+def test_oversized_body_is_413(samr_oracle):
+    reply = httpx.post(f"{samr_oracle.url}/v1/query", content=b"x" * 70_000)
+    assert reply.status_code == 413
+
+
+def test_source_down_is_a_502_and_recorded_as_source_failure(consortium, members, published, samr_oracle, company_api):
+    info = samr_oracle.oracle.service._dataset(published.companies)
+    info.relay.close()
+    from oracle.relay import DepartmentApi
+    from dataclasses import replace
+    from ledger.devnet import free_port
+
+    info.relay = DepartmentApi(replace(info.relay.config, base_url=f"http://127.0.0.1:{free_port()}"))
+    refused = _refused(samr_oracle, members, published, status=502, reason="SOURCE_UNAVAILABLE")
+    assert refused.receipt["outcome"] == Outcome.SOURCE_FAILURE
+    _anchor(samr_oracle)
+    (record,) = list(consortium.audit_log.records())
+    assert record.entry.outcome == Outcome.SOURCE_FAILURE
+    assert consortium.grants.grant(published.tax_grant).used == 0
