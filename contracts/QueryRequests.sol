@@ -82,7 +82,8 @@ contract QueryRequests is EIP712, IQueryRequests {
 
     /// @inheritdoc IQueryRequests
     /// @dev Requirements: the request exists; the caller holds ORACLE_ROLE in the request's provider
-    /// department; the request is Pending; `outcome` is an IAuditLog.Outcome (0..MAX_OUTCOME).
+    /// department; the request is Pending; `outcome` is an IAuditLog.Outcome (0..MAX_OUTCOME);
+    /// `recordId` is one of the caller's own audit records (its top 160 bits are the caller).
     /// Emits {QueryFulfilled}.
     function fulfilQuery(uint256 requestId, uint256 recordId, uint8 outcome, bytes32 responseHash) external {
         QueryRequest storage r = _request(requestId);
@@ -92,6 +93,7 @@ contract QueryRequests is EIP712, IQueryRequests {
         }
         if (r.status != QueryStatus.Pending) revert QueryRequestsInvalidStatus(requestId, r.status);
         if (outcome > MAX_OUTCOME) revert QueryRequestsInvalidOutcome(requestId, outcome);
+        if (recordId >> 64 != uint160(msg.sender)) revert QueryRequestsForeignRecord(requestId, recordId);
         r.status = QueryStatus.Fulfilled;
         emit QueryFulfilled(requestId, recordId, outcome, responseHash);
     }

@@ -68,6 +68,7 @@ interface IQueryRequests {
     error QueryRequestsNotProviderOracle(uint256 requestId, address caller, uint32 providerDept);
     error QueryRequestsInvalidStatus(uint256 requestId, QueryStatus status);
     error QueryRequestsInvalidOutcome(uint256 requestId, uint8 outcome);
+    error QueryRequestsForeignRecord(uint256 requestId, uint256 recordId);
 
     /// @notice Posts a query for the oracle of the grant's owner department.
     function requestQuery(uint64 grantId, uint256 fields, bytes calldata encryptedParams, bytes calldata requesterPublicKey)

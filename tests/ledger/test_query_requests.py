@@ -287,3 +287,14 @@ def test_fulfil_refused_with_unknown_outcome(consortium, members, pending) -> No
         "QueryRequestsInvalidOutcome", {"requestId": pending, "outcome": 3},
         lambda: queries_state(consortium, pending),
     )
+
+
+def test_fulfil_refused_for_another_oracles_record(consortium, members, pending) -> None:
+    """A fulfilment names the audit record of the access, which must be the fulfilling oracle's own."""
+    oracle = members.samr.oracle
+    foreign = record_id(members.psb.oracle.address, 1)
+    expect_revert(
+        consortium.chain, lambda: consortium.queries.fulfil(oracle, pending, foreign, Outcome.SERVED, bytes(32)),
+        "QueryRequestsForeignRecord", {"requestId": pending, "recordId": foreign},
+        lambda: queries_state(consortium, pending),
+    )
