@@ -44,7 +44,7 @@ _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 _TOP_KEYS = frozenset({
     "rpc_url", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "batch_max_records", "batch_max_age_seconds", "head_poll_interval_seconds", "max_request_bytes",
-    "request_deadline_max_seconds", "strict_timeout_seconds", "datasets", "masking",
+    "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets", "masking",
 })
 _DATASET_KEYS = frozenset({
     "base_url", "path", "timeout_seconds", "max_response_bytes", "params", "fixed_params", "max_records",
@@ -105,6 +105,7 @@ class OracleConfig:
     max_request_bytes: int = 65_536
     request_deadline_max_seconds: int = 300
     strict_timeout_seconds: float = 30.0
+    request_poll_interval_seconds: float = 1.0  # how often the on-chain request follower looks for new requests
     masking: Mapping[Classification, Mapping[str, MaskRule]] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -269,6 +270,7 @@ class _Loader:
                 data, "request_deadline_max_seconds", "request_deadline_max_seconds", 300, 1, 86_400
             ),
             strict_timeout_seconds=self.seconds(data, "strict_timeout_seconds", "strict_timeout_seconds", 30.0),
+            request_poll_interval_seconds=self.seconds(data, "request_poll_interval_seconds", "request_poll_interval_seconds", 1.0),
             masking=self.masking(data.get("masking", {})),
         )
 

@@ -3,6 +3,8 @@
 ``POST /v1/query``   a signed query → ``{"records": [...], "receipt": {...}}`` or a problem with the receipt
 ``GET  /v1/health``  the oracle's state (head seen, records waiting to be anchored, last anchoring error)
 ``GET  /v1/identity`` the oracle's address and public key (to encrypt parameters to it)
+``GET  /v1/results/{request_id}`` the encrypted answer to an on-chain request, for its requester only
+   (header ``Authorization: Govshare <unix time>:<EIP-191 signature of "govshare result <id> at <time>">``)
 """
 
 from __future__ import annotations
@@ -92,7 +94,44 @@ def create_app(service: OracleService, batcher: Batcher | None = None, *, max_re
         return {"oracle": service.signer.address, "department": service.config.department,
                 "public_key": "0x" + public_key.hex()}
 
+    @app.get("/v1/results/{request_id}")
+    def result(request_id: int, request: Request) -> Response:
+        stored = service.outbox.result(request_id)
+        requester = _authorised_requester(request.headers.get("authorization", ""), request_id)
+        if requester is None:
+            return problem(401, "unauthorised", "sign 'govshare result <id> at <unix time>' with the requester's key")
+        if stored is None:
+            return problem(404, "no result yet", f"request {request_id} has not been answered by this oracle (yet)")
+        owner, sequence, blob, fulfilled_tx = stored
+        if owner != requester:
+            return problem(403, "not your request", "only the account that made the request may fetch its answer")
+        return JSONResponse({"requestId": request_id, "sequence": sequence, "ciphertext": "0x" + blob.hex(),
+                             "fulfilledTx": fulfilled_tx})
+
     return app
+
+
+RESULT_AUTH_WINDOW = 300
+
+
+def result_auth_message(request_id: int, timestamp: int) -> str:
+    return f"govshare result {request_id} at {timestamp}"
+
+
+def _authorised_requester(header: str, request_id: int) -> str | None:
+    import time
+
+    from eth_account import Account
+    from eth_account.messages import encode_defunct
+
+    scheme, _, value = header.partition(" ")
+    stamp, _, signature = value.partition(":")
+    if scheme != "Govshare" or not stamp.isdigit() or abs(time.time() - int(stamp)) > RESULT_AUTH_WINDOW:
+        return None
+    try:
+        return Account.recover_message(encode_defunct(text=result_auth_message(request_id, int(stamp))), signature=signature)
+    except (ValueError, TypeError):
+        return None
 
 
 def _short(exc: Exception) -> str:

@@ -35,6 +35,11 @@ CREATE TABLE IF NOT EXISTS records (
     anchored_tx TEXT, anchored_block INTEGER
 );
 CREATE INDEX IF NOT EXISTS records_unanchored ON records (sequence) WHERE anchored_block IS NULL;
+CREATE TABLE IF NOT EXISTS chain_requests (
+    request_id INTEGER PRIMARY KEY, requester TEXT NOT NULL, sequence INTEGER NOT NULL,
+    result BLOB NOT NULL, fulfilled_tx TEXT
+);
+CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, block INTEGER NOT NULL);
 """
 
 
@@ -98,7 +103,7 @@ class Outbox:
         *,
         request_salt: bytes | None,
         response_salt: bytes | None,
-        nonce: tuple[str, int] | None = None,
+        nonce: tuple[str, str] | None = None,
     ) -> int:
         """Durably write one access (and consume the requester's nonce, atomically); its sequence.
 
@@ -130,7 +135,7 @@ class Outbox:
             self._changed.notify_all()
             return sequence
 
-    def nonce_used(self, requester: str, nonce: int) -> bool:
+    def nonce_used(self, requester: str, nonce: str | int) -> bool:
         with self._lock:
             row = self._db.execute("SELECT 1 FROM nonces WHERE requester = ? AND nonce = ?", (requester, str(nonce))).fetchone()
         return row is not None
@@ -190,6 +195,43 @@ class Outbox:
                 if remaining <= 0:
                     return False
                 self._changed.wait(remaining)
+
+    # ------------------------------------------------------------------ on-chain requests
+
+    def cursor(self, name: str) -> int | None:
+        """The last block a follower has fully processed."""
+        with self._lock:
+            row = self._db.execute("SELECT block FROM cursors WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_cursor(self, name: str, block: int) -> None:
+        with self._lock:
+            self._db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET block = excluded.block",
+                             (name, block))
+
+    def save_result(self, request_id: int, requester: str, sequence: int, result: bytes) -> None:
+        """Keep the (encrypted) answer to an on-chain request for its requester to fetch."""
+        with self._lock:
+            self._db.execute("INSERT OR IGNORE INTO chain_requests VALUES (?, ?, ?, ?, NULL)",
+                             (request_id, requester, sequence, result))
+
+    def mark_fulfilled(self, request_id: int, tx_hash: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE chain_requests SET fulfilled_tx = ? WHERE request_id = ?", (tx_hash, request_id))
+
+    def result(self, request_id: int) -> tuple[str, int, bytes, str | None] | None:
+        """(requester, sequence, encrypted result, fulfilment tx) of an on-chain request, if answered."""
+        with self._lock:
+            row = self._db.execute(
+                "SELECT requester, sequence, result, fulfilled_tx FROM chain_requests WHERE request_id = ?", (request_id,)
+            ).fetchone()
+        return None if row is None else (row[0], int(row[1]), bytes(row[2]), row[3])
+
+    def unfulfilled(self) -> list[tuple[int, int]]:
+        """(request id, sequence) of answered on-chain requests not yet marked fulfilled on chain."""
+        with self._lock:
+            rows = self._db.execute("SELECT request_id, sequence FROM chain_requests WHERE fulfilled_tx IS NULL").fetchall()
+        return [(int(a), int(b)) for a, b in rows]
 
     def wait_for_work(self, timeout: float) -> None:
         """Sleep until a record is written (or ``timeout``); for the batcher."""

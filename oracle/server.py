@@ -14,6 +14,7 @@ from ledger.keys import Signer, load_keystore, read_password
 from oracle.batcher import Batcher
 from oracle.config import OracleConfig
 from oracle.http import create_app
+from oracle.onchain import OnChainRequestFollower
 from oracle.outbox import Outbox
 from oracle.service import OracleService
 
@@ -29,16 +30,21 @@ class Oracle:
     service: OracleService
     outbox: Outbox
     batcher: Batcher
+    follower: OnChainRequestFollower
     app: FastAPI
 
     def close(self, *, flush: bool = True) -> None:
+        self.follower.stop()
         self.batcher.stop(flush=flush)
         self.service.close()
         self.outbox.close()
 
 
-def build_oracle(config: OracleConfig, signer: Signer | None = None, consortium: Consortium | None = None) -> Oracle:
-    """Connect to the chain, open and bind the outbox, start the batcher, build the HTTP app."""
+def build_oracle(
+    config: OracleConfig, signer: Signer | None = None, consortium: Consortium | None = None, *, follow_requests: bool = True
+) -> Oracle:
+    """Connect to the chain, open and bind the outbox, start the batcher and the on-chain request
+    follower, build the HTTP app."""
     if signer is None:
         signer = load_keystore(config.key_file, read_password(config.password_file))
     if consortium is None:
@@ -55,8 +61,11 @@ def build_oracle(config: OracleConfig, signer: Signer | None = None, consortium:
                       max_age=config.batch_max_age_seconds)
     batcher.reconcile()
     batcher.start()
+    follower = OnChainRequestFollower(service, signer, poll_interval=config.request_poll_interval_seconds)
+    if follow_requests:
+        follower.start()
     app = create_app(service, batcher, max_request_bytes=config.max_request_bytes)
-    return Oracle(config, consortium, service, outbox, batcher, app)
+    return Oracle(config, consortium, service, outbox, batcher, follower, app)
 
 
 def serve(config_path: Path) -> None:

@@ -118,6 +118,30 @@ class QueryAnswer:
     reason_name: str | None = None
 
 
+@dataclass(frozen=True)
+class Access:
+    """Who asks for what: the part of a request the decision depends on."""
+
+    requester: str
+    requester_dept: int
+    dataset_id: int
+    grant_id: int
+    fields: int
+    params: dict[str, str]
+    nonce: str | None  # unique per requester: the signed nonce, or "request:<id>" for on-chain requests
+
+
+@dataclass
+class _Progress:
+    """How far a request got: what its audit record can truthfully name if it is refused."""
+
+    access: Access
+    dataset_id: int = 0  # set once the dataset is known to be this department's
+    checked_at: int = 0
+    version: int = 0
+    nonce: tuple[str, str] | None = None  # set once the nonce is known to be fresh
+
+
 @dataclass
 class _DatasetInfo:
     dataset: Dataset
@@ -159,45 +183,66 @@ class OracleService:
     # ------------------------------------------------------------------ the path
 
     def answer(self, request: QueryRequest) -> QueryAnswer:
+        """Answer a signed query posted over HTTP."""
         request_salt = new_salt()
         request_hash = salted_hash(request.canonical(), request_salt)
-        query = request.query
-        requester, dataset_id, checked_at, version = ZERO_ADDRESS, 0, self._head, 0
-        nonce: tuple[str, int] | None = None
+        q = request.query
+        progress = _Progress(Access(ZERO_ADDRESS, q.requester_dept, q.dataset_id, 0, q.fields, request.params, None))
         try:
             requester = self._authenticate(request)
+            progress.access = Access(requester, q.requester_dept, q.dataset_id, q.grant_id, q.fields, request.params, str(q.nonce))
             self._check_freshness(request)
-            info = self._dataset(query.dataset_id)
-            dataset_id = query.dataset_id
-            info.relay.check_params(request.params)
-            nonce = (requester, query.nonce)
-            if self.outbox.nonce_used(requester, query.nonce):
-                nonce = None
-                raise NonceReplayed("this nonce was already used by this requester")
-            check = self._check(requester, query)
-            checked_at, version = check.block_number, check.version
+        except OracleError as exc:
+            return self._refuse(exc, request_hash, request_salt, progress)
+        return self._serve(progress, request_hash, request_salt)
+
+    def answer_access(self, access: Access, request_canonical: dict[str, Any]) -> QueryAnswer:
+        """Answer an access whose requester the chain already authenticated (an on-chain request:
+        the transaction's sender), with ``access.nonce`` naming the request."""
+        request_salt = new_salt()
+        request_hash = salted_hash(request_canonical, request_salt)
+        return self._serve(_Progress(access), request_hash, request_salt)
+
+    def refuse_malformed(self, access: Access, request_canonical: dict[str, Any], message: str) -> QueryAnswer:
+        """Record and answer an on-chain request whose parameters cannot be read."""
+        request_salt = new_salt()
+        return self._refuse(MalformedRequest(message), salted_hash(request_canonical, request_salt), request_salt,
+                            _Progress(access))
+
+    def _serve(self, progress: _Progress, request_hash: bytes, request_salt: bytes) -> QueryAnswer:
+        access = progress.access
+        try:
+            info = self._dataset(access.dataset_id)
+            progress.dataset_id = access.dataset_id
+            info.relay.check_params(access.params)
+            if access.nonce is not None:
+                if self.outbox.nonce_used(access.requester, access.nonce):
+                    raise NonceReplayed("this nonce was already used by this requester")
+                progress.nonce = (access.requester, access.nonce)
+            check = self._check(access)
+            progress.checked_at, progress.version = check.block_number, check.version
             if not check.granted:
                 raise AccessDenied(int(check.reason), f"the grant does not allow this: {check.reason.name}")
-            if check.grant.used + self.outbox.pending_served(query.grant_id) >= check.grant.quota:
+            if check.grant.used + self.outbox.pending_served(access.grant_id) >= check.grant.quota:
                 raise AccessDenied(int(OracleReason.QUOTA_PENDING), "the grant's quota is used up (counting accesses not yet anchored)")
         except OracleError as exc:
-            return self._refuse(request, exc, request_hash, request_salt, requester, dataset_id, checked_at, version, nonce)
+            return self._refuse(exc, request_hash, request_salt, progress)
         try:
-            source_records = info.relay.fetch(request.params)
+            source_records = info.relay.fetch(access.params)
         except SourceUnavailable as exc:
-            return self._refuse(request, exc, request_hash, request_salt, requester, dataset_id, checked_at, version, nonce,
-                                outcome=Outcome.SOURCE_FAILURE)
-        granted = info.dataset.field_names(query.fields)
+            return self._refuse(exc, request_hash, request_salt, progress, outcome=Outcome.SOURCE_FAILURE)
+        granted = info.dataset.field_names(access.fields)
         unmasked = set(info.dataset.field_names(check.grant.unmasked_fields))
         records = info.masking.apply(source_records, granted, unmasked)
         response_salt = new_salt()
         response_hash = salted_hash({"records": records}, response_salt)
-        entry = AuditEntry(query.grant_id, requester, dataset_id, version, Outcome.SERVED, int(AccessReason.GRANTED),
-                           checked_at, request_hash, response_hash)
+        entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, Outcome.SERVED,
+                           int(AccessReason.GRANTED), progress.checked_at, request_hash, response_hash)
         try:
-            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=response_salt, nonce=nonce)
+            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=response_salt, nonce=progress.nonce)
         except NonceReplayed as exc:  # the same nonce raced in on another thread; it lost
-            return self._refuse(request, exc, request_hash, request_salt, requester, dataset_id, checked_at, version, None)
+            progress.nonce = None
+            return self._refuse(exc, request_hash, request_salt, progress)
         receipt = self._receipt(sequence, entry, request_salt, response_salt)
         if self.config.mode == "strict" and not self.outbox.wait_anchored(sequence, self.config.strict_timeout_seconds):
             exc = NotYetAnchored("strict mode: the access is recorded but not yet on chain; the data is withheld")
@@ -258,18 +303,18 @@ class OracleService:
             self._head_at = now
         return self._head
 
-    def _check(self, requester: str, query: Query) -> AccessCheck:
+    def _check(self, access: Access) -> AccessCheck:
         try:
             block = self.head()
-            key = (requester, query.requester_dept, query.dataset_id, query.fields, query.grant_id)
+            key = (access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id)
             with self._cache_lock:
                 if self._cache.block != block:
                     self._cache = _CheckCache(block)
                 cached = self._cache.results.get(key)
             if cached is not None:
                 return cached
-            check = self.consortium.grants.check_access(requester, query.requester_dept, query.dataset_id,
-                                                        query.fields, query.grant_id, block=block)
+            check = self.consortium.grants.check_access(access.requester, access.requester_dept, access.dataset_id,
+                                                        access.fields, access.grant_id, block=block)
         except ChainUnavailable as exc:
             raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
         with self._cache_lock:
@@ -279,24 +324,20 @@ class OracleService:
 
     def _refuse(
         self,
-        request: QueryRequest,
         exc: OracleError,
         request_hash: bytes,
         request_salt: bytes,
-        requester: str,
-        dataset_id: int,
-        checked_at: int,
-        version: int,
-        nonce: tuple[str, int] | None,
+        progress: _Progress,
         *,
         outcome: Outcome = Outcome.DENIED,
     ) -> QueryAnswer:
         """Record a denial or source failure (deny by default: even when nothing else works, the
         attempt is written to the outbox and will reach the chain) and answer with the error."""
-        entry = AuditEntry(request.query.grant_id if requester != ZERO_ADDRESS else 0, requester, dataset_id, version,
-                           outcome, int(exc.reason), checked_at, request_hash, ZERO_HASH)
+        access = progress.access
+        entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, outcome,
+                           int(exc.reason), progress.checked_at or self._head, request_hash, ZERO_HASH)
         try:
-            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=None, nonce=nonce)
+            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=None, nonce=progress.nonce)
         except NonceReplayed:
             sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=None, nonce=None)
         receipt = self._receipt(sequence, entry, request_salt, None)

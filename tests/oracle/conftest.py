@@ -98,7 +98,7 @@ class RunningOracle:
 
 
 def start_oracle(config: OracleConfig, signer, consortium: Consortium) -> RunningOracle:
-    oracle = build_oracle(config, signer=signer, consortium=consortium)
+    oracle = build_oracle(config, signer=signer, consortium=consortium, follow_requests=False)  # tests poll explicitly
     server = ServerThread(oracle.app, free_port()).start()
     client = OracleClient(server.url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"],
                           oracle_address=signer.address)
