@@ -105,7 +105,7 @@ class Chain:
         fees = self._fees()
         try:
             # Without "gas", web3 asks the node for an estimate; a revert surfaces here with its data.
-            tx = build({**base, **fees, **({"gas": gas} if gas else {})})
+            tx = self._rpc(lambda: build({**base, **fees, **({"gas": gas} if gas else {})}))
         except (ContractLogicError, Web3RPCError) as exc:
             raise self._revert(exc) from exc
         if gas is None:

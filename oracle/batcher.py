@@ -57,7 +57,8 @@ class Batcher:
             while self.outbox.pending_count() and time.monotonic() < deadline:
                 try:
                     self.anchor_once(force=True)
-                except (ChainUnavailable, TransactionFailed):
+                except LedgerError as exc:
+                    log.warning("could not anchor the outbox before stopping: %s", exc)
                     break
 
     def _run(self) -> None:
@@ -72,6 +73,10 @@ class Batcher:
             except LedgerError as exc:  # a refusal the batcher cannot resolve: keep the records, say so
                 self.last_error = str(exc)
                 log.error("anchoring refused: %s", exc)
+                self._stop.wait(self.retry_delay)
+            except Exception as exc:  # never let the thread die: the records would wait until a restart
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("anchoring failed unexpectedly, retrying in %.1fs", self.retry_delay)
                 self._stop.wait(self.retry_delay)
 
     def anchor_once(self, *, force: bool = False) -> bool:

@@ -18,7 +18,7 @@ import threading
 from eth_utils import to_canonical_address
 
 from ledger.audit_log import record_id
-from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
+from ledger.errors import ContractRevert, LedgerError
 from ledger.hashing import canonical_json
 from ledger.keys import Signer
 from ledger.queries import QueryRequested
@@ -66,7 +66,7 @@ class OnChainRequestFollower:
             try:
                 self.poll_once()
                 self.last_error = None
-            except (ChainUnavailable, TransactionFailed, ContractRevert) as exc:
+            except LedgerError as exc:  # chain down, a failed fulfilment...: keep following
                 self.last_error = str(exc)
                 log.warning("following on-chain requests failed, retrying: %s", exc)
             self._stop.wait(self.poll_interval)

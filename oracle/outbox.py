@@ -9,6 +9,8 @@ oracle must handle); ``durability="full"`` also survives power loss at the cost 
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -66,6 +68,13 @@ class Outbox:
     def __init__(self, path: Path, *, durability: str = "normal") -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # One oracle process per outbox: a second one would allocate the same sequence numbers.
+        self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self._lock_fd)
+            raise OutboxMismatch(f"outbox {self.path} is in use by another oracle process") from None
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
@@ -77,6 +86,8 @@ class Outbox:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
 
     # ------------------------------------------------------------------ identity
 
@@ -125,8 +136,10 @@ class Outbox:
                      response_salt, time.time()),
                 )
                 self._db.execute("COMMIT")
-            except sqlite3.IntegrityError:
+            except sqlite3.IntegrityError as exc:
                 self._db.execute("ROLLBACK")
+                if "nonces" not in str(exc):
+                    raise OutboxMismatch(f"outbox {self.path}: {exc}") from None
                 raise NonceReplayed("this nonce was already used by this requester") from None
             except BaseException:
                 self._db.execute("ROLLBACK")

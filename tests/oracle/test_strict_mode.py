@@ -1,0 +1,86 @@
+"""Strict mode answers only once the access is on chain; fast mode answers once it is in the outbox."""
+
+from __future__ import annotations
+
+import time
+from typing import Iterator
+
+import pytest
+
+from ledger.audit_log import Outcome
+from oracle.client import QueryRefused
+from oracle.config import DatasetConfig
+from oracle.sample_data import companies
+from tests.oracle.conftest import RunningOracle, oracle_config, start_oracle
+
+
+@pytest.fixture
+def start(tmp_path, consortium, members, published, company_api) -> Iterator:
+    started: list[RunningOracle] = []
+
+    def run(**overrides) -> RunningOracle:
+        datasets = {published.companies: DatasetConfig(id=published.companies, base_url=company_api.url,
+                                                       path="/companies", params=("company_id", "status"))}
+        running = start_oracle(oracle_config(tmp_path, consortium, "SAMR", datasets, **overrides), members.samr.oracle, consortium)
+        started.append(running)
+        return running
+
+    yield run
+    for running in started:
+        running.stop()
+
+
+def _ask(running, members, published, index: int):
+    return running.client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant,
+                                published.company_fields, {"company_id": companies()[index]["company_id"]})
+
+
+def _on_chain(consortium) -> dict[str, object]:
+    return {hex(r.record_id): r for r in consortium.audit_log.records()}
+
+
+def test_strict_mode_answers_only_after_the_record_is_on_chain(consortium, members, published, start):
+    running = start(mode="strict", batch_max_age_seconds=0.1, strict_timeout_seconds=10.0)
+    for index in (7, 8):
+        result = _ask(running, members, published, index)
+        assert result.records  # the data came back ...
+        record = _on_chain(consortium).get(result.receipt["record_id"])  # ... and the access was already on chain
+        assert record is not None
+        assert "0x" + record.entry.response_hash.hex() == result.receipt["response_hash"]
+        assert record.entry.outcome == Outcome.SERVED
+    assert running.oracle.outbox.pending_count() == 0
+
+
+def test_strict_mode_withholds_the_data_when_it_cannot_anchor_in_time(consortium, members, published, start):
+    running = start(mode="strict", batch_max_age_seconds=0.1, strict_timeout_seconds=1.0)
+    running.oracle.batcher.stop(flush=False)  # nothing anchors any more
+    began = time.monotonic()
+    with pytest.raises(QueryRefused) as err:
+        _ask(running, members, published, 9)
+    waited = time.monotonic() - began
+    assert 1.0 <= waited < 5.0  # it waited strict_timeout_seconds for the chain, no longer
+    assert err.value.status == 503 and err.value.reason == "NOT_YET_ANCHORED", err.value.problem
+    assert "records" not in err.value.problem
+    assert companies()[9]["company_id"] not in str(err.value.problem)  # no data leaked in the problem either
+    receipt = err.value.receipt
+    # the access is durable and will be anchored: the outbox holds it, the chain does not yet
+    stored = running.oracle.outbox.get(receipt["sequence"])
+    assert stored is not None and stored.anchored_block is None
+    assert "0x" + stored.entry.request_hash.hex() == receipt["request_hash"]
+    assert running.oracle.outbox.pending_count() == 1
+    assert consortium.audit_log.oracle_state(members.samr.oracle.address).last_sequence == 0
+    assert running.oracle.batcher.anchor_once(force=True)  # once anchoring resumes, it goes on chain
+    assert receipt["record_id"] in _on_chain(consortium)
+
+
+def test_fast_mode_answers_before_anchoring(consortium, members, published, start):
+    running = start(mode="fast", batch_max_age_seconds=2.0)
+    result = _ask(running, members, published, 11)
+    assert result.records
+    assert running.oracle.outbox.pending_count() == 1  # answered while the record waits in the outbox
+    assert result.receipt["record_id"] not in _on_chain(consortium)
+    deadline = time.monotonic() + 15
+    while running.oracle.outbox.pending_count():  # and the batcher anchors it on its own
+        assert time.monotonic() < deadline, "the batcher did not anchor the record"
+        time.sleep(0.1)
+    assert result.receipt["record_id"] in _on_chain(consortium)
