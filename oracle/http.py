@@ -14,7 +14,7 @@ from typing import Any
 
 from eth_keys import keys
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import JSONResponse, ORJSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ledger.errors import LedgerError
@@ -41,7 +41,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 def _answer_response(answer: QueryAnswer) -> Response:
     receipt = answer.receipt.__dict__
     if answer.status == 200:
-        return JSONResponse({"records": answer.records, "receipt": receipt})
+        return ORJSONResponse({"records": answer.records, "receipt": receipt})
     return problem(answer.status, answer.reason_name or "refused", answer.error or "", reason=answer.reason_name, receipt=receipt)
 
 

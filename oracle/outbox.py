@@ -82,6 +82,13 @@ class Outbox:
         self._lock = threading.Lock()
         self._next: int | None = None
         self._changed = threading.Condition(self._lock)
+        # served records not yet anchored, per grant (they count toward the grant's quota)
+        self._pending_served: dict[int, int] = {}
+        for grant_id, count in self._db.execute(
+            "SELECT grant_id, COUNT(*) FROM records WHERE anchored_block IS NULL AND outcome = ? GROUP BY grant_id",
+            (int(Outcome.SERVED),),
+        ):
+            self._pending_served[int(grant_id)] = int(count)
 
     def close(self) -> None:
         with self._lock:
@@ -145,6 +152,8 @@ class Outbox:
                 self._db.execute("ROLLBACK")
                 raise
             self._next = sequence + 1
+            if entry.outcome is Outcome.SERVED:
+                self._pending_served[entry.grant_id] = self._pending_served.get(entry.grant_id, 0) + 1
             self._changed.notify_all()
             return sequence
 
@@ -155,6 +164,12 @@ class Outbox:
 
     def mark_anchored(self, first: int, last: int, tx_hash: str, block: int) -> None:
         with self._lock:
+            for grant_id, count in self._db.execute(
+                "SELECT grant_id, COUNT(*) FROM records WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL"
+                " AND outcome = ? GROUP BY grant_id",
+                (first, last, int(Outcome.SERVED)),
+            ).fetchall():
+                self._pending_served[int(grant_id)] -= int(count)
             self._db.execute(
                 "UPDATE records SET anchored_tx = ?, anchored_block = ? WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL",
                 (tx_hash, block, first, last),
@@ -177,13 +192,9 @@ class Outbox:
         return int(count)
 
     def pending_served(self, grant_id: int) -> int:
-        """Served records of ``grant_id`` not yet on chain (they count toward its quota)."""
-        with self._lock:
-            (count,) = self._db.execute(
-                "SELECT COUNT(*) FROM records WHERE anchored_block IS NULL AND grant_id = ? AND outcome = ?",
-                (grant_id, int(Outcome.SERVED)),
-            ).fetchone()
-        return int(count)
+        """Served records of ``grant_id`` not yet on chain (they count toward its quota); kept in
+        memory, loaded from the file when it is opened."""
+        return self._pending_served.get(grant_id, 0)
 
     def get(self, sequence: int) -> OutboxRecord | None:
         with self._lock:

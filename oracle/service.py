@@ -215,9 +215,7 @@ class OracleService:
             info = self._dataset(access.dataset_id)
             progress.dataset_id = access.dataset_id
             info.relay.check_params(access.params)
-            if access.nonce is not None:
-                if self.outbox.nonce_used(access.requester, access.nonce):
-                    raise NonceReplayed("this nonce was already used by this requester")
+            if access.nonce is not None:  # consumed atomically with the record; a replay fails there
                 progress.nonce = (access.requester, access.nonce)
             check = self._check(access)
             progress.checked_at, progress.version = check.block_number, check.version
@@ -240,7 +238,7 @@ class OracleService:
                            int(AccessReason.GRANTED), progress.checked_at, request_hash, response_hash)
         try:
             sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=response_salt, nonce=progress.nonce)
-        except NonceReplayed as exc:  # the same nonce raced in on another thread; it lost
+        except NonceReplayed as exc:  # a replay (or the same nonce racing on another thread): no data leaves
             progress.nonce = None
             return self._refuse(exc, request_hash, request_salt, progress)
         receipt = self._receipt(sequence, entry, request_salt, response_salt)
@@ -299,7 +297,7 @@ class OracleService:
         interval = self.config.head_poll_interval_seconds
         now = time.monotonic()
         if interval <= 0 or now - self._head_at >= interval:
-            self._head = self.consortium.chain.block_number()
+            self._head = self.consortium.chain.head()
             self._head_at = now
         return self._head
 
