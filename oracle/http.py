@@ -14,7 +14,8 @@ from typing import Any
 
 from eth_keys import keys
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, ORJSONResponse, Response
+import orjson
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ledger.errors import LedgerError
@@ -41,7 +42,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 def _answer_response(answer: QueryAnswer) -> Response:
     receipt = answer.receipt.__dict__
     if answer.status == 200:
-        return ORJSONResponse({"records": answer.records, "receipt": receipt})
+        return Response(orjson.dumps({"records": answer.records, "receipt": receipt}), media_type="application/json")
     return problem(answer.status, answer.reason_name or "refused", answer.error or "", reason=answer.reason_name, receipt=receipt)
 
 
