@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from eth_account import Account
+from eth_utils import keccak
 from eth_account.datastructures import SignedMessage, SignedTransaction
 from eth_account.messages import SignableMessage
 from eth_account.signers.local import LocalAccount
@@ -39,6 +40,11 @@ PASSWORD_ENV_VAR = "GOVSHARE_KEY_PASSWORD"
 
 Kdf = Literal["scrypt", "pbkdf2"]
 
+try:
+    from coincurve import PrivateKey as _CurveKey
+except ImportError:  # pragma: no cover - coincurve is a declared dependency
+    _CurveKey = None
+
 
 class Signer:
     """An account that can sign, and that never shows its private key.
@@ -48,13 +54,14 @@ class Signer:
     Pickling is refused so a key cannot land in a cache or a task queue by accident.
     """
 
-    __slots__ = ("__account",)
+    __slots__ = ("__account", "__curve_key")
 
     def __init__(self, account: LocalAccount) -> None:
         """Precondition: ``account`` is an eth_account ``LocalAccount``."""
         if not isinstance(account, LocalAccount):
             raise TypeError(f"Signer needs a LocalAccount, found {type(account).__name__}")
         self.__account = account
+        self.__curve_key = None
 
     @property
     def address(self) -> str:
@@ -73,6 +80,20 @@ class Signer:
     def sign_message(self, message: SignableMessage) -> SignedMessage:
         """Sign an EIP-191 message (``eth_account.messages.encode_defunct(...)`` etc.)."""
         return self.__account.sign_message(message)
+
+    def sign_eip191_hash(self, data: bytes) -> bytes:
+        """The 65-byte signature (r ‖ s ‖ v, v 27/28, low s) of the EIP-191 message whose body is the
+        32 bytes ``data``: the same bytes as ``sign_message(encode_defunct(primitive=data))``, computed
+        with libsecp256k1 directly (about a tenth of eth_account's cost, on the oracle's hot path)."""
+        if len(data) != 32:
+            raise ValueError("sign_eip191_hash signs exactly 32 bytes")
+        digest = keccak(b"\x19Ethereum Signed Message:\n32" + data)
+        if _CurveKey is None:  # pragma: no cover - coincurve is a declared dependency
+            return bytes(self.__account.unsafe_sign_hash(digest).signature)
+        if self.__curve_key is None:
+            self.__curve_key = _CurveKey(bytes(self.__account.key))
+        signature = self.__curve_key.sign_recoverable(digest, hasher=None)
+        return signature[:64] + bytes((signature[64] + 27,))
 
     def sign_typed_data(
         self,

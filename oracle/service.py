@@ -358,8 +358,8 @@ class OracleService:
             request_salt="0x" + request_salt.hex(),
             response_salt="0x" + response_salt.hex() if response_salt else "",
         )
-        signature = self.signer.sign_message(encode_defunct(primitive=unsigned.digest())).signature
-        return Receipt(**{**asdict(unsigned), "signature": "0x" + bytes(signature).hex()})
+        signature = self.signer.sign_eip191_hash(unsigned.digest())
+        return Receipt(**{**asdict(unsigned), "signature": "0x" + signature.hex()})
 
 
 def _reason_name(reason: int) -> str:

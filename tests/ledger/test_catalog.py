@@ -9,7 +9,6 @@ for changing nothing (no block mined, state as before).
 
 from __future__ import annotations
 
-from typing import Any, Callable
 
 import pytest
 
@@ -20,6 +19,7 @@ from ledger.hashing import content_hash, keccak, record_hash, schema_hash
 from ledger.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, verify_inclusion
 from ledger.registry import AccountRole, Role
 from tests.conftest import admit
+from tests.support.assertions import expect_revert
 
 FIELDS = ["统一社会信用代码", "企业名称", "法定代表人", "注册资本", "成立日期", "经营状态"]
 NAME = "企业登记信息 Company registrations"
@@ -32,17 +32,6 @@ ROOT = keccak(b"some root")
 # --------------------------------------------------------------------------- helpers
 
 
-def expect_revert(chain, action: Callable[[], Any], name: str, args: dict, state: Callable[[], Any] = lambda: None) -> ContractRevert:
-    """Run ``action``; it must revert with ``name(args)``, mine no block and leave ``state()`` as it was."""
-    before_state = state()
-    before_block = chain.block_number()
-    with pytest.raises(ContractRevert) as info:
-        action()
-    assert info.value.name == name, str(info.value)
-    assert info.value.args == args, str(info.value)
-    assert chain.block_number() == before_block
-    assert state() == before_state
-    return info.value
 
 
 def register(consortium, member, name: str = NAME, fields=FIELDS, classification=Classification.SENSITIVE,

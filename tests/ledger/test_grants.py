@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Callable
 
 import pytest
 
@@ -23,6 +22,7 @@ from ledger.grants import AccessCheck, AccessGrant, AccessReason, GrantStatus
 from ledger.hashing import keccak
 from ledger.registry import AccountRole, Role
 from tests.conftest import admit
+from tests.support.assertions import expect_revert
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 DAY = 86_400
@@ -38,17 +38,6 @@ PURPOSE = "核查纳税人登记信息 — verify taxpayer registrations (税收
 # --------------------------------------------------------------------------- helpers
 
 
-def expect_revert(chain, action: Callable[[], Any], name: str, args: dict, state: Callable[[], Any] = lambda: None) -> ContractRevert:
-    """Run ``action``; it must revert with ``name(args)``, mine no block and leave ``state()`` as it was."""
-    before_state = state()
-    before_block = chain.block_number()
-    with pytest.raises(ContractRevert) as info:
-        action()
-    assert info.value.name == name, str(info.value)
-    assert info.value.args == args, str(info.value)
-    assert chain.block_number() == before_block
-    assert state() == before_state
-    return info.value
 
 
 def grants_state(consortium, *grant_ids: int) -> tuple:

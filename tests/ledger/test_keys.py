@@ -277,3 +277,18 @@ def test_read_password_failures(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(KeystoreError, match="empty"):
         read_password(tmp_path / "empty")
+
+
+def test_fast_eip191_signature_equals_eth_accounts() -> None:
+    """The oracle's receipt signature (libsecp256k1 directly) is byte for byte eth_account's."""
+    from eth_account.messages import encode_defunct
+
+    from ledger.keys import generate_signer
+
+    for i in range(20):
+        signer = generate_signer()
+        data = bytes([i]) * 32
+        expected = bytes(signer.sign_message(encode_defunct(primitive=data)).signature)
+        assert signer.sign_eip191_hash(data) == expected
+    with pytest.raises(ValueError):
+        signer.sign_eip191_hash(b"short")

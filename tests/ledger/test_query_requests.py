@@ -20,7 +20,8 @@ from ledger.hashing import keccak
 from ledger.keys import generate_signer
 from ledger.queries import MAX_PARAMS_LENGTH, QueryRequest, QueryStatus, public_key_of
 from ledger.query import SECP256K1_N, Query, query_digest, recover_query_signer, sign_query
-from tests.ledger.test_grants import _sol_enum, expect_revert, register, request as request_grant
+from tests.ledger.test_grants import _sol_enum, register, request as request_grant
+from tests.support.assertions import expect_revert
 
 CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
 FIELDS = 0b011

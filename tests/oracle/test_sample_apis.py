@@ -2,28 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Iterator
 
 import httpx
-import pytest
 
-from ledger.devnet import free_port
-from oracle.sample_apis import ServerThread, company_registry_app, resident_registry_app
 from oracle.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, resident_check_digit, residents
-
-
-@pytest.fixture(scope="module")
-def company_api() -> Iterator[str]:
-    server = ServerThread(company_registry_app(), free_port()).start()
-    yield server.url
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def resident_api() -> Iterator[str]:
-    server = ServerThread(resident_registry_app(), free_port()).start()
-    yield server.url
-    server.stop()
 
 
 def test_generated_data_is_fixed_and_well_formed() -> None:
@@ -37,21 +19,21 @@ def test_generated_data_is_fixed_and_well_formed() -> None:
 
 def test_lookup_by_key_and_filters(company_api: str) -> None:
     target = companies()[1234]
-    reply = httpx.get(f"{company_api}/companies", params={"company_id": target["company_id"]})
+    reply = httpx.get(f"{company_api.url}/companies", params={"company_id": target["company_id"]})
     assert reply.status_code == 200
     assert reply.json() == {"records": [target]}
-    by_status = httpx.get(f"{company_api}/companies", params={"status": "吊销", "limit": 5}).json()["records"]
+    by_status = httpx.get(f"{company_api.url}/companies", params={"status": "吊销", "limit": 5}).json()["records"]
     assert len(by_status) == 5 and all(r["status"] == "吊销" for r in by_status)
-    assert httpx.get(f"{company_api}/health").json() == {"status": "ok", "records": 3000}
+    assert httpx.get(f"{company_api.url}/health").json() == {"status": "ok", "records": 3000}
 
 
 def test_resident_lookup(resident_api: str) -> None:
     person = residents()[7]
-    reply = httpx.get(f"{resident_api}/residents", params={"id_number": person["id_number"]})
+    reply = httpx.get(f"{resident_api.url}/residents", params={"id_number": person["id_number"]})
     assert reply.json()["records"] == [person]
-    assert httpx.get(f"{resident_api}/residents", params={"id_number": "000"}).json() == {"records": []}
+    assert httpx.get(f"{resident_api.url}/residents", params={"id_number": "000"}).json() == {"records": []}
 
 
 def test_bad_queries_are_400(company_api: str) -> None:
-    assert httpx.get(f"{company_api}/companies", params={"salary": "1"}).status_code == 400
-    assert httpx.get(f"{company_api}/companies", params={"limit": "x"}).status_code == 400
+    assert httpx.get(f"{company_api.url}/companies", params={"salary": "1"}).status_code == 400
+    assert httpx.get(f"{company_api.url}/companies", params={"limit": "x"}).status_code == 400
