@@ -13,6 +13,7 @@ from typing import Any, Callable, Iterable
 
 import json
 
+import requests
 import urllib3
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
@@ -46,7 +47,12 @@ class Chain:
 
     def __init__(self, url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0) -> None:
         self.url = url
-        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}))
+        session = requests.Session()
+        session.trust_env = False  # no proxy or .netrc lookups per call: the node is reached directly
+        # No silent retries inside web3: callers (the batcher, the oracle) decide how to retry,
+        # and a node that is down is reported at once (deny by default).
+        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}, session=session,
+                                         exception_retry_configuration=None))
         self._timeout = timeout
         self._head_pool = urllib3.PoolManager(maxsize=8)
         self.receipt_timeout = receipt_timeout
@@ -58,6 +64,11 @@ class Chain:
         self.decoder = ErrorDecoder([])
 
     # ---------------------------------------------------------------- basics
+
+    @property
+    def timeout(self) -> float:
+        """Seconds a single JSON-RPC call may take."""
+        return self._timeout
 
     @property
     def chain_id(self) -> int:

@@ -150,9 +150,18 @@ class _DatasetInfo:
 
 
 @dataclass
+class _PendingCheck:
+    """One access check at one block, computed by the first request that needs it; the requests
+    arriving meanwhile wait for that answer instead of all asking the chain at once."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    result: AccessCheck | None = None
+
+
+@dataclass
 class _CheckCache:
     block: int = -1
-    results: dict[tuple, AccessCheck] = field(default_factory=dict)
+    results: dict[tuple, _PendingCheck] = field(default_factory=dict)
 
 
 class OracleService:
@@ -302,23 +311,39 @@ class OracleService:
         return self._head
 
     def _check(self, access: Access) -> AccessCheck:
+        """The chain's answer at the head block. Cached for that block only (a new block carries
+        every approve, revoke and co-approval, and moves time past every expiry); concurrent
+        requests for the same check at the same block share one call."""
         try:
             block = self.head()
-            key = (access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id)
-            with self._cache_lock:
-                if self._cache.block != block:
-                    self._cache = _CheckCache(block)
-                cached = self._cache.results.get(key)
-            if cached is not None:
-                return cached
-            check = self.consortium.grants.check_access(access.requester, access.requester_dept, access.dataset_id,
-                                                        access.fields, access.grant_id, block=block)
         except ChainUnavailable as exc:
             raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
+        key = (access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id)
         with self._cache_lock:
-            if self._cache.block == block:
-                self._cache.results[key] = check
-        return check
+            if self._cache.block != block:
+                self._cache = _CheckCache(block)
+            cache = self._cache
+            pending = cache.results.get(key)
+            owner = pending is None
+            if owner:
+                pending = cache.results[key] = _PendingCheck()
+        if not owner:
+            pending.done.wait(self.consortium.chain.timeout)
+            if pending.result is not None:
+                return pending.result
+            raise ChainUnreachable("the chain did not answer the access check")
+        try:
+            pending.result = self.consortium.grants.check_access(
+                access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id, block=block
+            )
+            return pending.result
+        except ChainUnavailable as exc:
+            raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
+        finally:
+            if pending.result is None:  # a failure is not cached: the next request asks again
+                with self._cache_lock:
+                    cache.results.pop(key, None)
+            pending.done.set()
 
     def _refuse(
         self,
