@@ -83,7 +83,7 @@ def _cmd_chain_status(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from ledger.demo import run_demo
+    from oracle.demo import run_demo
 
     return EXIT_OK if run_demo(Path(args.data_dir)) else EXIT_REFUSED
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from ledger.demo import run_demo
+from oracle.demo import run_demo
 
 
 def test_demo_runs_twice_in_a_row(tmp_path: Path) -> None:
@@ -16,4 +16,4 @@ def test_demo_runs_twice_in_a_row(tmp_path: Path) -> None:
         assert run_demo(tmp_path / "demo", Console(file=out, width=160)) is True
         text = out.getvalue()
         assert "every step behaved as stated" in text
-        assert "REVOKED" in text and "FIELDS_NOT_GRANTED" in text
+        assert "403 REVOKED" in text and "********" in text  # the refusal and the masked id number
