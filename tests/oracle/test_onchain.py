@@ -22,6 +22,14 @@ def _oracle_public_key(url: str, expected: str) -> bytes:
     return public
 
 
+def _request_on_chain(consortium, samr_oracle, oracle_address: str, requester, params_for: str, grant: int, fields: int, params: dict) -> int:
+    """Encrypt ``params`` to the oracle (bound to ``params_for``'s address) and request by transaction."""
+    oracle_key = _oracle_public_key(samr_oracle.url, oracle_address)
+    encrypted = encrypt_params_for(oracle_key, params_for, params)
+    public = keys.PrivateKey(bytes(requester.account.key)).public_key.to_bytes()
+    return consortium.queries.request_query(requester, grant, fields, encrypted, public)
+
+
 def test_request_by_transaction_is_answered_fulfilled_and_decrypted(consortium, members, published, samr_oracle):
     tax = members.tax.operator
     target = companies()[77]
@@ -52,10 +60,8 @@ def test_request_by_transaction_is_answered_fulfilled_and_decrypted(consortium, 
 
 def test_only_the_requester_may_fetch_and_only_it_can_read(consortium, members, published, samr_oracle):
     tax = members.tax.operator
-    oracle_key = _oracle_public_key(samr_oracle.url, members.samr.oracle.address)
-    encrypted = encrypt_params_for(oracle_key, tax.address, {"company_id": companies()[8]["company_id"]})
-    tax_public = keys.PrivateKey(bytes(tax.account.key)).public_key.to_bytes()
-    request_id = consortium.queries.request_query(tax, published.tax_grant, published.company_fields, encrypted, tax_public)
+    request_id = _request_on_chain(consortium, samr_oracle, members.samr.oracle.address, tax, tax.address,
+                                   published.tax_grant, published.company_fields, {"company_id": companies()[8]["company_id"]})
     samr_oracle.oracle.follower.poll_once()
     reply = httpx.get(f"{samr_oracle.url}/v1/results/{request_id}")
     assert reply.status_code == 401
@@ -71,10 +77,8 @@ def test_only_the_requester_may_fetch_and_only_it_can_read(consortium, members, 
 def test_revoked_grant_request_is_denied_recorded_and_fulfilled(consortium, members, published, samr_oracle):
     tax = members.tax.operator
     consortium.grants.revoke(members.samr.operator, published.tax_grant, "ended")
-    oracle_key = _oracle_public_key(samr_oracle.url, members.samr.oracle.address)
-    encrypted = encrypt_params_for(oracle_key, tax.address, {"company_id": companies()[9]["company_id"]})
-    tax_public = keys.PrivateKey(bytes(tax.account.key)).public_key.to_bytes()
-    request_id = consortium.queries.request_query(tax, published.tax_grant, published.company_fields, encrypted, tax_public)
+    request_id = _request_on_chain(consortium, samr_oracle, members.samr.oracle.address, tax, tax.address,
+                                   published.tax_grant, published.company_fields, {"company_id": companies()[9]["company_id"]})
     samr_oracle.oracle.follower.poll_once()
     result = fetch_result(samr_oracle.url, tax, request_id)
     assert result["status"] == 403 and result["reason"] == "REVOKED" and result["records"] is None
@@ -84,10 +88,8 @@ def test_revoked_grant_request_is_denied_recorded_and_fulfilled(consortium, memb
 def test_params_encrypted_for_another_requester_are_refused(consortium, members, published, samr_oracle):
     """Parameters are bound to the requester's address: replaying someone else's ciphertext fails."""
     tax, psb = members.tax.operator, members.psb.operator
-    oracle_key = _oracle_public_key(samr_oracle.url, members.samr.oracle.address)
-    encrypted = encrypt_params_for(oracle_key, psb.address, {"company_id": companies()[1]["company_id"]})
-    tax_public = keys.PrivateKey(bytes(tax.account.key)).public_key.to_bytes()
-    request_id = consortium.queries.request_query(tax, published.tax_grant, published.company_fields, encrypted, tax_public)
+    request_id = _request_on_chain(consortium, samr_oracle, members.samr.oracle.address, tax, psb.address,
+                                   published.tax_grant, published.company_fields, {"company_id": companies()[1]["company_id"]})
     samr_oracle.oracle.follower.poll_once()
     result = fetch_result(samr_oracle.url, tax, request_id)
     assert result["status"] == 400 and result["reason"] == "MALFORMED_REQUEST"
