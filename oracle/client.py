@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
 import httpx
+from eth_account.messages import encode_defunct
 
 from ledger.errors import LedgerError
 from ledger.hashing import new_salt
 from ledger.keys import Signer
 from ledger.query import Query, sign_query
+from oracle import ecies
+from oracle.http import result_auth_message
+from oracle.onchain import params_associated_data, result_associated_data
 from oracle.service import receipt_signer
 
 
@@ -76,12 +81,6 @@ class OracleClient:
 
 def fetch_result(base_url: str, signer: Signer, request_id: int, *, timeout: float = 10.0) -> dict[str, Any] | None:
     """The requester's encrypted answer to an on-chain request, decrypted; None while not answered."""
-    from eth_account.messages import encode_defunct
-
-    from oracle import ecies
-    from oracle.http import result_auth_message
-    from oracle.onchain import result_associated_data
-
     stamp = int(time.time())
     signature = signer.sign_message(encode_defunct(text=result_auth_message(request_id, stamp))).signature
     reply = httpx.get(f"{base_url.rstrip('/')}/v1/results/{request_id}",
@@ -92,16 +91,9 @@ def fetch_result(base_url: str, signer: Signer, request_id: int, *, timeout: flo
         raise QueryRefused(reply.status_code, reply.json())
     blob = bytes.fromhex(reply.json()["ciphertext"][2:])
     plain = ecies.decrypt(bytes(signer.account.key), blob, result_associated_data(request_id))
-    import json
-
     return json.loads(plain)
 
 
 def encrypt_params_for(oracle_public_key: bytes, requester: str, params: Mapping[str, str]) -> bytes:
     """Parameters of an on-chain request, encrypted to the provider's oracle."""
-    import json
-
-    from oracle import ecies
-    from oracle.onchain import params_associated_data
-
     return ecies.encrypt(oracle_public_key, json.dumps(dict(params), sort_keys=True).encode(), params_associated_data(requester))

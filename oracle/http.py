@@ -10,13 +10,17 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
+import orjson
+from eth_account import Account
+from eth_account.messages import encode_defunct
 from eth_keys import keys
 from fastapi import FastAPI, Request
-import orjson
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.concurrency import run_in_threadpool
 
 from ledger.errors import LedgerError
 from ledger.query import Query
@@ -71,8 +75,6 @@ def create_app(service: OracleService, batcher: Batcher | None = None, *, max_re
             params=parsed.params,
             params_salt=bytes.fromhex(parsed.paramsSalt[2:]),
         )
-        from starlette.concurrency import run_in_threadpool
-
         return _answer_response(await run_in_threadpool(service.answer, signed))
 
     @app.get("/v1/health")
@@ -120,11 +122,6 @@ def result_auth_message(request_id: int, timestamp: int) -> str:
 
 
 def _authorised_requester(header: str, request_id: int) -> str | None:
-    import time
-
-    from eth_account import Account
-    from eth_account.messages import encode_defunct
-
     scheme, _, value = header.partition(" ")
     stamp, _, signature = value.partition(":")
     if scheme != "Govshare" or not stamp.isdigit() or abs(time.time() - int(stamp)) > RESULT_AUTH_WINDOW:

@@ -21,6 +21,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from typing import Any, Mapping
 
+from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_utils import to_checksum_address
 
@@ -395,7 +396,5 @@ def _reason_name(reason: int) -> str:
 
 def receipt_signer(receipt: Mapping[str, Any]) -> str:
     """The address that signed a receipt (as the requester or an auditor would check it)."""
-    from eth_account import Account
-
     body = {k: v for k, v in receipt.items() if k != "signature"}
     return Account.recover_message(encode_defunct(primitive=canonical_hash(body)), signature=receipt["signature"])
