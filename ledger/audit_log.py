@@ -152,7 +152,16 @@ class AppendResult:
 def record_id(oracle: str, sequence: int) -> int:
     if not 0 < sequence <= _U64:
         raise ValueError("sequence numbers run from 1 to 2**64 - 1")
-    return int(to_checksum_address(oracle), 16) << 64 | sequence
+    return int(_address_hex(oracle), 16) << 64 | sequence
+
+
+def _address_hex(address: str) -> str:
+    """The 40 hex digits of an address (any case), checked for shape only: hot paths call this."""
+    digits = address[2:] if address[:2] in ("0x", "0X") else address
+    if len(digits) != 40:
+        raise ValueError(f"not an address: {address!r}")
+    int(digits, 16)
+    return digits
 
 
 def split_record_id(rid: int) -> tuple[ChecksumAddress, int]:

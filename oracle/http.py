@@ -44,7 +44,7 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
 
 
 def _answer_response(answer: QueryAnswer) -> Response:
-    receipt = answer.receipt.__dict__
+    receipt = answer.receipt.as_dict()
     if answer.status == 200:
         return Response(orjson.dumps({"records": answer.records, "receipt": receipt}), media_type="application/json")
     return problem(answer.status, answer.reason_name or "refused", answer.error or "", reason=answer.reason_name, receipt=receipt)

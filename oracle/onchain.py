@@ -99,7 +99,7 @@ class OnChainRequestFollower:
         else:
             answer = self.service.answer_access(access, canonical)
         result = {"status": answer.status, "records": answer.records, "error": answer.error,
-                  "reason": answer.reason_name, "receipt": answer.receipt.__dict__}
+                  "reason": answer.reason_name, "receipt": answer.receipt.as_dict()}
         blob = ecies.encrypt(request.requester_public_key, canonical_json(result), result_associated_data(request.request_id))
         self.service.outbox.save_result(request.request_id, request.requester, answer.receipt.sequence, blob)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from eth_account import Account
@@ -28,7 +28,7 @@ from eth_utils import to_checksum_address
 from ledger.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, record_id
 from ledger.catalog import Dataset
 from ledger.deployment import Consortium
-from ledger.errors import ChainUnavailable, ContractRevert, LedgerError
+from ledger.errors import CanonicalizationError, ChainUnavailable, ContractRevert, LedgerError
 from ledger.grants import AccessCheck, AccessReason
 from ledger.hashing import canonical_hash, new_salt, salted_hash
 from ledger.keys import Signer
@@ -41,6 +41,7 @@ from oracle.errors import (
     MalformedRequest,
     NonceReplayed,
     OracleError,
+    SourceBadResponse,
     SourceUnavailable,
     UnknownDataset,
 )
@@ -102,9 +103,13 @@ class Receipt:
     signature: str = ""
 
     def body(self) -> dict[str, Any]:
-        data = asdict(self)
-        data.pop("signature")
+        """Every field but the signature (what the signature covers)."""
+        data = self.as_dict()
+        del data["signature"]
         return data
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)  # flat, immutable values: no deep copy needed
 
     def digest(self) -> bytes:
         return canonical_hash(self.body())
@@ -243,7 +248,11 @@ class OracleService:
         unmasked = set(info.dataset.field_names(check.grant.unmasked_fields))
         records = info.masking.apply(source_records, granted, unmasked)
         response_salt = new_salt()
-        response_hash = salted_hash({"records": records}, response_salt)
+        try:
+            response_hash = salted_hash({"records": records}, response_salt)
+        except CanonicalizationError as exc:  # e.g. floats: no exact canonical form, so no answer
+            bad = SourceBadResponse(f"the department API answered values that cannot be hashed canonically: {exc}")
+            return self._refuse(bad, request_hash, request_salt, progress, outcome=Outcome.SOURCE_FAILURE)
         entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, Outcome.SERVED,
                            int(AccessReason.GRANTED), progress.checked_at, request_hash, response_hash)
         try:
@@ -385,7 +394,7 @@ class OracleService:
             response_salt="0x" + response_salt.hex() if response_salt else "",
         )
         signature = self.signer.sign_eip191_hash(unsigned.digest())
-        return Receipt(**{**asdict(unsigned), "signature": "0x" + signature.hex()})
+        return replace(unsigned, signature="0x" + signature.hex())
 
 
 def _reason_name(reason: int) -> str:

@@ -177,3 +177,31 @@ def test_source_down_is_a_502_and_recorded_as_source_failure(consortium, members
     (record,) = list(consortium.audit_log.records())
     assert record.entry.outcome == Outcome.SOURCE_FAILURE
     assert consortium.grants.grant(published.tax_grant).used == 0
+
+
+def test_source_answering_floats_is_a_502_and_recorded(consortium, members, published, samr_oracle):
+    """A value with no exact canonical form (a float) cannot be committed to by a hash, so it is not
+    served: a clear source error, audited as a source failure, never a 500."""
+    from dataclasses import replace
+
+    from fastapi import FastAPI
+
+    from ledger.devnet import free_port
+    from oracle.relay import DepartmentApi
+    from oracle.sample_apis import ServerThread
+
+    app = FastAPI()
+
+    @app.get("/companies")
+    def floats() -> dict:
+        return {"records": [{"company_id": "X", "name": "n", "registration_date": "2020-01-01", "status": 1.5}]}
+
+    server = ServerThread(app, free_port()).start()
+    try:
+        info = samr_oracle.oracle.service._dataset(published.companies)
+        info.relay.close()
+        info.relay = DepartmentApi(replace(info.relay.config, base_url=server.url))
+        refused = _refused(samr_oracle, members, published, status=502, reason="SOURCE_BAD_RESPONSE")
+        assert refused.receipt["outcome"] == Outcome.SOURCE_FAILURE
+    finally:
+        server.stop()
