@@ -23,6 +23,8 @@ contract AuditLog is IAuditLog {
     uint256 private constant META_MASK = 0xffffffffffffffffffffffffffff; // bits 0-111
     uint256 private constant WORD1_RESERVED = 0xffffffffffffffffffff0000000000000000000000000000; // bits 112-191
     uint256 private constant WORD0_RESERVED = 0xffffffff; // bits 0-31
+    /// @dev The topic of {AuditRecordAppended}, keccak256 of its signature (a hash, not a key; a test
+    /// checks it against the event), for the `log4` in `_appendAll`.
     bytes32 private constant RECORD_EVENT = 0xafe7a2371761341e508f4c6b2496256657bab9891722fb849b6283ad24ba3c9e;
 
     ConsortiumRegistry public immutable i_registry;

@@ -7,11 +7,10 @@ latest block has a base fee, and legacy at ``eth_gasPrice`` otherwise.
 
 from __future__ import annotations
 
+import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
-
-import json
 
 import requests
 import urllib3
@@ -99,12 +98,8 @@ class Chain:
     def _rpc(self, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except (ConnectionError, OSError) as exc:
+        except OSError as exc:  # ConnectionError, and every requests exception (they are IOErrors)
             raise ChainUnavailable(f"cannot reach {self.url}: {exc}") from exc
-        except Exception as exc:  # requests wraps connection failures in its own hierarchy
-            if type(exc).__module__.startswith(("requests", "urllib3")):
-                raise ChainUnavailable(f"cannot reach {self.url}: {exc}") from exc
-            raise
 
     # ---------------------------------------------------------------- calls
 

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Iterator, Sequence
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
+from ledger.abi import canonical_type
 from ledger.chain import Chain
 
 #: Largest block range asked of ``eth_getLogs`` at once (Besu and most providers cap ranges).
@@ -30,13 +31,6 @@ class ChainEvent:
         return (self.block_number, self.log_index)
 
 
-def _type_of(param: dict[str, Any]) -> str:
-    kind = param["type"]
-    if kind.startswith("tuple"):
-        return "(" + ",".join(_type_of(c) for c in param["components"]) + ")" + kind[5:]
-    return kind
-
-
 class EventDecoder:
     """Decodes logs of any event found in the given ABI entries, matched by topic 0."""
 
@@ -44,7 +38,7 @@ class EventDecoder:
         self._events: dict[bytes, dict[str, Any]] = {}
         for entry in abi_entries:
             if entry.get("type") == "event" and not entry.get("anonymous"):
-                signature = f"{entry['name']}({','.join(_type_of(p) for p in entry['inputs'])})"
+                signature = f"{entry['name']}({','.join(canonical_type(p) for p in entry['inputs'])})"
                 self._events[keccak(text=signature)] = entry
 
     def topic(self, name: str) -> bytes:
@@ -63,12 +57,12 @@ class EventDecoder:
         plain = [p for p in entry["inputs"] if not p["indexed"]]
         args: dict[str, Any] = {}
         for param, topic in zip(indexed, topics[1:]):
-            kind = _type_of(param)
+            kind = canonical_type(param)
             if kind in ("string", "bytes") or kind.endswith("]") or kind.startswith("("):
                 args[param["name"]] = topic  # dynamic indexed values are stored as their hash
             else:
                 (args[param["name"]],) = abi_decode([kind], topic)
-        values = abi_decode([_type_of(p) for p in plain], bytes(log["data"]))
+        values = abi_decode([canonical_type(p) for p in plain], bytes(log["data"]))
         args.update({p["name"]: v for p, v in zip(plain, values)})
         for key, value in args.items():
             if isinstance(value, str) and value.startswith("0x") and len(value) == 42:

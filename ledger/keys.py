@@ -17,11 +17,10 @@ from pathlib import Path
 from typing import Any, Literal, NoReturn
 
 from eth_account import Account
-from eth_utils import keccak
 from eth_account.datastructures import SignedMessage, SignedTransaction
 from eth_account.messages import SignableMessage
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_same_address
+from eth_utils import is_same_address, keccak
 
 from ledger.errors import KeystoreError
 

@@ -8,18 +8,11 @@ from typing import Any, Iterable
 from eth_abi import decode as abi_decode
 from eth_utils import keccak, to_checksum_address
 
+from ledger.abi import canonical_type
 from ledger.errors import ContractRevert
 
 _ERROR_STRING = bytes.fromhex("08c379a0")  # Error(string)
 _PANIC = bytes.fromhex("4e487b71")  # Panic(uint256)
-
-
-def _canonical_type(param: dict[str, Any]) -> str:
-    kind = param["type"]
-    if kind.startswith("tuple"):
-        inner = ",".join(_canonical_type(c) for c in param["components"])
-        return f"({inner}){kind[len('tuple'):]}"
-    return kind
 
 
 @dataclass(frozen=True)
@@ -37,7 +30,7 @@ class ErrorDecoder:
         for entry in abi_entries:
             if entry.get("type") != "error":
                 continue
-            types = tuple(_canonical_type(p) for p in entry["inputs"])
+            types = tuple(canonical_type(p) for p in entry["inputs"])
             selector = keccak(text=f"{entry['name']}({','.join(types)})")[:4]
             names = tuple(p["name"] or f"arg{i}" for i, p in enumerate(entry["inputs"]))
             self._errors[selector] = _ErrorAbi(entry["name"], names, types)
