@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
@@ -26,8 +27,21 @@ from ledger.revert import ErrorDecoder, revert_data_from
 _BLOCK_NUMBER_CALL = b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
+#: Seconds between two receipt polls while waiting for a transaction.
+RECEIPT_POLL_SECONDS = 0.05
+
 #: Gas added on top of the node's estimate (estimates on some nodes are exact to the unit).
 GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR = 12, 10
+
+
+class RpcErrorAnswer(TransactionFailed):
+    """The node answered a JSON-RPC call with an error object (kept undecoded in ``error``)."""
+
+    def __init__(self, method: str, error: Any) -> None:
+        self.method = method
+        self.error = error
+        message = error.get("message") if isinstance(error, dict) else error
+        super().__init__(f"{method} refused: {message}")
 
 
 @dataclass(frozen=True)
@@ -87,6 +101,70 @@ class Chain:
             return int(json.loads(reply.data)["result"], 16)
         except (urllib3.exceptions.HTTPError, ValueError, KeyError, TypeError) as exc:
             raise ChainUnavailable(f"cannot read the head of {self.url}: {exc}") from exc
+
+    def raw_rpc(self, method: str, params: list[Any]) -> Any:
+        """One JSON-RPC call without web3's middleware and formatters: the ``result`` as the node
+        sent it (hex strings). A node that cannot be reached raises :class:`ChainUnavailable`; an
+        error answer raises :class:`RpcErrorAnswer` (undecoded: callers that need a revert decoded
+        by name repeat the call through web3)."""
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+        try:
+            reply = self._head_pool.request("POST", self.url, body=body, headers=_JSON_HEADERS, retries=False,
+                                            timeout=self._timeout)
+            answer = json.loads(reply.data)
+        except (urllib3.exceptions.HTTPError, ValueError) as exc:
+            raise ChainUnavailable(f"cannot reach {self.url}: {exc}") from exc
+        if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
+            raise ChainUnavailable(f"{self.url} answered {method} with something that is not JSON-RPC")
+        if answer.get("error") is not None:
+            raise RpcErrorAnswer(method, answer["error"])
+        return answer["result"]
+
+    def send_call_data(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None) -> TxResult:
+        """Send ``data`` to ``to`` from ``signer`` and wait for success, entirely over plain JSON-RPC:
+        the lean path for a sender that transacts all the time (the oracle's batcher spent most of
+        its CPU in web3's formatters). The returned logs are the node's raw log objects (hex strings).
+
+        Any error answer (a revert at estimation, a refused send) raises :class:`RpcErrorAnswer`
+        before anything is signed or after nothing was accepted, so the caller can repeat the call
+        through :meth:`transact` to get the revert decoded by name; a transaction mined with status 0
+        is replayed through web3 and raises the decoded revert."""
+        fees = {k: hex(v) for k, v in self._fees_raw().items()}
+        call = {"from": signer.address, "to": to, "data": "0x" + data.hex(), **fees}
+        if gas is None:
+            estimate = int(self.raw_rpc("eth_estimateGas", [call]), 16)
+            gas = estimate * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
+        tx = {"to": to, "data": data, "value": 0, "chainId": self.chain_id,
+              **{k: int(v, 16) for k, v in fees.items()}}
+        with self._nonce_lock:
+            nonce = self._next_nonce(signer.address)
+            raw = signer.sign_transaction({**tx, "gas": gas, "nonce": nonce}).raw_transaction
+            try:
+                tx_hash = self.raw_rpc("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
+            except RpcErrorAnswer:
+                self._nonces.pop(signer.address, None)  # resynchronise from the node
+                raise
+            self._nonces[signer.address] = nonce + 1
+        deadline = time.monotonic() + self.receipt_timeout
+        while (receipt := self.raw_rpc("eth_getTransactionReceipt", [tx_hash])) is None:
+            if time.monotonic() > deadline:
+                raise TransactionFailed(f"transaction {tx_hash} not mined in {self.receipt_timeout}s")
+            time.sleep(RECEIPT_POLL_SECONDS)
+        if int(receipt["status"], 16) != 1:
+            self.wait(tx_hash)  # raises the decoded failure
+        return TxResult(tx_hash=tx_hash, block_number=int(receipt["blockNumber"], 16),
+                        gas_used=int(receipt["gasUsed"], 16), logs=receipt["logs"])
+
+    def _fees_raw(self) -> dict[str, int]:
+        """:meth:`_fees` without web3 on the per-transaction reads."""
+        if self._fee_mode is None:
+            self._fees()
+        if self._fee_mode == "free":
+            return {"gasPrice": 0}
+        if self._fee_mode == "legacy":
+            return {"gasPrice": int(self.raw_rpc("eth_gasPrice", []), 16)}
+        base_fee = int(self.raw_rpc("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
+        return {"maxFeePerGas": 2 * base_fee + self._priority_fee, "maxPriorityFeePerGas": self._priority_fee}
 
     def block_timestamp(self, block: int | str = "latest") -> int:
         return int(self._rpc(lambda: self.w3.eth.get_block(block))["timestamp"])
@@ -160,7 +238,8 @@ class Chain:
     def wait(self, tx_hash: bytes | str) -> TxResult:
         """Wait for a transaction's receipt; a failed one is replayed to decode why."""
         try:
-            receipt = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout, poll_latency=0.05))
+            receipt = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout,
+                                                                                  poll_latency=RECEIPT_POLL_SECONDS))
         except TimeExhausted as exc:
             raise TransactionFailed(f"transaction {HexBytes(tx_hash).hex()} not mined in {self.receipt_timeout}s") from exc
         result = TxResult(

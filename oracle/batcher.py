@@ -82,14 +82,16 @@ class Batcher:
     def anchor_once(self, *, force: bool = False) -> bool:
         """Anchor one batch if one is due (full, or its oldest record is ``max_age`` old, or
         ``force``); True if a batch went on chain."""
+        count, oldest, awaited = self.outbox.backlog()
+        if count == 0 or oldest is None:
+            return False
+        if not (force or awaited or count >= self.max_records or time.time() - oldest >= self.max_age):
+            return False
         batch = self.outbox.unanchored(self.max_records)
         if not batch:
             return False
-        due = force or len(batch) >= self.max_records or time.time() - batch[0].created_at >= self.max_age
-        if not due:
-            return False
         try:
-            result = self.audit_log.append(self.oracle, batch[0].sequence, [r.entry for r in batch])
+            result = self.audit_log.anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
         except ContractRevert as exc:
             if exc.name != "AuditLogSequenceMismatch":
                 raise

@@ -71,3 +71,9 @@ class ConfigError(LedgerError, ValueError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.path, self.key, self.problem))
+
+
+class QuotaUsedUp(OracleError):
+    """A served access would overrun its grant's quota, counting accesses not yet on chain."""
+
+    reason, http_status = int(OracleReason.QUOTA_PENDING), 403

@@ -9,8 +9,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -20,12 +22,11 @@ from eth_keys import keys
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from starlette.concurrency import run_in_threadpool
 
 from ledger.errors import LedgerError
 from ledger.query import Query
 from oracle.batcher import Batcher
-from oracle.service import OracleService, QueryAnswer, QueryRequest
+from oracle.service import OracleService, QueryRequest
 
 PROBLEM = "application/problem+json"
 
@@ -43,39 +44,91 @@ def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
                         status_code=status, media_type=PROBLEM)
 
 
-def _answer_response(answer: QueryAnswer) -> Response:
-    receipt = answer.receipt.as_dict()
-    if answer.status == 200:
-        return Response(orjson.dumps({"records": answer.records, "receipt": receipt}), media_type="application/json")
-    return problem(answer.status, answer.reason_name or "refused", answer.error or "", reason=answer.reason_name, receipt=receipt)
+#: Threads that run :meth:`OracleService.answer` (blocking: the relay, the outbox, the chain).
+#: Few threads contend less for the GIL; the relay keeps up to ``max_connections`` sockets anyway.
+ANSWER_THREADS = 12
 
 
-def create_app(service: OracleService, batcher: Batcher | None = None, *, max_request_bytes: int = 65536) -> FastAPI:
+class OracleHttpApp:
+    """The oracle's ASGI application: ``POST /v1/query`` is served by a lean handler straight on
+    the ASGI interface (the hot path: routing, dependency injection and middleware layers cost more
+    CPU than the whole access check), everything else by the FastAPI app (``.api``)."""
+
+    def __init__(self, service: OracleService, api: FastAPI, max_request_bytes: int) -> None:
+        self.service = service
+        self.api = api
+        self.max_request_bytes = max_request_bytes
+        self._pool = ThreadPoolExecutor(ANSWER_THREADS, thread_name_prefix="govshare-answer")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True)
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/v1/query":
+            if scope["method"] == "POST":
+                await self._query(scope, receive, send)
+            else:
+                await _send(send, 405, *_problem(405, "method not allowed", "POST a signed query here"), [(b"allow", b"POST")])
+            return
+        await self.api(scope, receive, send)
+
+    async def _query(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        limit = self.max_request_bytes
+        for name, value in scope["headers"]:
+            if name == b"content-length" and (not value.isdigit() or int(value) > limit):
+                await _send(send, *_too_large(limit))
+                return
+        body = bytearray()
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            body += message.get("body", b"")
+            if len(body) > limit:
+                await _send(send, *_too_large(limit))
+                return
+            more = message.get("more_body", False)
+        try:
+            parsed = QueryBody.model_validate_json(body)
+            signed = QueryRequest(
+                query=Query.from_json(parsed.query),
+                signature=bytes.fromhex(parsed.signature[2:]),
+                params=parsed.params,
+                params_salt=bytes.fromhex(parsed.paramsSalt[2:]),
+            )
+        except (ValueError, ValidationError) as exc:  # InvalidQuery is a ValueError
+            await _send(send, *_problem(400, "malformed request", _short(exc)))
+            return
+        answer = await asyncio.get_running_loop().run_in_executor(self._pool, self.service.answer, signed)
+        receipt = answer.receipt.as_dict()
+        if answer.status == 200:
+            await _send(send, 200, orjson.dumps({"records": answer.records, "receipt": receipt}), JSON)
+        else:
+            await _send(send, *_problem(answer.status, answer.reason_name or "refused", answer.error or "",
+                                        reason=answer.reason_name, receipt=receipt))
+
+
+JSON = b"application/json"
+
+
+def _problem(status: int, title: str, detail: str, **extra: Any) -> tuple[int, bytes, bytes]:
+    return status, orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}), PROBLEM.encode()
+
+
+def _too_large(limit: int) -> tuple[int, bytes, bytes]:
+    return _problem(413, "request too large", f"a query body is at most {limit} bytes")
+
+
+async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra_headers: list | None = None) -> None:
+    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())] + (extra_headers or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app(service: OracleService, batcher: Batcher | None = None, *, max_request_bytes: int = 65536) -> OracleHttpApp:
     app = FastAPI(title=f"govshare oracle ({service.config.department})", docs_url=None, redoc_url=None)
     public_key = keys.PrivateKey(bytes(service.signer.account.key)).public_key.to_bytes()
-
-    @app.post("/v1/query")
-    async def query(request: Request) -> Response:
-        declared = request.headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > max_request_bytes):
-            return problem(413, "request too large", f"a query body is at most {max_request_bytes} bytes")
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > max_request_bytes:
-                return problem(413, "request too large", f"a query body is at most {max_request_bytes} bytes")
-        try:
-            parsed = QueryBody.model_validate(json.loads(body))
-            query = Query.from_json(parsed.query)
-        except (ValueError, ValidationError) as exc:  # InvalidQuery is a ValueError
-            return problem(400, "malformed request", _short(exc))
-        signed = QueryRequest(
-            query=query,
-            signature=bytes.fromhex(parsed.signature[2:]),
-            params=parsed.params,
-            params_salt=bytes.fromhex(parsed.paramsSalt[2:]),
-        )
-        return _answer_response(await run_in_threadpool(service.answer, signed))
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
@@ -111,7 +164,7 @@ def create_app(service: OracleService, batcher: Batcher | None = None, *, max_re
         return JSONResponse({"requestId": request_id, "sequence": sequence, "ciphertext": "0x" + blob.hex(),
                              "fulfilledTx": fulfilled_tx})
 
-    return app
+    return OracleHttpApp(service, app, max_request_bytes)
 
 
 RESULT_AUTH_WINDOW = 300

@@ -14,13 +14,14 @@ import os
 import sqlite3
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
 from ledger.audit_log import AuditEntry, Outcome
 from ledger.errors import LedgerError
-from oracle.errors import NonceReplayed
+from oracle.errors import NonceReplayed, QuotaUsedUp
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -43,6 +44,10 @@ CREATE TABLE IF NOT EXISTS chain_requests (
 );
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, block INTEGER NOT NULL);
 """
+
+
+#: How many blocks back an access check may lag behind the newest anchoring block.
+ANCHORED_MEMORY_BLOCKS = 64
 
 
 class OutboxMismatch(LedgerError):
@@ -89,6 +94,14 @@ class Outbox:
             (int(Outcome.SERVED),),
         ):
             self._pending_served[int(grant_id)] = int(count)
+        # the backlog, in memory so that the batcher can tell whether a batch is due without a query
+        count, oldest = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM records WHERE anchored_block IS NULL").fetchone()
+        self._backlog_count: int = int(count)
+        self._backlog_oldest: float | None = oldest
+        # (block, grant, count) of served records anchored recently: an access check made at an
+        # earlier block does not count them yet
+        self._anchored_served: deque[tuple[int, int, int]] = deque()
+        self._waiting = 0  # answers held back until their record is anchored (strict mode)
 
     def close(self) -> None:
         with self._lock:
@@ -122,14 +135,25 @@ class Outbox:
         request_salt: bytes | None,
         response_salt: bytes | None,
         nonce: tuple[str, str] | None = None,
+        quota_room: int | None = None,
+        checked_at_block: int = 0,
     ) -> int:
         """Durably write one access (and consume the requester's nonce, atomically); its sequence.
 
-        Raises :class:`NonceReplayed` (writing nothing) if the nonce was used before."""
+        Raises :class:`NonceReplayed` (writing nothing) if the nonce was used before. With
+        ``quota_room`` (the grant's quota minus its use on chain at ``checked_at_block``), a served
+        access is written only if fewer than ``quota_room`` served accesses of the grant are not
+        counted on chain at that block yet (those waiting here, and those anchored after it);
+        otherwise :class:`QuotaUsedUp` is raised and nothing is written. The check and the write
+        are one step, so concurrent queries cannot overrun a quota between them."""
         with self._lock:
             if self._next is None:
                 raise OutboxMismatch("outbox not bound to an oracle yet")
+            if quota_room is not None and entry.outcome is Outcome.SERVED and \
+                    self._uncounted(entry.grant_id, checked_at_block) >= quota_room:
+                raise QuotaUsedUp("the grant's quota is used up (counting accesses not yet on chain)")
             sequence = self._next
+            created_at = time.time()
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 if nonce is not None:
@@ -140,7 +164,7 @@ class Outbox:
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version, int(entry.outcome),
                      entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, request_salt,
-                     response_salt, time.time()),
+                     response_salt, created_at),
                 )
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
@@ -152,6 +176,9 @@ class Outbox:
                 self._db.execute("ROLLBACK")
                 raise
             self._next = sequence + 1
+            self._backlog_count += 1
+            if self._backlog_oldest is None:
+                self._backlog_oldest = created_at
             if entry.outcome is Outcome.SERVED:
                 self._pending_served[entry.grant_id] = self._pending_served.get(entry.grant_id, 0) + 1
             self._changed.notify_all()
@@ -170,10 +197,15 @@ class Outbox:
                 (first, last, int(Outcome.SERVED)),
             ).fetchall():
                 self._pending_served[int(grant_id)] -= int(count)
+                if block > 0:
+                    self._anchored_served.append((block, int(grant_id), int(count)))
             self._db.execute(
                 "UPDATE records SET anchored_tx = ?, anchored_block = ? WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL",
                 (tx_hash, block, first, last),
             )
+            count, oldest = self._db.execute(
+                "SELECT COUNT(*), MIN(created_at) FROM records WHERE anchored_block IS NULL").fetchone()
+            self._backlog_count, self._backlog_oldest = int(count), oldest
             self._changed.notify_all()
 
     # ------------------------------------------------------------------ reads
@@ -187,14 +219,29 @@ class Outbox:
         return [_row(r) for r in rows]
 
     def pending_count(self) -> int:
-        with self._lock:
-            (count,) = self._db.execute("SELECT COUNT(*) FROM records WHERE anchored_block IS NULL").fetchone()
-        return int(count)
+        """Records not yet on chain."""
+        return self._backlog_count
 
-    def pending_served(self, grant_id: int) -> int:
+    def backlog(self) -> tuple[int, float | None, bool]:
+        """(records not yet on chain, ``created_at`` of the oldest of them, whether an answer is
+        waiting for its record to be anchored), without touching the file."""
+        with self._lock:
+            return self._backlog_count, self._backlog_oldest, self._waiting > 0
+
+    def pending_served(self, grant_id: int, checked_at_block: int | None = None) -> int:
         """Served records of ``grant_id`` not yet on chain (they count toward its quota); kept in
-        memory, loaded from the file when it is opened."""
-        return self._pending_served.get(grant_id, 0)
+        memory, loaded from the file when it is opened. With ``checked_at_block``, also those
+        anchored after that block (the chain's count at that block does not hold them yet)."""
+        with self._lock:
+            if checked_at_block is None:
+                return self._pending_served.get(grant_id, 0)
+            return self._uncounted(grant_id, checked_at_block)
+
+    def _uncounted(self, grant_id: int, block: int) -> int:
+        recent = self._anchored_served
+        while recent and recent[0][0] < block - ANCHORED_MEMORY_BLOCKS:
+            recent.popleft()  # every check is made at a later head by now
+        return self._pending_served.get(grant_id, 0) + sum(c for b, g, c in recent if g == grant_id and b > block)
 
     def get(self, sequence: int) -> OutboxRecord | None:
         with self._lock:
@@ -211,14 +258,19 @@ class Outbox:
         """Block until record ``sequence`` is on chain (strict mode); False on timeout."""
         deadline = time.monotonic() + timeout
         with self._changed:
-            while True:
-                row = self._db.execute("SELECT anchored_block FROM records WHERE sequence = ?", (sequence,)).fetchone()
-                if row is not None and row[0] is not None:
-                    return True
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    return False
-                self._changed.wait(remaining)
+            self._waiting += 1  # tells the batcher not to wait for a fuller batch
+            self._changed.notify_all()
+            try:
+                while True:
+                    row = self._db.execute("SELECT anchored_block FROM records WHERE sequence = ?", (sequence,)).fetchone()
+                    if row is not None and row[0] is not None:
+                        return True
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        return False
+                    self._changed.wait(remaining)
+            finally:
+                self._waiting -= 1
 
     # ------------------------------------------------------------------ on-chain requests
 
@@ -270,3 +322,28 @@ def _row(row: tuple) -> OutboxRecord:
                        bytes(request_hash), bytes(response_hash))
     return OutboxRecord(sequence, entry, request_salt and bytes(request_salt), response_salt and bytes(response_salt),
                         created_at, anchored_tx, anchored_block)
+
+
+def export_records(path: Path) -> tuple[dict[str, str], list[OutboxRecord]]:
+    """The outbox's identity (oracle, chain id, audit log) and every record in sequence order, read
+    through a read-only connection in one snapshot, without the oracle's file lock: an auditor can
+    export the log of a running oracle (WAL readers never block its writer).
+
+    Raises :class:`OutboxMismatch` if ``path`` is not a readable outbox."""
+    source = Path(path)
+    if not source.is_file():
+        raise OutboxMismatch(f"no outbox at {source}")
+    try:
+        db = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
+    except sqlite3.Error as exc:
+        raise OutboxMismatch(f"cannot open outbox {source} read-only: {exc}") from None
+    try:
+        db.execute("BEGIN")
+        identity = dict(db.execute("SELECT key, value FROM meta").fetchall())
+        rows = db.execute("SELECT * FROM records ORDER BY sequence").fetchall()
+        db.execute("COMMIT")
+    except sqlite3.Error as exc:
+        raise OutboxMismatch(f"{source} is not a readable oracle outbox: {exc}") from None
+    finally:
+        db.close()
+    return identity, [_row(r) for r in rows]

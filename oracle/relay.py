@@ -34,11 +34,14 @@ from __future__ import annotations
 
 import json
 import logging
+import socket
+import ssl
+import threading
 import time
 from typing import Any, Callable, Mapping
-from urllib.parse import quote, quote_plus, urlencode
+from urllib.parse import quote, quote_plus, urlencode, urlsplit
 
-import urllib3
+import httptools
 
 from oracle.config import DatasetConfig
 from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
@@ -67,8 +70,48 @@ except ImportError:  # the standard library's parser
     JSON_BACKEND = "json"
 
 
+class _Exchange:
+    """httptools callbacks for one response: status, the headers that matter, the body."""
+
+    __slots__ = ("chunks", "done", "encoding", "headers_done", "keep_alive", "length", "limit", "parser", "size")
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.length: int | None = None
+        self.encoding = b""
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.done = False
+        self.keep_alive = self.headers_done = False
+        self.parser = httptools.HttpResponseParser(self)
+
+    def on_headers_complete(self) -> None:
+        self.keep_alive = self.parser.should_keep_alive()  # reset once the message completes
+        self.headers_done = True
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        name = name.lower()
+        if name == b"content-length" and value.isdigit():
+            self.length = int(value)
+        elif name == b"content-encoding":
+            self.encoding = value.strip().lower()
+
+    def on_body(self, body: bytes) -> None:
+        # No raising in a parser callback (httptools would wrap it): the reader checks ``size``.
+        self.size += len(body)
+        if self.size <= self.limit:
+            self.chunks.append(body)
+
+    def on_message_complete(self) -> None:
+        self.done = True
+
+
+class _StaleConnection(Exception):
+    """A kept-alive connection the server had closed before we wrote: retry once on a fresh one."""
+
+
 class DepartmentApi:
-    """The department API behind one dataset, with its own pooled HTTP client."""
+    """The department API behind one dataset, with its own pool of kept-alive connections."""
 
     def __init__(self, config: DatasetConfig) -> None:
         self.config = config
@@ -76,15 +119,17 @@ class DepartmentApi:
         self._allowed = frozenset(config.params)
         self._fixed = dict(config.fixed_params)
         self._where = f"dataset {config.id} source {self.url}"
-        self._timeout = urllib3.Timeout(connect=config.timeout_seconds, read=config.timeout_seconds)
-        self._pool = urllib3.PoolManager(
-            num_pools=2,
-            maxsize=config.max_connections,
-            block=False,
-            retries=False,
-            timeout=self._timeout,
-            headers={"Accept": "application/json", "Accept-Encoding": "identity", "User-Agent": "govshare-oracle"},
-        )
+        parts = urlsplit(self.url)
+        self._tls = parts.scheme == "https"
+        self._address = (parts.hostname or "", parts.port or (443 if self._tls else 80))
+        self._path = parts.path or "/"
+        host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
+        self._head = (f"Host: {host}\r\nAccept: application/json\r\nAccept-Encoding: identity\r\n"
+                      "User-Agent: govshare-oracle\r\n\r\n").encode("ascii")
+        self._ssl = ssl.create_default_context() if self._tls else None
+        self._idle: list[socket.socket] = []
+        self._lock = threading.Lock()
+        self._closed = False
 
     def __enter__(self) -> DepartmentApi:
         return self
@@ -94,7 +139,11 @@ class DepartmentApi:
 
     def close(self) -> None:
         """Close the pooled connections; the object cannot fetch afterwards."""
-        self._pool.clear()
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for sock in idle:
+            sock.close()
 
     def check_params(self, params: Mapping[str, str]) -> None:
         """Refuse (``MalformedRequest``) a parameter the config does not list, or a value that is not
@@ -113,48 +162,108 @@ class DepartmentApi:
         """The records the department API answers for ``params`` (at most ``max_records``)."""
         self.check_params(params)
         query = {**params, **self._fixed}
-        target = f"{self.url}?{urlencode(query)}" if query else self.url
-        limit = self.config.max_response_bytes
-        deadline = time.monotonic() + self.config.timeout_seconds
-        response = None
-        complete = False
+        target = f"{self._path}?{urlencode(query)}" if query else self._path
+        request = b"GET " + target.encode("ascii") + b" HTTP/1.1\r\n" + self._head
+        timeout = self.config.timeout_seconds
+        deadline = time.monotonic() + timeout
         try:
-            response = self._pool.request("GET", target, preload_content=False, redirect=False, retries=False)
-            status = response.status
-            if status >= 400:
-                raise SourceUnavailable(f"{self._where} answered HTTP {status}")
-            if not 200 <= status < 300:
-                raise SourceBadResponse(f"{self._where} answered HTTP {status}, not a 2xx answer")
-            declared = response.headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                raise SourceBadResponse(f"{self._where} answered {int(declared)} bytes, more than the limit of {limit}")
-            chunks: list[bytes] = []
-            size = 0
-            for chunk in response.stream(65_536, decode_content=True):
-                size += len(chunk)
-                if size > limit:
-                    raise SourceBadResponse(f"{self._where} answered more than the limit of {limit} bytes")
+            sock, reused = self._connection(timeout)
+            try:
+                exchange, keep = self._exchange(sock, request, deadline, reused)
+            except _StaleConnection:
+                sock.close()
+                sock, _ = self._connection(timeout, fresh=True)
+                exchange, keep = self._exchange(sock, request, deadline, False)
+        except TimeoutError:
+            raise SourceTimeout(f"{self._where} did not answer within {timeout} s") from None
+        except (ConnectionRefusedError, socket.gaierror) as exc:
+            raise SourceUnavailable(f"{self._where} unreachable: {type(exc).__name__}") from None
+        except httptools.HttpParserError as exc:
+            raise SourceUnavailable(f"{self._where} unreachable: ProtocolError ({type(exc).__name__})") from None
+        except OSError as exc:  # reset, unreachable network, TLS failures...
+            raise SourceUnavailable(f"{self._where} unreachable: {_describe(exc, query)}") from None
+        if keep:
+            self._release(sock)
+        else:
+            sock.close()
+        return self._records(b"".join(exchange.chunks))
+
+    def _connection(self, timeout: float, *, fresh: bool = False) -> tuple[socket.socket, bool]:
+        if not fresh:
+            with self._lock:
+                if self._closed:
+                    raise SourceUnavailable(f"{self._where}: the relay is closed")
+                if self._idle:
+                    sock = self._idle.pop()
+                    sock.settimeout(timeout)
+                    return sock, True
+        sock = socket.create_connection(self._address, timeout=timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self._ssl is not None:
+            sock = self._ssl.wrap_socket(sock, server_hostname=self._address[0])
+        return sock, False
+
+    def _release(self, sock: socket.socket) -> None:
+        with self._lock:
+            if not self._closed and len(self._idle) < self.config.max_connections:
+                self._idle.append(sock)
+                return
+        sock.close()
+
+    def _exchange(self, sock: socket.socket, request: bytes, deadline: float, reused: bool) -> tuple[_Exchange, bool]:
+        """Send ``request`` and read the whole answer; True with it if the connection can be kept."""
+        exchange = _Exchange(self.config.max_response_bytes)
+        parser = exchange.parser
+        keep = False
+        try:
+            sock.sendall(request)
+            received = checked = False
+            while not exchange.done:
+                try:
+                    data = sock.recv(65_536)
+                except (ConnectionResetError, BrokenPipeError):
+                    if reused and not received:
+                        raise _StaleConnection() from None
+                    raise
+                if not data:
+                    if reused and not received:
+                        raise _StaleConnection()
+                    parser.feed_data(b"")  # lets a close-delimited body end; otherwise a protocol error
+                    if not exchange.done:
+                        raise SourceUnavailable(f"{self._where} unreachable: ProtocolError (the connection closed mid-answer)")
+                    break
+                received = True
                 if time.monotonic() > deadline:
                     raise SourceTimeout(f"{self._where} did not finish answering within {self.config.timeout_seconds} s")
-                chunks.append(chunk)
-            complete = True
-        except urllib3.exceptions.NewConnectionError as exc:  # refused (urllib3 files it under timeouts too)
-            raise SourceUnavailable(f"{self._where} unreachable: {_describe(exc, query)}") from None
-        except urllib3.exceptions.TimeoutError as exc:
-            raise SourceTimeout(
-                f"{self._where} did not answer within {self.config.timeout_seconds} s ({type(exc).__name__})"
-            ) from None
-        except urllib3.exceptions.DecodeError:
-            raise SourceBadResponse(f"{self._where} answered a body that cannot be decoded") from None
-        except urllib3.exceptions.HTTPError as exc:  # refused, reset, protocol errors...
-            raise SourceUnavailable(f"{self._where} unreachable: {_describe(exc, query)}") from None
+                parser.feed_data(data)
+                if not checked:
+                    checked = self._check_head(parser, exchange)
+                if exchange.size > exchange.limit:
+                    raise SourceBadResponse(f"{self._where} answered more than the limit of {exchange.limit} bytes")
+            if not checked:
+                self._check_head(parser, exchange)
+            keep = exchange.keep_alive
+            return exchange, keep
         finally:
-            if response is not None:
-                if complete:
-                    response.release_conn()  # fully read: the connection goes back to the pool
-                else:
-                    response.close()  # unread body or a broken exchange: never reuse the connection
-        return self._records(b"".join(chunks))
+            if not keep and exchange.done is False:
+                sock.close()
+
+    def _check_head(self, parser: httptools.HttpResponseParser, exchange: _Exchange) -> bool:
+        """Judge the status and the headers as soon as they are in (before reading a large body);
+        False while they are not complete yet."""
+        if not exchange.headers_done:
+            return False
+        status = parser.get_status_code()
+        if status >= 400:
+            raise SourceUnavailable(f"{self._where} answered HTTP {status}")
+        if not 200 <= status < 300:
+            raise SourceBadResponse(f"{self._where} answered HTTP {status}, not a 2xx answer")
+        limit = self.config.max_response_bytes
+        if exchange.length is not None and exchange.length > limit:
+            raise SourceBadResponse(f"{self._where} answered {exchange.length} bytes, more than the limit of {limit}")
+        if exchange.encoding not in (b"", b"identity"):
+            raise SourceBadResponse(f"{self._where} answered a body that cannot be decoded (it is encoded; identity was asked)")
+        return True
 
     def _records(self, body: bytes) -> list[dict]:
         try:

@@ -7,13 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import uvicorn
-from fastapi import FastAPI
 
 from ledger.deployment import Consortium
 from ledger.keys import Signer, load_keystore, read_password
 from oracle.batcher import Batcher
 from oracle.config import OracleConfig
-from oracle.http import create_app
+from oracle.http import OracleHttpApp, create_app
 from oracle.onchain import OnChainRequestFollower
 from oracle.outbox import Outbox
 from oracle.service import OracleService
@@ -31,10 +30,11 @@ class Oracle:
     outbox: Outbox
     batcher: Batcher
     follower: OnChainRequestFollower
-    app: FastAPI
+    app: OracleHttpApp
 
     def close(self, *, flush: bool = True) -> None:
         self.follower.stop()
+        self.app.close()
         self.batcher.stop(flush=flush)
         self.service.close()
         self.outbox.close()

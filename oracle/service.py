@@ -41,6 +41,7 @@ from oracle.errors import (
     MalformedRequest,
     NonceReplayed,
     OracleError,
+    QuotaUsedUp,
     SourceBadResponse,
     SourceUnavailable,
     UnknownDataset,
@@ -65,7 +66,7 @@ class AccessDenied(OracleError):
 class NotYetAnchored(OracleError):
     """Strict mode: the record is durable but not on chain in time, so the data is withheld."""
 
-    reason, http_status = int(OracleReason.CHAIN_UNAVAILABLE), 503
+    reason, http_status = int(OracleReason.WITHHELD), 503
 
 
 @dataclass(frozen=True)
@@ -236,8 +237,9 @@ class OracleService:
             progress.checked_at, progress.version = check.block_number, check.version
             if not check.granted:
                 raise AccessDenied(int(check.reason), f"the grant does not allow this: {check.reason.name}")
-            if check.grant.used + self.outbox.pending_served(access.grant_id) >= check.grant.quota:
-                raise AccessDenied(int(OracleReason.QUOTA_PENDING), "the grant's quota is used up (counting accesses not yet anchored)")
+            quota_room = check.grant.quota - check.grant.used
+            if self.outbox.pending_served(access.grant_id, check.block_number) >= quota_room:  # early: spare the source
+                raise QuotaUsedUp("the grant's quota is used up (counting accesses not yet on chain)")
         except OracleError as exc:
             return self._refuse(exc, request_hash, request_salt, progress)
         try:
@@ -256,14 +258,23 @@ class OracleService:
         entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, Outcome.SERVED,
                            int(AccessReason.GRANTED), progress.checked_at, request_hash, response_hash)
         try:
-            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=response_salt, nonce=progress.nonce)
+            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=response_salt, nonce=progress.nonce,
+                                          quota_room=quota_room, checked_at_block=progress.checked_at)
         except NonceReplayed as exc:  # a replay (or the same nonce racing on another thread): no data leaves
             progress.nonce = None
             return self._refuse(exc, request_hash, request_salt, progress)
+        except QuotaUsedUp as exc:  # concurrent queries took the rest of the quota meanwhile: no data leaves
+            return self._refuse(exc, request_hash, request_salt, progress)
         receipt = self._receipt(sequence, entry, request_salt, response_salt)
         if self.config.mode == "strict" and not self.outbox.wait_anchored(sequence, self.config.strict_timeout_seconds):
-            exc = NotYetAnchored("strict mode: the access is recorded but not yet on chain; the data is withheld")
-            return QueryAnswer(exc.http_status, receipt, None, exc.message, "NOT_YET_ANCHORED")
+            # The served record stands (it is durable and will be anchored); a second record says
+            # that nothing left after all, so the trail does not claim a release that never happened.
+            withheld = replace(entry, outcome=Outcome.DENIED, reason=int(OracleReason.WITHHELD), response_hash=ZERO_HASH)
+            withheld_sequence = self.outbox.record(withheld, request_salt=request_salt, response_salt=None)
+            exc = NotYetAnchored(f"strict mode: the access (record {sequence}) is recorded but not on chain within "
+                                 f"{self.config.strict_timeout_seconds} s, so the data is withheld")
+            return QueryAnswer(exc.http_status, self._receipt(withheld_sequence, withheld, request_salt, None), None,
+                               exc.message, "WITHHELD")
         return QueryAnswer(200, receipt, records)
 
     # ------------------------------------------------------------------ steps

@@ -772,3 +772,25 @@ def test_records_read_in_bounded_ranges_are_identical_and_ordered(world: Ledger,
         window = list(c.audit_log.records(middle[0], middle[-1], step=step))
         assert window == [r for r in by_one if middle[0] <= r.block_number <= middle[-1]]
     assert list(c.audit_log.records(first_block, first_block, step=1)) == []
+
+
+def test_the_lean_anchor_path_agrees_with_append_and_refuses_alike(world: Ledger) -> None:
+    """The batcher's plain JSON-RPC path: same records, same head, and a refusal decoded by name
+    (it is repeated through web3's path to decode it)."""
+    samr = world.members.samr
+    oracle = samr.oracle.address
+    entries = [world.served(), world.entry(Outcome.DENIED), world.served()]
+    result = world.log.anchor(samr.oracle, 1, entries)
+    state = world.log.oracle_state(oracle)
+    assert state == OracleState(3, samr.id, recompute_head(oracle, entries))
+    assert result.head == state.head and result.records == []
+    assert result.block_number == world.consortium.chain.block_number() and result.gas_used > 0
+    assert [r.entry for r in world.log.records() if r.oracle == oracle] == entries
+    with pytest.raises(ContractRevert) as refused:
+        world.log.anchor(samr.oracle, 2, [world.served()])
+    assert refused.value.name == "AuditLogSequenceMismatch"
+    assert refused.value.error_args == {"oracle": oracle, "expected": 4, "given": 2}
+    with pytest.raises(ContractRevert, match="AuditLogNotOracle"):
+        world.log.anchor(samr.operator, 1, [world.served()])
+    world.log.anchor(samr.oracle, 4, [world.served()])  # the nonce cache survived the refusals
+    assert world.log.oracle_state(oracle).last_sequence == 4

@@ -102,6 +102,12 @@ def misbehaving_app() -> FastAPI:
     def records_not_objects() -> dict[str, Any]:
         return {"records": [{"a": 1}, 2]}
 
+    @app.get("/gzip")
+    def gzipped() -> Response:
+        import gzip
+
+        return Response(gzip.compress(b'{"records": []}'), media_type="application/json", headers={"Content-Encoding": "gzip"})
+
     @app.get("/many")
     def many() -> dict[str, Any]:
         return {"records": [{"n": i} for i in range(250)]}
@@ -222,7 +228,7 @@ def test_dripping_answer_is_a_timeout(bad_api: str) -> None:
 def test_nothing_listening_is_unavailable() -> None:
     url = f"http://127.0.0.1:{free_port()}"
     error = fetch_error(dataset(url, "/companies"))
-    assert type(error) is SourceUnavailable and f"{url}/companies" in str(error) and "NewConnectionError" in str(error)
+    assert type(error) is SourceUnavailable and f"{url}/companies" in str(error) and "ConnectionRefusedError" in str(error)
 
 
 def test_unknown_host_is_unavailable() -> None:
@@ -295,3 +301,34 @@ def test_bad_bodies(bad_api: str, path: str, expected: str) -> None:
     error = fetch_error(dataset(bad_api, path))
     assert type(error) is SourceBadResponse and expected in str(error)
     assert error.http_status == 502
+
+
+class _OneAnswerThenClose(socketserver.BaseRequestHandler):
+    """Answers one request on a connection, announcing keep-alive, then closes it (as a server whose
+    idle timeout expired would): the relay's pooled connection is stale on the next request."""
+
+    def handle(self) -> None:
+        self.request.recv(65536)
+        body = b'{"records": [{"q": "ok"}]}'
+        self.request.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: keep-alive\r\n"
+                             b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        time.sleep(0.05)
+
+
+def test_a_stale_kept_alive_connection_is_replaced_once() -> None:
+    with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _OneAnswerThenClose) as server:
+        thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+        thread.start()
+        try:
+            with DepartmentApi(dataset(f"http://127.0.0.1:{server.server_address[1]}", "/x")) as api:
+                first = api.fetch({"q": "a"})
+                time.sleep(0.2)  # the server has closed the pooled connection by now
+                second = api.fetch({"q": "b"})
+        finally:
+            server.shutdown()
+    assert first == second == [{"q": "ok"}]
+
+
+def test_an_encoded_body_is_refused(bad_api: str) -> None:
+    error = fetch_error(dataset(bad_api, "/gzip"))
+    assert type(error) is SourceBadResponse and "encoded" in str(error)

@@ -3,6 +3,9 @@ real chain: served, masked, refused for every reason, and always recorded."""
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
 import httpx
 import pytest
 
@@ -205,3 +208,30 @@ def test_source_answering_floats_is_a_502_and_recorded(consortium, members, publ
         assert refused.receipt["outcome"] == Outcome.SOURCE_FAILURE
     finally:
         server.stop()
+
+
+def test_concurrent_queries_cannot_overrun_the_quota(consortium, members, published, samr_oracle):
+    """Twelve queries at once against a grant with room for five: exactly five are served, even
+    though every one of them passed the early quota check before any was recorded."""
+    grant = consortium.grants.request(members.tax.operator, published.companies, published.company_fields,
+                                      "quota race", 30 * DAY, 5)
+    consortium.grants.approve(members.samr.operator, grant, published.company_fields, 30 * DAY, 5)
+    barrier = threading.Barrier(12)
+
+    def ask(index: int) -> str:
+        barrier.wait()
+        try:
+            samr_oracle.client.query(members.tax.operator, members.tax.id, published.companies, grant,
+                                     published.company_fields, {"company_id": companies()[index]["company_id"]})
+            return "SERVED"
+        except QueryRefused as exc:
+            return exc.reason
+
+    with ThreadPoolExecutor(12) as pool:
+        outcomes = list(pool.map(ask, range(40, 52)))
+    assert sorted(outcomes) == ["QUOTA_PENDING"] * 7 + ["SERVED"] * 5
+    while samr_oracle.oracle.outbox.pending_count():
+        _anchor(samr_oracle)
+    assert consortium.grants.grant(grant).used == 5
+    # and once on chain, the chain's own count refuses the next one
+    _refused(samr_oracle, members, published, status=403, reason="QUOTA_EXHAUSTED", grant_id=grant)

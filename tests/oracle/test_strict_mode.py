@@ -7,7 +7,7 @@ from typing import Iterator
 
 import pytest
 
-from ledger.audit_log import Outcome
+from ledger.audit_log import OracleReason, Outcome
 from oracle.client import QueryRefused
 from oracle.config import DatasetConfig
 from oracle.sample_data import companies
@@ -59,18 +59,23 @@ def test_strict_mode_withholds_the_data_when_it_cannot_anchor_in_time(consortium
         _ask(running, members, published, 9)
     waited = time.monotonic() - began
     assert 1.0 <= waited < 5.0  # it waited strict_timeout_seconds for the chain, no longer
-    assert err.value.status == 503 and err.value.reason == "NOT_YET_ANCHORED", err.value.problem
+    assert err.value.status == 503 and err.value.reason == "WITHHELD", err.value.problem
     assert "records" not in err.value.problem
     assert companies()[9]["company_id"] not in str(err.value.problem)  # no data leaked in the problem either
     receipt = err.value.receipt
-    # the access is durable and will be anchored: the outbox holds it, the chain does not yet
-    stored = running.oracle.outbox.get(receipt["sequence"])
-    assert stored is not None and stored.anchored_block is None
-    assert "0x" + stored.entry.request_hash.hex() == receipt["request_hash"]
-    assert running.oracle.outbox.pending_count() == 1
+    # the access is durable and will be anchored: the served record, then the record that withheld it
+    served = running.oracle.outbox.get(receipt["sequence"] - 1)
+    withheld = running.oracle.outbox.get(receipt["sequence"])
+    assert served is not None and withheld is not None and served.anchored_block is None
+    assert served.entry.outcome == Outcome.SERVED and served.entry.response_hash != b"\x00" * 32
+    assert withheld.entry.outcome == Outcome.DENIED and withheld.entry.reason == OracleReason.WITHHELD
+    assert withheld.entry.request_hash == served.entry.request_hash
+    assert "0x" + withheld.entry.request_hash.hex() == receipt["request_hash"] and receipt["response_hash"] == "0x" + "00" * 32
+    assert running.oracle.outbox.pending_count() == 2
     assert consortium.audit_log.oracle_state(members.samr.oracle.address).last_sequence == 0
-    assert running.oracle.batcher.anchor_once(force=True)  # once anchoring resumes, it goes on chain
-    assert receipt["record_id"] in _on_chain(consortium)
+    assert running.oracle.batcher.anchor_once(force=True)  # once anchoring resumes, both go on chain
+    on_chain = _on_chain(consortium)
+    assert receipt["record_id"] in on_chain and on_chain[receipt["record_id"]].entry.reason == OracleReason.WITHHELD
 
 
 def test_fast_mode_answers_before_anchoring(consortium, members, published, start):
