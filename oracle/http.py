@@ -161,6 +161,10 @@ def create_app(service: OracleService, batcher: Batcher | None = None, *, max_re
         owner, sequence, blob, fulfilled_tx = stored
         if owner != requester:
             return problem(403, "not your request", "only the account that made the request may fetch its answer")
+        if service.config.mode == "strict":
+            record = service.outbox.get(sequence)
+            if record is None or record.anchored_block is None:  # strict: nothing leaves before its record is on chain
+                return problem(404, "no result yet", f"request {request_id} is answered; its record is not on chain yet")
         return JSONResponse({"requestId": request_id, "sequence": sequence, "ciphertext": "0x" + blob.hex(),
                              "fulfilledTx": fulfilled_tx})
 

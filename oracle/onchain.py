@@ -23,7 +23,7 @@ from ledger.hashing import canonical_json
 from ledger.keys import Signer
 from ledger.queries import QueryRequested
 from oracle import ecies
-from oracle.service import Access, OracleService
+from oracle.service import Access, OracleService, QueryAnswer
 
 log = logging.getLogger("govshare.oracle.onchain")
 CURSOR = "query-requests"
@@ -94,14 +94,17 @@ class OnChainRequestFollower:
         access = Access(request.requester, dept, request.dataset_id, request.grant_id, request.fields,
                         params if params is not None else {}, f"request:{request.request_id}")
         canonical = {"requestId": request.request_id, "transaction": request.tx_hash, "params": params}
+
+        def keep(answer: QueryAnswer) -> tuple[int, str, bytes]:  # stored with the audit record, atomically
+            result = {"status": answer.status, "records": answer.records, "error": answer.error,
+                      "reason": answer.reason_name, "receipt": answer.receipt.as_dict()}
+            blob = ecies.encrypt(request.requester_public_key, canonical_json(result), result_associated_data(request.request_id))
+            return request.request_id, request.requester, blob
+
         if params is None:
-            answer = self.service.refuse_malformed(access, canonical, "the parameters could not be decrypted or parsed")
+            self.service.refuse_malformed(access, canonical, "the parameters could not be decrypted or parsed", keep)
         else:
-            answer = self.service.answer_access(access, canonical)
-        result = {"status": answer.status, "records": answer.records, "error": answer.error,
-                  "reason": answer.reason_name, "receipt": answer.receipt.as_dict()}
-        blob = ecies.encrypt(request.requester_public_key, canonical_json(result), result_associated_data(request.request_id))
-        self.service.outbox.save_result(request.request_id, request.requester, answer.receipt.sequence, blob)
+            self.service.answer_access(access, canonical, keep)
 
     def _decrypt_params(self, request: QueryRequested) -> dict[str, str] | None:
         try:

@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ledger.audit_log import AuditEntry, Outcome
 from ledger.errors import LedgerError
@@ -137,6 +137,7 @@ class Outbox:
         nonce: tuple[str, str] | None = None,
         quota_room: int | None = None,
         checked_at_block: int = 0,
+        keep_result: Callable[[int], tuple[int, str, bytes]] | None = None,
     ) -> int:
         """Durably write one access (and consume the requester's nonce, atomically); its sequence.
 
@@ -145,7 +146,9 @@ class Outbox:
         access is written only if fewer than ``quota_room`` served accesses of the grant are not
         counted on chain at that block yet (those waiting here, and those anchored after it);
         otherwise :class:`QuotaUsedUp` is raised and nothing is written. The check and the write
-        are one step, so concurrent queries cannot overrun a quota between them."""
+        are one step, so concurrent queries cannot overrun a quota between them. ``keep_result``,
+        called with the new sequence, gives the (request id, requester, encrypted answer) of an
+        on-chain request, stored in the same transaction as its record."""
         with self._lock:
             if self._next is None:
                 raise OutboxMismatch("outbox not bound to an oracle yet")
@@ -166,6 +169,9 @@ class Outbox:
                      entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, request_salt,
                      response_salt, created_at),
                 )
+                if keep_result is not None:
+                    request_id, requester, blob = keep_result(sequence)
+                    self._db.execute("INSERT INTO chain_requests VALUES (?, ?, ?, ?, NULL)", (request_id, requester, sequence, blob))
                 self._db.execute("COMMIT")
             except sqlite3.IntegrityError as exc:
                 self._db.execute("ROLLBACK")
@@ -284,12 +290,6 @@ class Outbox:
         with self._lock:
             self._db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET block = excluded.block",
                              (name, block))
-
-    def save_result(self, request_id: int, requester: str, sequence: int, result: bytes) -> None:
-        """Keep the (encrypted) answer to an on-chain request for its requester to fetch."""
-        with self._lock:
-            self._db.execute("INSERT OR IGNORE INTO chain_requests VALUES (?, ?, ?, ?, NULL)",
-                             (request_id, requester, sequence, result))
 
     def mark_fulfilled(self, request_id: int, tx_hash: str) -> None:
         with self._lock:

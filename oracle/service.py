@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field, replace
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -138,6 +138,11 @@ class Access:
     nonce: str | None  # unique per requester: the signed nonce, or "request:<id>" for on-chain requests
 
 
+#: Given the complete answer to an on-chain request, what to keep for its requester:
+#: (request id, requester, encrypted answer). Runs inside the outbox transaction of the record.
+ResultKeeper = Callable[["QueryAnswer"], tuple[int, str, bytes]]
+
+
 @dataclass
 class _Progress:
     """How far a request got: what its audit record can truthfully name if it is refused."""
@@ -147,6 +152,7 @@ class _Progress:
     checked_at: int = 0
     version: int = 0
     nonce: tuple[str, str] | None = None  # set once the nonce is known to be fresh
+    keep_result: ResultKeeper | None = None  # on-chain requests: stores the answer with its record
 
 
 @dataclass
@@ -212,18 +218,22 @@ class OracleService:
             return self._refuse(exc, request_hash, request_salt, progress)
         return self._serve(progress, request_hash, request_salt)
 
-    def answer_access(self, access: Access, request_canonical: dict[str, Any]) -> QueryAnswer:
+    def answer_access(self, access: Access, request_canonical: dict[str, Any], keep_result: ResultKeeper) -> QueryAnswer:
         """Answer an access whose requester the chain already authenticated (an on-chain request:
-        the transaction's sender), with ``access.nonce`` naming the request."""
+        the transaction's sender), with ``access.nonce`` naming the request. What ``keep_result``
+        makes of the answer is stored in the same transaction as its audit record, so a crash
+        leaves either both or neither. The data is released when the requester fetches it (in
+        strict mode only once the record is on chain), so nothing waits here."""
         request_salt = new_salt()
         request_hash = salted_hash(request_canonical, request_salt)
-        return self._serve(_Progress(access), request_hash, request_salt)
+        return self._serve(_Progress(access, keep_result=keep_result), request_hash, request_salt)
 
-    def refuse_malformed(self, access: Access, request_canonical: dict[str, Any], message: str) -> QueryAnswer:
+    def refuse_malformed(self, access: Access, request_canonical: dict[str, Any], message: str,
+                         keep_result: ResultKeeper) -> QueryAnswer:
         """Record and answer an on-chain request whose parameters cannot be read."""
         request_salt = new_salt()
         return self._refuse(MalformedRequest(message), salted_hash(request_canonical, request_salt), request_salt,
-                            _Progress(access))
+                            _Progress(access, keep_result=keep_result))
 
     def _serve(self, progress: _Progress, request_hash: bytes, request_salt: bytes) -> QueryAnswer:
         access = progress.access
@@ -258,15 +268,16 @@ class OracleService:
         entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, Outcome.SERVED,
                            int(AccessReason.GRANTED), progress.checked_at, request_hash, response_hash)
         try:
-            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=response_salt, nonce=progress.nonce,
-                                          quota_room=quota_room, checked_at_block=progress.checked_at)
+            answer = self._record(entry, progress, request_salt, response_salt, lambda r: QueryAnswer(200, r, records),
+                                  nonce=progress.nonce, quota_room=quota_room)
         except NonceReplayed as exc:  # a replay (or the same nonce racing on another thread): no data leaves
             progress.nonce = None
             return self._refuse(exc, request_hash, request_salt, progress)
         except QuotaUsedUp as exc:  # concurrent queries took the rest of the quota meanwhile: no data leaves
             return self._refuse(exc, request_hash, request_salt, progress)
-        receipt = self._receipt(sequence, entry, request_salt, response_salt)
-        if self.config.mode == "strict" and not self.outbox.wait_anchored(sequence, self.config.strict_timeout_seconds):
+        sequence = answer.receipt.sequence
+        if self.config.mode == "strict" and progress.keep_result is None and \
+                not self.outbox.wait_anchored(sequence, self.config.strict_timeout_seconds):
             # The served record stands (it is durable and will be anchored); a second record says
             # that nothing left after all, so the trail does not claim a release that never happened.
             withheld = replace(entry, outcome=Outcome.DENIED, reason=int(OracleReason.WITHHELD), response_hash=ZERO_HASH)
@@ -275,7 +286,7 @@ class OracleService:
                                  f"{self.config.strict_timeout_seconds} s, so the data is withheld")
             return QueryAnswer(exc.http_status, self._receipt(withheld_sequence, withheld, request_salt, None), None,
                                exc.message, "WITHHELD")
-        return QueryAnswer(200, receipt, records)
+        return answer
 
     # ------------------------------------------------------------------ steps
 
@@ -380,12 +391,37 @@ class OracleService:
         access = progress.access
         entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, outcome,
                            int(exc.reason), progress.checked_at or self._head, request_hash, ZERO_HASH)
+        def answer_of(receipt: Receipt) -> QueryAnswer:
+            return QueryAnswer(exc.http_status, receipt, None, exc.message, _reason_name(exc.reason))
+
         try:
-            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=None, nonce=progress.nonce)
+            return self._record(entry, progress, request_salt, None, answer_of, nonce=progress.nonce)
         except NonceReplayed:
-            sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=None, nonce=None)
-        receipt = self._receipt(sequence, entry, request_salt, None)
-        return QueryAnswer(exc.http_status, receipt, None, exc.message, _reason_name(exc.reason))
+            return self._record(entry, progress, request_salt, None, answer_of, nonce=None)
+
+    def _record(
+        self,
+        entry: AuditEntry,
+        progress: _Progress,
+        request_salt: bytes,
+        response_salt: bytes | None,
+        answer_of: Callable[[Receipt], QueryAnswer],
+        *,
+        nonce: tuple[str, str] | None,
+        quota_room: int | None = None,
+    ) -> QueryAnswer:
+        """Write ``entry`` to the outbox and make the answer with its signed receipt (inside the
+        same transaction as the record when an on-chain request keeps its result)."""
+        made: list[QueryAnswer] = []
+
+        def keep(sequence: int) -> tuple[int, str, bytes]:
+            made.append(answer_of(self._receipt(sequence, entry, request_salt, response_salt)))
+            return progress.keep_result(made[0])  # type: ignore[misc]  # only passed when set
+
+        sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=response_salt, nonce=nonce,
+                                      quota_room=quota_room, checked_at_block=progress.checked_at,
+                                      keep_result=keep if progress.keep_result is not None else None)
+        return made[0] if made else answer_of(self._receipt(sequence, entry, request_salt, response_salt))
 
     def _receipt(self, sequence: int, entry: AuditEntry, request_salt: bytes, response_salt: bytes | None) -> Receipt:
         unsigned = Receipt(

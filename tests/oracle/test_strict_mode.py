@@ -8,7 +8,7 @@ from typing import Iterator
 import pytest
 
 from ledger.audit_log import OracleReason, Outcome
-from oracle.client import QueryRefused
+from oracle.client import QueryRefused, fetch_result
 from oracle.config import DatasetConfig
 from oracle.sample_data import companies
 from tests.oracle.conftest import RunningOracle, oracle_config, start_oracle
@@ -89,3 +89,18 @@ def test_fast_mode_answers_before_anchoring(consortium, members, published, star
         assert time.monotonic() < deadline, "the batcher did not anchor the record"
         time.sleep(0.1)
     assert result.receipt["record_id"] in _on_chain(consortium)
+
+
+def test_strict_mode_releases_an_on_chain_answer_only_once_its_record_is_on_chain(consortium, members, published, start):
+    from tests.oracle.test_onchain import _request_on_chain
+
+    running = start(mode="strict", batch_max_age_seconds=0.1, strict_timeout_seconds=1.0)
+    running.oracle.batcher.stop(flush=False)  # nothing anchors until the test says so
+    tax = members.tax.operator
+    request_id = _request_on_chain(consortium, running, members.samr.oracle.address, tax, tax.address, published.tax_grant,
+                                   published.company_fields, {"company_id": companies()[13]["company_id"]})
+    assert running.oracle.follower.poll_once() == 1  # answered at once: nothing waits for the chain here
+    assert fetch_result(running.url, tax, request_id) is None  # but nothing leaves before the record is on chain
+    assert running.oracle.batcher.anchor_once(force=True)
+    result = fetch_result(running.url, tax, request_id)
+    assert result is not None and result["status"] == 200 and result["records"]

@@ -1,0 +1,79 @@
+"""The oracle's outbox on a real SQLite file: what is written together stays together, quotas are
+reserved atomically, and the batcher's view of the backlog follows every write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ledger.audit_log import AuditEntry, Outcome
+from oracle.errors import NonceReplayed, QuotaUsedUp
+from oracle.outbox import Outbox
+
+REQUESTER = "0x" + "ab" * 20
+IDENTITY = {"oracle": "0x" + "01" * 20, "chain_id": "1337", "audit_log": "0x" + "02" * 20}
+
+
+def entry(grant: int = 7, outcome: Outcome = Outcome.SERVED) -> AuditEntry:
+    return AuditEntry(grant, REQUESTER, 3, 1, outcome, 0, 100, b"\x11" * 32, b"\x22" * 32)
+
+
+@pytest.fixture
+def outbox(tmp_path: Path):
+    box = Outbox(tmp_path / "outbox.sqlite")
+    box.bind(IDENTITY, 0)
+    yield box
+    box.close()
+
+
+def test_a_failure_while_keeping_an_on_chain_answer_writes_nothing(outbox: Outbox) -> None:
+    def broken(sequence: int) -> tuple[int, str, bytes]:
+        raise RuntimeError("the process died here")
+
+    with pytest.raises(RuntimeError):
+        outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, "request:5"), keep_result=broken)
+    assert outbox.get(1) is None and outbox.result(5) is None and outbox.pending_count() == 0
+    # neither the sequence nor the nonce was consumed: the request is answered afresh
+    sequence = outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, "request:5"),
+                             keep_result=lambda seq: (5, REQUESTER, b"answer %d" % seq))
+    assert sequence == 1 and outbox.result(5) == (REQUESTER, 1, b"answer 1", None)
+    with pytest.raises(NonceReplayed):
+        outbox.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "request:5"))
+
+
+def test_quota_room_counts_waiting_records_and_those_anchored_after_the_check(outbox: Outbox) -> None:
+    for _ in range(2):
+        outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, quota_room=3, checked_at_block=100)
+    outbox.record(entry(outcome=Outcome.DENIED), request_salt=b"s" * 32, response_salt=None, quota_room=3, checked_at_block=100)
+    outbox.record(entry(grant=8), request_salt=b"s" * 32, response_salt=b"r" * 32, quota_room=1, checked_at_block=100)
+    assert outbox.pending_served(7) == 2 and outbox.pending_served(8) == 1
+    outbox.mark_anchored(1, 4, "0xabc", 101)  # on chain in block 101: a check at block 100 does not count them
+    assert outbox.pending_served(7) == 0 and outbox.pending_served(7, 100) == 2 and outbox.pending_served(7, 101) == 0
+    outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, quota_room=3, checked_at_block=100)
+    with pytest.raises(QuotaUsedUp):
+        outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, quota_room=3, checked_at_block=100)
+    # a denial is always recorded, whatever the quota
+    outbox.record(entry(outcome=Outcome.DENIED), request_salt=b"s" * 32, response_salt=None, quota_room=0, checked_at_block=100)
+    # checked at block 101 the chain's count includes the anchored two, so the room given is smaller
+    outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, quota_room=2, checked_at_block=101)
+    assert outbox.pending_served(7) == 2
+
+
+def test_the_backlog_follows_writes_and_anchoring_and_survives_reopening(tmp_path: Path) -> None:
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    box.bind(IDENTITY, 0)
+    assert box.backlog() == (0, None, False)
+    for _ in range(3):
+        box.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32)
+    count, oldest, waiting = box.backlog()
+    assert count == 3 and oldest == box.get(1).created_at and not waiting
+    box.mark_anchored(1, 2, "0xabc", 9)
+    assert box.backlog()[:2] == (1, box.get(3).created_at)
+    box.close()
+    reopened = Outbox(path)
+    try:
+        assert reopened.backlog()[:2] == (1, reopened.get(3).created_at) and reopened.pending_served(7) == 1
+    finally:
+        reopened.close()
