@@ -20,9 +20,10 @@ from eth_account import Account
 from eth_account.datastructures import SignedMessage, SignedTransaction
 from eth_account.messages import SignableMessage
 from eth_account.signers.local import LocalAccount
-from eth_utils import is_same_address, keccak
+from eth_utils import is_same_address
 
 from ledger.errors import KeystoreError
+from ledger.hashing import keccak
 
 __all__ = [
     "PASSWORD_ENV_VAR",

@@ -27,6 +27,8 @@ from collections.abc import Callable, Iterable, Sequence
 from eth_hash.auto import keccak as _keccak
 
 from ledger.errors import HashLengthError, MerkleIndexError, MerkleProofError
+from ledger.hashing import FAST_KECCAK as _FAST_KECCAK
+from ledger.hashing import ReusedStateKeccak as _ReusedStateKeccak
 
 __all__ = [
     "EMPTY_ROOT",
@@ -178,56 +180,6 @@ def _check_hash(value: bytes, what: str) -> bytes:
     if len(value) != HASH_LENGTH:
         raise HashLengthError(f"{what}: expected {HASH_LENGTH} bytes, found {len(value)}")
     return bytes(value)
-
-
-class _ReusedStateKeccak:
-    """keccak-256 through one reused pycryptodome state: about 3x faster than eth_hash, which
-    allocates a new hasher per call (200,000 hashes for a 100,000-record tree).
-
-    It uses pycryptodome's raw C functions (the ones ``Crypto.Hash.keccak`` itself calls), so it is
-    checked against eth_hash before use and :func:`_build_hasher` falls back to eth_hash when it is
-    unavailable or disagrees. Not thread-safe: make one per tree build.
-    """
-
-    __slots__ = ("_out", "_state")
-
-    def __init__(self) -> None:
-        pointer = _ffi.new("void **")
-        if _raw_lib.keccak_init(pointer, 64, 24) != 0:  # capacity 512 bits, 24 rounds: keccak-256
-            raise RuntimeError("keccak_init failed")
-        self._state = _ffi.gc(pointer[0], _raw_lib.keccak_destroy)
-        self._out = _ffi.new("uint8_t[32]")
-
-    def __call__(self, data: bytes) -> bytes:
-        state = self._state
-        if (
-            _raw_lib.keccak_reset(state)
-            or _raw_lib.keccak_absorb(state, data, len(data))
-            or _raw_lib.keccak_digest(state, self._out, 32, 0x01)
-        ):
-            raise RuntimeError("pycryptodome keccak failed")
-        return _ffi.buffer(self._out)[:]
-
-
-def _fast_keccak_works() -> bool:
-    try:
-        hasher = _ReusedStateKeccak()
-        samples = (b"", b"\x00" * 32, bytes(range(64)), b"govshare" * 40)
-        return all(hasher(sample) == _keccak(sample) for sample in samples)
-    except (NameError, AttributeError, TypeError, RuntimeError, OSError):
-        return False
-
-
-try:
-    from Crypto.Hash import keccak as _crypto_keccak
-    from Crypto.Util import _raw_api
-
-    _raw_lib = _crypto_keccak._raw_keccak_lib
-    _ffi = _raw_api.ffi  # present only with pycryptodome's cffi backend
-except (ImportError, AttributeError):
-    _FAST_KECCAK = False
-else:
-    _FAST_KECCAK = _fast_keccak_works()
 
 
 def _build_hasher() -> Callable[[bytes], bytes]:

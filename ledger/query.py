@@ -33,6 +33,7 @@ from typing import Any, Mapping
 from eth_utils import keccak, to_checksum_address
 
 from ledger.errors import LedgerError
+from ledger.hashing import keccak as _keccak
 from ledger.hashing import salted_hash
 from ledger.keys import Signer
 
@@ -272,7 +273,7 @@ def domain_separator(chain_id: int, verifying_contract: str) -> bytes:
 
 def _struct_hash(q: Query) -> bytes:
     # Every member is static, so abi.encode is the concatenation of 32-byte big-endian words.
-    return keccak(
+    return _keccak(
         b"".join(
             (
                 QUERY_TYPEHASH,
@@ -292,7 +293,7 @@ def _struct_hash(q: Query) -> bytes:
 
 def query_digest(query: Query, chain_id: int, verifying_contract: str) -> bytes:
     """The 32-byte EIP-712 digest of ``query`` (equal to ``QueryRequests.hashQuery``)."""
-    return keccak(_PREFIX + domain_separator(chain_id, verifying_contract) + _struct_hash(query))
+    return _keccak(_PREFIX + domain_separator(chain_id, verifying_contract) + _struct_hash(query))
 
 
 def typed_data(query: Query, chain_id: int, verifying_contract: str) -> dict[str, Any]:

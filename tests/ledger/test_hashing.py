@@ -319,3 +319,56 @@ def test_schema_hash_preconditions() -> None:
         schema_hash("name")  # type: ignore[arg-type]
     with pytest.raises(TypeError):
         schema_hash(["name", 1])  # type: ignore[list-item]
+
+
+def test_the_fast_path_writes_exactly_what_the_reference_path_writes() -> None:
+    """canonical_json serialises plain values with orjson; on 20,000 random values (control
+    characters, U+2028, non-BMP keys, 64-bit limits, nesting) the bytes equal the standard library's."""
+    import random
+
+    from ledger.hashing import _canonical_json_reference, _plain
+
+    rng = random.Random(20261123)
+    alphabet = [chr(i) for i in range(0x80)] + ["\u2028", "\u2029", "\u00e9", "市", "\U0001f600", "\ufeff", "\uffff",
+                                                 "\U00010000", "\ue000", "\ud7ff"]
+
+    def text() -> str:
+        return "".join(rng.choice(alphabet) for _ in range(rng.randrange(8)))
+
+    def value(depth: int = 0) -> object:
+        kind = rng.randrange(7 if depth < 3 else 4)
+        if kind == 0:
+            return rng.choice([None, True, False])
+        if kind in (1, 2):
+            return rng.choice([0, -1, (1 << 63) - 1, -(1 << 63), (1 << 64) - 1, 1 << 64, -(1 << 63) - 1,
+                               rng.randrange(-10**9, 10**9)]) if kind == 1 else text()
+        if kind == 3:
+            return text()
+        if kind in (4, 5):
+            items = [value(depth + 1) for _ in range(rng.randrange(4))]
+            return items if kind == 4 else tuple(items)
+        return {text(): value(depth + 1) for _ in range(rng.randrange(5))}
+
+    plain = 0
+    for _ in range(20_000):
+        v = value()
+        plain += _plain(v)
+        assert canonical_json(v) == _canonical_json_reference(v), v
+    assert plain > 15_000  # the fast path was really taken (integers beyond 64 bits are not plain)
+
+
+def test_values_off_the_fast_path_are_still_normalised_or_refused() -> None:
+    from enum import IntEnum
+
+    class Level(IntEnum):
+        SECRET = 3
+
+    assert canonical_json({"level": Level.SECRET, "big": 1 << 70}) == b'{"big":1180591620717411303424,"level":3}'
+    with pytest.raises(CanonicalizationError, match=r"float at \$\.a\[1\]"):
+        canonical_json({"a": [1, 2.5]})
+    with pytest.raises(CanonicalizationError, match="lone surrogate"):
+        canonical_json({"a": "\ud800"})
+    cyclic: list = []
+    cyclic.append(cyclic)
+    with pytest.raises(CanonicalizationError, match="cycle"):
+        canonical_json(cyclic)
