@@ -200,6 +200,10 @@ def set_up_consortium(url: str, workdir: Path) -> Setup:
     return Setup(consortium, members, dataset, grant, mask, manifest, keystore, password_file)
 
 
+#: The oracle's head poll interval in the benchmark (``--head-poll-interval``).
+HEAD_POLL_INTERVAL = 0.1
+
+
 def write_config(workdir: Path, name: str, setup: Setup, rpc_url: str, api_url: str, port: int, mode: str,
                  outbox: Path) -> Path:
     """The oracle's TOML, as oracle/examples/samr-oracle.toml, with a long request deadline."""
@@ -217,7 +221,7 @@ strict_timeout_seconds = 30.0
 outbox = "{outbox}"
 batch_max_records = 100
 batch_max_age_seconds = 2.0
-head_poll_interval_seconds = 0.0
+head_poll_interval_seconds = {HEAD_POLL_INTERVAL}
 request_deadline_max_seconds = 3600
 
 [masking.internal]
@@ -489,6 +493,7 @@ def anchoring_throughput(setup: Setup, rounds_single: int = 30, rounds_batch: in
 # ---------------------------------------------------------------------------------------- the run
 
 def main(argv: list[str] | None = None) -> int:
+    global HEAD_POLL_INTERVAL
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
@@ -500,13 +505,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-rps", type=float, default=300.0, help="an upper bound of the oracle's peak, to size the bodies")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--skip-strict", action="store_true")
+    parser.add_argument("--head-poll-interval", type=float, default=HEAD_POLL_INTERVAL,
+                        help="seconds between the oracle's reads of the chain head (0: on every request)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
+    HEAD_POLL_INTERVAL = args.head_poll_interval
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed (apt-get install -y wrk)")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="oracle-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    report: dict[str, Any] = {"workdir": str(workdir), "cpus": os.cpu_count(),
+    report: dict[str, Any] = {"workdir": str(workdir), "cpus": os.cpu_count(), "head_poll_interval": HEAD_POLL_INTERVAL,
                               "load": f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s"}
     log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     wrk_kw = dict(threads=args.threads, connections=args.connections, duration=args.duration)

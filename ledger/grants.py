@@ -154,5 +154,5 @@ class AccessGrantsClient(ContractClient):
         """The single source of truth: asked at ``block`` (default: the latest block, pinned first so
         the answer says exactly which block it is valid for)."""
         at = self.chain.block_number() if block is None else block
-        reason, version, raw = self._call("checkAccess", account, dept_id, dataset_id, fields, grant_id, block=at)
+        reason, version, raw = self._plain_call("checkAccess", account, dept_id, dataset_id, fields, grant_id, block=at)
         return AccessCheck(AccessReason(reason), int(version), AccessGrant.from_abi(raw), at)

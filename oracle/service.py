@@ -23,7 +23,6 @@ from typing import Any, Callable, Mapping
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
-from eth_utils import to_checksum_address
 
 from ledger.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, record_id
 from ledger.catalog import Dataset
@@ -297,7 +296,7 @@ class OracleService:
             signer = recover_query_signer(query, request.signature, self.chain_id, self.verifying_contract)
         except InvalidSignature as exc:
             raise BadSignature(f"the signature is malformed: {exc}") from None
-        if signer != to_checksum_address(query.requester):
+        if signer != query.requester:  # checksummed when the query was built
             raise BadSignature("the signature is not the requester's")
         return signer
 
