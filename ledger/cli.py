@@ -1,19 +1,34 @@
-"""``govshare``: the command line: ``compile``, ``keys new``, ``deploy``, ``chain status``, ``oracle serve``, ``demo``.
+"""``govshare``: the command line: ``compile``, ``keys new``, ``deploy``, ``chain status``, ``oracle serve``, ``oracle export``, ``api serve``, ``demo``.
 
-Exit codes: 0 success, 1 a refusal or verification failure, 2 a usage error, 3 the chain is unreachable.
+Exit codes: 0 success, 1 a refusal or verification failure, 2 a usage error, 3 the chain (or a
+department's oracle) is unreachable.
+
+Also ``devnet start|stop|status`` (``cli_devnet``), ``dept ...`` (``cli_dept``), ``dataset ...``
+(``cli_dataset``), ``grant ...`` (``cli_grant``), ``query`` (``cli_query``) and ``audit ...`` (``cli_audit``): each of those modules
+registers its parser and keeps its handlers, importing the heavy parts only when a handler runs.
+How they find the chain, the manifest and the acting key: ``ledger.cli_context``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
+from ledger.cli_context import (
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    CliUsageError,
+    ServiceUnreachable,
+    add_connection_options,
+)
 from ledger.errors import ChainUnavailable, LedgerError
-
-EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], human: Callable[[], str]) -> None:
@@ -64,9 +79,11 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
 
 def _cmd_chain_status(args: argparse.Namespace) -> int:
+    from ledger.cli_context import resolve_endpoint
     from ledger.deployment import Consortium
 
-    consortium = Consortium.connect(args.rpc, Path(args.manifest) if args.manifest else None)
+    endpoint = resolve_endpoint(args)
+    consortium = Consortium.connect(endpoint.rpc_url, endpoint.manifest)
     depts = consortium.registry.departments()
     data = {
         "chain_id": consortium.chain.chain_id,
@@ -90,6 +107,30 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _cmd_oracle_serve(args: argparse.Namespace) -> int:
     from oracle.server import serve
+
+    serve(Path(args.config))
+    return EXIT_OK
+
+
+def _cmd_oracle_export(args: argparse.Namespace) -> int:
+    from ledger.cli_output import emit
+    from oracle.export import export_outbox
+
+    if args.config:
+        from oracle.config import OracleConfig
+
+        outbox = OracleConfig.load(args.config).outbox
+    else:
+        outbox = Path(args.outbox)
+    summary = export_outbox(outbox, Path(args.out))
+    emit(args, summary.to_dict(), lambda out: out.print(
+        f"exported {summary.records} record(s) of oracle {summary.oracle} ({summary.anchored} anchored, "
+        f"{summary.records - summary.anchored} pending) from {outbox} to {summary.path}"))
+    return EXIT_OK
+
+
+def _cmd_api_serve(args: argparse.Namespace) -> int:
+    from api.app import serve
 
     serve(Path(args.config))
     return EXIT_OK
@@ -122,18 +163,44 @@ def build_parser() -> argparse.ArgumentParser:
 
     chain = commands.add_parser("chain", help="inspect a deployment").add_subparsers(dest="chain_command", required=True, metavar="ACTION")
     p = chain.add_parser("status", help="chain id, block, committee and departments")
-    p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
-    p.add_argument("--manifest", help="manifest file (default: deployments/<chain-id>.json)")
+    add_connection_options(p)
     p.set_defaults(handler=_cmd_chain_status)
 
     oracle = commands.add_parser("oracle", help="run a department's oracle").add_subparsers(dest="oracle_command", required=True, metavar="ACTION")
     p = oracle.add_parser("serve", help="serve signed queries for a department (see oracle/examples/*.toml)")
     p.add_argument("--config", required=True, help="the oracle's TOML configuration file")
     p.set_defaults(handler=_cmd_oracle_serve)
+    p = oracle.add_parser("export", help="export an oracle's local log (its outbox) as JSON Lines, for auditors",
+                          description="Read the outbox read-only (the oracle may be running) and write every record with "
+                                      "its hashes, salts and anchoring, for `govshare audit verify --oracle-export`. The "
+                                      "salts open the hashes: the file is written with mode 0600.")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--config", help="the oracle's TOML configuration file (its outbox is exported)")
+    source.add_argument("--outbox", help="an outbox file to export directly")
+    p.add_argument("--out", required=True, help="the JSON Lines file to write")
+    p.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="machine-readable output")
+    p.set_defaults(handler=_cmd_oracle_export)
+
+    api = commands.add_parser("api", help="run the API service").add_subparsers(dest="api_command", required=True, metavar="ACTION")
+    p = api.add_parser("serve", help="serve the catalog, grants and queries API (see api/examples/*.toml)")
+    p.add_argument("--config", required=True, help="the API's TOML configuration file (GOVSHARE_API_* variables override it)")
+    p.set_defaults(handler=_cmd_api_serve)
 
     p = commands.add_parser("demo", help="walk through the consortium's life on an embedded local chain")
     p.add_argument("--data-dir", default=str(Path(".devnet") / "demo"), help="where the demo chain keeps its state")
     p.set_defaults(handler=_cmd_demo)
+
+    from ledger import (
+        cli_audit,
+        cli_dataset,
+        cli_dept,
+        cli_devnet,
+        cli_grant,
+        cli_query,
+    )
+
+    for group in (cli_devnet, cli_dept, cli_dataset, cli_grant, cli_query, cli_audit):
+        group.register(commands)
     return parser
 
 
@@ -142,11 +209,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except ChainUnavailable as exc:
+    except BrokenPipeError:  # the reader went away (`| head`): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_REFUSED
+    except CliUsageError as exc:
+        print(f"{parser.prog}: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except (ChainUnavailable, ServiceUnreachable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNREACHABLE
     except LedgerError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        # KeyError-derived errors would print their message quoted; print it as written
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
         return EXIT_REFUSED
 
 

@@ -61,6 +61,20 @@ class Department:
 
 
 @dataclass(frozen=True)
+class Proposal:
+    """A committee proposal: the call the registry makes to itself once enough members approved."""
+
+    id: int
+    proposer: ChecksumAddress
+    created_at: int
+    deadline: int
+    executed: bool
+    cancelled: bool
+    data: bytes
+    description: str
+
+
+@dataclass(frozen=True)
 class AccountRole:
     """One (account, role) binding when admitting a department."""
 
@@ -94,6 +108,20 @@ class ConsortiumRegistryClient(ContractClient):
 
     def threshold(self) -> int:
         return int(self._call("threshold"))
+
+    def proposal(self, proposal_id: int) -> Proposal:
+        """A proposal by id (reverts ``GovernanceUnknownProposal`` if there is none)."""
+        raw = self._call("proposal", proposal_id)
+        return Proposal(
+            id=proposal_id, proposer=to_checksum_address(raw[0]), created_at=int(raw[1]), deadline=int(raw[2]),
+            executed=bool(raw[3]), cancelled=bool(raw[4]), data=bytes(raw[5]), description=raw[6],
+        )
+
+    def proposal_count(self) -> int:
+        return int(self._call("proposalCount"))
+
+    def has_approved(self, proposal_id: int, member: str) -> bool:
+        return bool(self._call("hasApproved", proposal_id, to_checksum_address(member)))
 
     def committee(self) -> list[ChecksumAddress]:
         count = self._call("getRoleMemberCount", Role.COMMITTEE)

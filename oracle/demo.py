@@ -10,6 +10,7 @@ Every step checks what it claims; the exit code is 0 only if all of them held.
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
 from contextlib import ExitStack, contextmanager
@@ -17,8 +18,10 @@ from pathlib import Path
 from typing import Iterator
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
-from ledger.audit_log import Outcome, verify_hash_chain
+from ledger.audit_index import AuditIndex
+from ledger.audit_log import Outcome
 from ledger.catalog import Classification, UpdateFrequency
 from ledger.chain import Chain
 from ledger.compiler import compile_contracts
@@ -28,8 +31,11 @@ from ledger.grants import AccessReason
 from ledger.hashing import content_hash, record_hash
 from ledger.merkle import MerkleTree, verify_inclusion
 from ledger.registry import AccountRole, Role
+from ledger.sample_consortium import SAMPLE_DEPARTMENTS
+from ledger.verification import DataFileCheck, RecordProofCheck, verify_audit_trail
 from oracle.client import OracleClient, QueryRefused
 from oracle.config import DatasetConfig, OracleConfig
+from oracle.export import export_outbox
 from oracle.masking import MaskRule
 from oracle.sample_apis import ServerThread, company_registry_app, resident_registry_app
 from oracle.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
@@ -101,12 +107,8 @@ def _play(node: GanacheNode, console: Console, stack: ExitStack, data_dir: Path)
     _table(console, "contracts", ["contract", "address"], [[n, a] for n, a in deployment.addresses.items()])
 
     _step(console, 1, "the committee admits four departments by vote (2 of 3)")
-    plan = [
-        ("市场监督管理局 Market Supervision", "SAMR", accounts[3], accounts[4], None),
-        ("税务局 Tax Bureau", "TAX", accounts[5], accounts[6], None),
-        ("公安局 Public Security", "PSB", accounts[7], accounts[8], None),
-        ("审计局 Audit Office", "AUDIT", accounts[9], accounts[10], accounts[11]),
-    ]
+    plan = [(d.name, d.code, accounts[d.operator], accounts[d.oracle], None if d.auditor is None else accounts[d.auditor])
+            for d in SAMPLE_DEPARTMENTS]
     rows, depts = [], {}
     for name, code, operator, oracle, auditor in plan:
         roles = [AccountRole(operator.address, Role.OPERATOR), AccountRole(oracle.address, Role.ORACLE)]
@@ -225,25 +227,28 @@ def _play(node: GanacheNode, console: Console, stack: ExitStack, data_dir: Path)
            [[revoked.block_number, "403 REVOKED", f"sequence {anchored[denial_id].sequence}, block {anchored[denial_id].block_number}"]])
 
     _step(console, 6, "the audit office verifies the trail from the chain alone")
-    records = list(audit_log.records())
-    rows = []
-    for oracle in (samr_oracle, psb_oracle):
-        own = [r for r in records if r.oracle == oracle.address]
-        state = audit_log.oracle_state(oracle.address)
-        verify_hash_chain(own, state.head)  # contiguous from 1, and the chain's head
-        served = [r for r in own if r.entry.outcome is Outcome.SERVED]
-        for record in served:  # replay each served decision at the block it was checked at
-            fields = result.query.fields if record.entry.dataset_id == companies_id else resident_fields
-            replay = grants.check_access(record.entry.requester, tax_id, record.entry.dataset_id, fields,
-                                         record.entry.grant_id, block=record.entry.checked_at_block)
-            _expect(replay.granted, f"served record {record.sequence} was permitted at its block")
-        _expect(state.last_sequence == len(own), "no record missing")
-        rows.append([registry.department(state.dept_id).code, len(own), len(served), len(own) - len(served),
-                     f"1..{state.last_sequence} contiguous", "matches contract head", f"{len(served)}/{len(served)} permitted"])
-    receipt_record = next(r for r in records if hex(r.record_id) == result.receipt["record_id"])
-    _expect("0x" + receipt_record.entry.response_hash.hex() == result.receipt["response_hash"], "tax's receipt matches the chain")
-    _table(console, "audit summary", ["oracle of", "records", "served", "denied", "sequence", "hash chain", "replayed decisions"], rows)
-
+    index = AuditIndex(data_dir / "audit-index.sqlite")  # the auditor's own index, fed from chain events
+    index.sync(consortium)
+    exports = []
+    for running in oracles:  # each oracle's local log, to be matched record for record
+        exports.append(export_outbox(running.config.outbox, data_dir / f"{running.config.department}-log.jsonl").path)
+    registry_file = data_dir / "company-registry.jsonl"  # market supervision's data as it hands it to the auditor
+    registry_file.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in company_rows), encoding="utf-8")
+    hashes = [record_hash(r) for r in company_rows]
+    proof = RecordProofCheck(companies_id, 1, hashes[1234], tuple(MerkleTree(hashes).proof(1234)), "company 1234")
+    report = verify_audit_trail(index, consortium, oracle_exports=exports,
+                                data_files=[DataFileCheck(companies_id, 1, registry_file)], record_proofs=[proof])
+    console.print(Text(report.summary()))
+    served = sum(1 for r in audit_log.records() if r.entry.outcome is Outcome.SERVED)
+    _expect(report.ok, "the audit trail verifies: " + "; ".join(v.message for v in report.violations[:3]))
+    _expect(report.check("authorisation").checked == served >= 2, "every served record's decision was replayed")
+    _expect(report.check("oracle_export").checked == report.scope.records, "both oracles' logs match the chain")
+    _expect(report.check("data_file").passed == 1 and report.check("record_proof").passed == 1,
+            "the registry file and a record of it match the published version")
+    receipt_record = index.record(result.receipt["record_id"])
+    _expect(receipt_record is not None and "0x" + receipt_record.response_hash.hex() == result.receipt["response_hash"],
+            "tax's receipt matches the chain")
+    index.close()
 
 def _wait(condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout

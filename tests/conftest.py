@@ -14,7 +14,8 @@ from ledger.chain import Chain
 from ledger.compiler import CompilationResult, compile_contracts
 from ledger.deployment import Consortium, Deployment, deploy_consortium
 from ledger.keys import Signer
-from ledger.registry import AccountRole, Role
+from ledger.registry import AccountRole
+from ledger.sample_consortium import OUTSIDER, SAMPLE_DEPARTMENTS, admit_department, admit_sample_departments
 from ledger.devnet import GanacheNode, dev_accounts
 
 
@@ -71,28 +72,20 @@ class Members:
 
 
 def admit(consortium: Consortium, committee: list[Signer], name: str, code: str, roles: list[AccountRole], *, audit_office: bool = False) -> int:
-    call = consortium.registry.admit_department_call(name, code, roles, audit_office=audit_office)
-    result = consortium.registry.pass_proposal(committee[:2], call, f"admit {code}")
-    return int(consortium.registry.event(result, "DepartmentAdmitted").args["deptId"])
+    return admit_department(consortium, committee, name, code, roles, audit_office=audit_office)
 
 
 def admit_members(consortium: Consortium, committee: list[Signer], accounts: list[Signer]) -> Members:
-    """Admit market supervision, tax, public security and an audit office by committee vote."""
-
-    def dept(name: str, code: str, operator: Signer, oracle: Signer, auditor: Signer | None = None) -> Member:
-        roles = [AccountRole(operator.address, Role.OPERATOR), AccountRole(oracle.address, Role.ORACLE)]
-        if auditor is not None:
-            roles.append(AccountRole(auditor.address, Role.AUDITOR))
-        dept_id = admit(consortium, committee, name, code, roles, audit_office=auditor is not None)
-        return Member(dept_id, code, operator, oracle, auditor)
-
+    """Admit the sample departments (``ledger.sample_consortium``: market supervision, tax, public
+    security and an audit office) by committee vote."""
+    ids = admit_sample_departments(consortium, committee, accounts)
+    member = {
+        d.code: Member(ids[d.code], d.code, accounts[d.operator], accounts[d.oracle], None if d.auditor is None else accounts[d.auditor])
+        for d in SAMPLE_DEPARTMENTS
+    }
     return Members(
-        samr=dept("市场监督管理局 Market Supervision", "SAMR", accounts[3], accounts[4]),
-        tax=dept("税务局 Tax Bureau", "TAX", accounts[5], accounts[6]),
-        psb=dept("公安局 Public Security", "PSB", accounts[7], accounts[8]),
-        audit=dept("审计局 Audit Office", "AUDIT", accounts[9], accounts[10], auditor=accounts[11]),
-        outsider=accounts[12],
-        spare=accounts[13:],
+        samr=member["SAMR"], tax=member["TAX"], psb=member["PSB"], audit=member["AUDIT"],
+        outsider=accounts[OUTSIDER], spare=accounts[OUTSIDER + 1:],
     )
 
 
