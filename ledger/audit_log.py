@@ -85,7 +85,7 @@ class AuditEntry:
         _check_width("dataset_id", self.dataset_id, 64)
         if len(self.request_hash) != 32 or len(self.response_hash) != 32:
             raise ValueError("request_hash and response_hash are 32 bytes each")
-        w0 = int(to_checksum_address(self.requester), 16) << 96 | self.grant_id << 32
+        w0 = int(_address_hex(self.requester), 16) << 96 | self.grant_id << 32
         w1 = self.dataset_id << 192 | self.meta
         return w0.to_bytes(32, "big") + w1.to_bytes(32, "big") + self.request_hash + self.response_hash
 

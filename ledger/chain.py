@@ -13,6 +13,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+import orjson
 import requests
 import urllib3
 from eth_typing import ChecksumAddress
@@ -107,12 +108,12 @@ class Chain:
         sent it (hex strings). A node that cannot be reached raises :class:`ChainUnavailable`; an
         error answer raises :class:`RpcErrorAnswer` (undecoded: callers that need a revert decoded
         by name repeat the call through web3)."""
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params}).encode()
+        body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         try:
             reply = self._head_pool.request("POST", self.url, body=body, headers=_JSON_HEADERS, retries=False,
                                             timeout=self._timeout)
-            answer = json.loads(reply.data)
-        except (urllib3.exceptions.HTTPError, ValueError) as exc:
+            answer = orjson.loads(reply.data)
+        except (urllib3.exceptions.HTTPError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
             raise ChainUnavailable(f"cannot reach {self.url}: {exc}") from exc
         if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
             raise ChainUnavailable(f"{self.url} answered {method} with something that is not JSON-RPC")

@@ -82,6 +82,11 @@ class Outbox:
             raise OutboxMismatch(f"outbox {self.path} is in use by another oracle process") from None
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # The connection that records accesses never copies the WAL back (a checkpoint can take tens
+        # of milliseconds, and every answer would queue behind it); :meth:`checkpoint` does, from
+        # its own connection, without blocking writers. The batcher calls it after each batch.
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._checkpointer: sqlite3.Connection | None = None
         self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
@@ -103,7 +108,16 @@ class Outbox:
         self._anchored_served: deque[tuple[int, int, int]] = deque()
         self._waiting = 0  # answers held back until their record is anchored (strict mode)
 
+    def checkpoint(self) -> None:
+        """Copy what the WAL holds back into the database file (SQLite's PASSIVE checkpoint: it
+        never waits for, nor blocks, the writer), from a connection of its own."""
+        if self._checkpointer is None:
+            self._checkpointer = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
     def close(self) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
         with self._lock:
             self._db.close()
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
