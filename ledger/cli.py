@@ -70,7 +70,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     committee = args.committee or [signer.address]
     chain = Chain(args.rpc)
     deployment = deploy_consortium(chain, signer, committee, args.threshold)
-    path = deployment.save(Path(args.manifest_dir))
+    path = deployment.save(Path(args.manifest_dir)) if args.manifest_dir else deployment.save()
     _emit(args, {"manifest": str(path), **json.loads(deployment.to_json())}, lambda: "\n".join(
         [f"deployed on chain {deployment.chain_id} at block {deployment.deployment_block}; manifest {path}"]
         + [f"  {name:<20} {address}" for name, address in deployment.addresses.items()]
@@ -158,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-file", help="file holding the keystore password (default: $GOVSHARE_KEY_PASSWORD)")
     p.add_argument("--committee", nargs="+", metavar="ADDRESS", help="founding committee (default: the deployer)")
     p.add_argument("--threshold", type=int, default=1, help="approvals a proposal needs (default 1)")
-    p.add_argument("--manifest-dir", default=str(Path("deployments")), help="where to write the manifest")
+    p.add_argument("--manifest-dir", default=None,
+                   help="where to write the manifest (default: the deployments/ folder every command reads it from)")
     p.set_defaults(handler=_cmd_deploy)
 
     chain = commands.add_parser("chain", help="inspect a deployment").add_subparsers(dest="chain_command", required=True, metavar="ACTION")

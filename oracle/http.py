@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -26,7 +27,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ledger.errors import LedgerError
 from ledger.query import Query
 from oracle.batcher import Batcher
-from oracle.service import OracleService, QueryRequest
+from oracle.service import OracleService, QueryAnswer, QueryRequest
 
 PROBLEM = "application/problem+json"
 
@@ -100,13 +101,41 @@ class OracleHttpApp:
         except (ValueError, ValidationError) as exc:  # InvalidQuery is a ValueError
             await _send(send, *_problem(400, "malformed request", _short(exc)))
             return
-        answer = await asyncio.get_running_loop().run_in_executor(self._pool, self.service.answer, signed)
+        loop = asyncio.get_running_loop()
+        answer = await loop.run_in_executor(self._pool, functools.partial(self.service.answer, signed, hold=False))
+        if answer.withhold is not None:  # strict mode: the records leave only once the access is on chain
+            answer = await self._once_anchored(answer)
         receipt = answer.receipt.as_dict()
         if answer.status == 200:
             await _send(send, 200, orjson.dumps({"records": answer.records, "receipt": receipt}), JSON)
         else:
             await _send(send, *_problem(answer.status, answer.reason_name or "refused", answer.error or "",
                                         reason=answer.reason_name, receipt=receipt))
+
+
+    async def _once_anchored(self, answer: QueryAnswer) -> QueryAnswer:
+        """Wait, without holding a worker thread, until the answer's record is on chain; past
+        ``strict_timeout_seconds``, record that the data was withheld and answer that instead."""
+        loop = asyncio.get_running_loop()
+        anchored = loop.create_future()
+
+        def on_anchored() -> None:  # called from the batcher's thread
+            loop.call_soon_threadsafe(lambda: anchored.done() or anchored.set_result(True))
+
+        sequence = answer.receipt.sequence
+        outbox = self.service.outbox
+        if outbox.when_anchored(sequence, on_anchored):
+            return answer
+        try:
+            await asyncio.wait_for(anchored, self.service.config.strict_timeout_seconds)
+            return answer
+        except asyncio.TimeoutError:
+            outbox.forget_waiter(sequence, on_anchored)
+            record = outbox.get(sequence)
+            if record is not None and record.anchored_block is not None:  # anchored just as time ran out
+                return answer
+            assert answer.withhold is not None
+            return await loop.run_in_executor(self._pool, answer.withhold)
 
 
 JSON = b"application/json"

@@ -106,7 +106,8 @@ class Outbox:
         # (block, grant, count) of served records anchored recently: an access check made at an
         # earlier block does not count them yet
         self._anchored_served: deque[tuple[int, int, int]] = deque()
-        self._waiting = 0  # answers held back until their record is anchored (strict mode)
+        # answers held back until their record is anchored (strict mode), by sequence
+        self._anchor_waiters: dict[int, list[Callable[[], None]]] = {}
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds back into the database file (SQLite's PASSIVE checkpoint: it
@@ -226,7 +227,11 @@ class Outbox:
             count, oldest = self._db.execute(
                 "SELECT COUNT(*), MIN(created_at) FROM records WHERE anchored_block IS NULL").fetchone()
             self._backlog_count, self._backlog_oldest = int(count), oldest
+            ready = [callback for sequence in [q for q in self._anchor_waiters if q <= last]
+                     for callback in self._anchor_waiters.pop(sequence)]
             self._changed.notify_all()
+        for callback in ready:
+            callback()
 
     # ------------------------------------------------------------------ reads
 
@@ -246,7 +251,7 @@ class Outbox:
         """(records not yet on chain, ``created_at`` of the oldest of them, whether an answer is
         waiting for its record to be anchored), without touching the file."""
         with self._lock:
-            return self._backlog_count, self._backlog_oldest, self._waiting > 0
+            return self._backlog_count, self._backlog_oldest, bool(self._anchor_waiters)
 
     def pending_served(self, grant_id: int, checked_at_block: int | None = None) -> int:
         """Served records of ``grant_id`` not yet on chain (they count toward its quota); kept in
@@ -274,23 +279,34 @@ class Outbox:
             rows = self._db.execute("SELECT * FROM records ORDER BY sequence").fetchall()
         return (_row(r) for r in rows)
 
+    def when_anchored(self, sequence: int, callback: Callable[[], None]) -> bool:
+        """Have ``callback`` called (from the anchoring thread, so it must be quick) once record
+        ``sequence`` is on chain; True instead, registering nothing, if it already is. A waiting
+        answer also tells the batcher not to wait for a fuller batch."""
+        with self._lock:
+            row = self._db.execute("SELECT anchored_block FROM records WHERE sequence = ?", (sequence,)).fetchone()
+            if row is not None and row[0] is not None:
+                return True
+            self._anchor_waiters.setdefault(sequence, []).append(callback)
+            self._changed.notify_all()
+            return False
+
+    def forget_waiter(self, sequence: int, callback: Callable[[], None]) -> None:
+        """Unregister a :meth:`when_anchored` callback (its answer stopped waiting)."""
+        with self._lock:
+            waiting = self._anchor_waiters.get(sequence, [])
+            if callback in waiting:
+                waiting.remove(callback)
+            if not waiting:
+                self._anchor_waiters.pop(sequence, None)
+
     def wait_anchored(self, sequence: int, timeout: float) -> bool:
         """Block until record ``sequence`` is on chain (strict mode); False on timeout."""
-        deadline = time.monotonic() + timeout
-        with self._changed:
-            self._waiting += 1  # tells the batcher not to wait for a fuller batch
-            self._changed.notify_all()
-            try:
-                while True:
-                    row = self._db.execute("SELECT anchored_block FROM records WHERE sequence = ?", (sequence,)).fetchone()
-                    if row is not None and row[0] is not None:
-                        return True
-                    remaining = deadline - time.monotonic()
-                    if remaining <= 0:
-                        return False
-                    self._changed.wait(remaining)
-            finally:
-                self._waiting -= 1
+        anchored = threading.Event()
+        if self.when_anchored(sequence, anchored.set) or anchored.wait(timeout):
+            return True
+        self.forget_waiter(sequence, anchored.set)
+        return anchored.is_set()
 
     # ------------------------------------------------------------------ on-chain requests
 

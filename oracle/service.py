@@ -122,6 +122,9 @@ class QueryAnswer:
     records: list[dict[str, Any]] | None = None
     error: str | None = None
     reason_name: str | None = None
+    # strict mode, answered with ``hold=False``: the records may leave only once the record with the
+    # receipt's sequence is on chain; otherwise call this to record and get the withheld answer.
+    withhold: Callable[[], QueryAnswer] | None = field(default=None, repr=False, compare=False)
 
 
 @dataclass(frozen=True)
@@ -203,8 +206,11 @@ class OracleService:
 
     # ------------------------------------------------------------------ the path
 
-    def answer(self, request: QueryRequest) -> QueryAnswer:
-        """Answer a signed query posted over HTTP."""
+    def answer(self, request: QueryRequest, *, hold: bool = True) -> QueryAnswer:
+        """Answer a signed query posted over HTTP. In strict mode the records leave only once the
+        access is on chain: with ``hold`` this call waits for it (at most
+        ``strict_timeout_seconds``), without it the answer comes back at once with ``withhold``
+        set, and the caller waits (see :class:`oracle.http.OracleHttpApp`)."""
         request_salt = new_salt()
         request_hash = salted_hash(request.canonical(), request_salt)
         q = request.query
@@ -215,7 +221,7 @@ class OracleService:
             self._check_freshness(request)
         except OracleError as exc:
             return self._refuse(exc, request_hash, request_salt, progress)
-        return self._serve(progress, request_hash, request_salt)
+        return self._serve(progress, request_hash, request_salt, hold=hold)
 
     def answer_access(self, access: Access, request_canonical: dict[str, Any], keep_result: ResultKeeper) -> QueryAnswer:
         """Answer an access whose requester the chain already authenticated (an on-chain request:
@@ -234,7 +240,7 @@ class OracleService:
         return self._refuse(MalformedRequest(message), salted_hash(request_canonical, request_salt), request_salt,
                             _Progress(access, keep_result=keep_result))
 
-    def _serve(self, progress: _Progress, request_hash: bytes, request_salt: bytes) -> QueryAnswer:
+    def _serve(self, progress: _Progress, request_hash: bytes, request_salt: bytes, *, hold: bool = True) -> QueryAnswer:
         access = progress.access
         try:
             info = self._dataset(access.dataset_id)
@@ -274,17 +280,23 @@ class OracleService:
             return self._refuse(exc, request_hash, request_salt, progress)
         except QuotaUsedUp as exc:  # concurrent queries took the rest of the quota meanwhile: no data leaves
             return self._refuse(exc, request_hash, request_salt, progress)
-        sequence = answer.receipt.sequence
-        if self.config.mode == "strict" and progress.keep_result is None and \
-                not self.outbox.wait_anchored(sequence, self.config.strict_timeout_seconds):
+        if self.config.mode != "strict" or progress.keep_result is not None:
+            return answer
+
+        def withhold() -> QueryAnswer:
             # The served record stands (it is durable and will be anchored); a second record says
             # that nothing left after all, so the trail does not claim a release that never happened.
             withheld = replace(entry, outcome=Outcome.DENIED, reason=int(OracleReason.WITHHELD), response_hash=ZERO_HASH)
             withheld_sequence = self.outbox.record(withheld, request_salt=request_salt, response_salt=None)
-            exc = NotYetAnchored(f"strict mode: the access (record {sequence}) is recorded but not on chain within "
-                                 f"{self.config.strict_timeout_seconds} s, so the data is withheld")
+            exc = NotYetAnchored(f"strict mode: the access (record {answer.receipt.sequence}) is recorded but not on chain "
+                                 f"within {self.config.strict_timeout_seconds} s, so the data is withheld")
             return QueryAnswer(exc.http_status, self._receipt(withheld_sequence, withheld, request_salt, None), None,
                                exc.message, "WITHHELD")
+
+        if not hold:
+            return replace(answer, withhold=withhold)
+        if not self.outbox.wait_anchored(answer.receipt.sequence, self.config.strict_timeout_seconds):
+            return withhold()
         return answer
 
     # ------------------------------------------------------------------ steps
