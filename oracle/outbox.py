@@ -105,7 +105,7 @@ class Outbox:
         self._backlog_oldest: float | None = oldest
         # (block, grant, count) of served records anchored recently: an access check made at an
         # earlier block does not count them yet
-        self._anchored_served: deque[tuple[int, int, int]] = deque()
+        self._anchored_served: dict[int, deque[tuple[int, int]]] = {}  # grant -> (block, count), oldest first
         # answers held back until their record is anchored (strict mode), by sequence
         self._anchor_waiters: dict[int, list[Callable[[], None]]] = {}
 
@@ -219,7 +219,10 @@ class Outbox:
             ).fetchall():
                 self._pending_served[int(grant_id)] -= int(count)
                 if block > 0:
-                    self._anchored_served.append((block, int(grant_id), int(count)))
+                    recent = self._anchored_served.setdefault(int(grant_id), deque())
+                    recent.append((block, int(count)))
+                    while recent[0][0] < block - ANCHORED_MEMORY_BLOCKS:
+                        recent.popleft()  # every check is made at a later head by now
             self._db.execute(
                 "UPDATE records SET anchored_tx = ?, anchored_block = ? WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL",
                 (tx_hash, block, first, last),
@@ -263,10 +266,12 @@ class Outbox:
             return self._uncounted(grant_id, checked_at_block)
 
     def _uncounted(self, grant_id: int, block: int) -> int:
-        recent = self._anchored_served
-        while recent and recent[0][0] < block - ANCHORED_MEMORY_BLOCKS:
-            recent.popleft()  # every check is made at a later head by now
-        return self._pending_served.get(grant_id, 0) + sum(c for b, g, c in recent if g == grant_id and b > block)
+        uncounted = self._pending_served.get(grant_id, 0)
+        for anchored_in, count in reversed(self._anchored_served.get(grant_id, ())):  # newest first
+            if anchored_in <= block:
+                break
+            uncounted += count
+        return uncounted
 
     def get(self, sequence: int) -> OutboxRecord | None:
         with self._lock:
