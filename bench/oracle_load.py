@@ -219,8 +219,8 @@ listen_port = {port}
 mode = "{mode}"
 strict_timeout_seconds = 30.0
 outbox = "{outbox}"
-batch_max_records = 500
-batch_max_age_seconds = 2.0
+batch_max_records = 100
+batch_max_age_seconds = 1.0
 head_poll_interval_seconds = {HEAD_POLL_INTERVAL}
 request_deadline_max_seconds = 3600
 
@@ -294,9 +294,16 @@ def run_wrk(url: str, script: str, lines: list[str], workdir: Path, label: str, 
     return result
 
 
-def open_loop(url: str, make_request, rate: float, duration: float, *, connections: int = 64) -> dict[str, Any]:
+#: Seconds sent at the open-loop rate before measuring.
+OPEN_WARMUP = 2.0
+
+
+def open_loop(url: str, make_request, rate: float, duration: float, *, connections: int = 64,
+              warmup: float = OPEN_WARMUP) -> dict[str, Any]:
     """Send at a fixed rate regardless of answers (no coordinated omission): latency is measured from
-    each request's scheduled send time. ``make_request(i)`` -> (method, path, body bytes or None)."""
+    each request's scheduled send time. ``make_request(i)`` -> (method, path, body bytes or None).
+    The first ``warmup`` seconds (the generator opening its connections, up to ~0.1 s late on its
+    first sends) are sent at the same rate but not measured; ``duration`` is the measured part."""
     import aiohttp
 
     async def main() -> dict[str, Any]:
@@ -307,7 +314,8 @@ def open_loop(url: str, make_request, rate: float, duration: float, *, connectio
         async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
             loop = asyncio.get_running_loop()
             start = loop.time() + 0.2
-            total = int(rate * duration)
+            unmeasured = int(rate * warmup)
+            total = unmeasured + int(rate * duration)
             tasks = []
 
             async def one(i: int, at: float) -> None:
@@ -317,11 +325,13 @@ def open_loop(url: str, make_request, rate: float, duration: float, *, connectio
                     async with session.request(method, path, data=body,
                                                headers={"Content-Type": "application/json"} if body else None) as reply:
                         await reply.read()
-                        statuses[reply.status] = statuses.get(reply.status, 0) + 1
+                        if i >= unmeasured:
+                            statuses[reply.status] = statuses.get(reply.status, 0) + 1
                 except Exception:
-                    errors += 1
+                    errors += i >= unmeasured
                     return
-                latencies.append(loop.time() - at)
+                if i >= unmeasured:
+                    latencies.append(loop.time() - at)
 
             lag = 0.0
             for i in range(total):
@@ -329,13 +339,13 @@ def open_loop(url: str, make_request, rate: float, duration: float, *, connectio
                 delay = at - loop.time()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                else:
+                elif i >= unmeasured:
                     lag = max(lag, -delay)
                 tasks.append(asyncio.create_task(one(i, at)))
             await asyncio.gather(*tasks)
             elapsed = loop.time() - start
         latencies.sort()
-        return {"rate": rate, "sent": total, "answered": len(latencies), "errors": errors, "statuses": statuses,
+        return {"rate": rate, "sent": total - unmeasured, "warmup_sent": unmeasured, "answered": len(latencies), "errors": errors, "statuses": statuses,
                 "non2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300), "elapsed": elapsed,
                 "max_send_lag_ms": lag * 1000,
                 "p50_ms": pct(latencies, 50) * 1000, "p90_ms": pct(latencies, 90) * 1000,
@@ -536,7 +546,7 @@ def main(argv: list[str] | None = None) -> int:
         report["chain"] = f"{node.kind} {node.version}"
         setup = set_up_consortium(node.url, workdir)
         per_run = int(args.max_rps * args.duration)
-        n_bodies = args.bodies or per_run * 4 + int(args.max_rps / 2 * args.open_duration) + (0 if args.skip_strict else per_run)
+        n_bodies = args.bodies or per_run * 4 + int(args.max_rps / 2 * (args.open_duration + OPEN_WARMUP)) + 1 + (0 if args.skip_strict else per_run)
         log(f"signing {n_bodies} request bodies")
         t0 = time.perf_counter()
         bodies = Bodies(setup, n_bodies)
@@ -572,7 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         holder: dict[str, Any] = {}
         spell = max(3, (args.duration - 4) // 2)
         prof_kw = dict(wrk_kw, duration=2 + 2 * spell + 6)  # both recordings fall inside the load
-        prof_lines = bodies.take(min(bodies.remaining() - int(args.max_rps / 2 * args.open_duration) - per_run,
+        prof_lines = bodies.take(min(bodies.remaining() - int(args.max_rps / 2 * (args.open_duration + OPEN_WARMUP)) - 1 - per_run,
                                      int(args.max_rps * prof_kw["duration"])))
         loader = threading.Thread(target=lambda: holder.update(run=run_wrk(
             oracle_url, "oracle_query.lua", prof_lines, workdir, "oracle-fast-profiled", **prof_kw)))
@@ -585,7 +595,7 @@ def main(argv: list[str] | None = None) -> int:
 
         rate = round(fast["rps"] / 2)
         log(f"open loop at half the fast-mode peak: {rate}/s")
-        total = int(rate * args.open_duration)
+        total = int(rate * (args.open_duration + OPEN_WARMUP)) + 1
         report["open_direct"] = open_loop(api_url, direct_requests(paths), rate, args.open_duration)
         report["open_oracle"] = open_loop(oracle_url, oracle_requests(bodies.take(total)), rate, args.open_duration)
         report["added_ms"] = {p: report["open_oracle"][f"{p}_ms"] - report["open_direct"][f"{p}_ms"] for p in ("p50", "p90", "p99")}
@@ -625,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"anchoring delay: {args.anchor_rate}/s for {args.anchor_duration}s, 2 s blocks")
         since = time.time()
         report["anchor_load"] = open_loop(oracle_url, oracle_requests(bodies_b.take(anchor_total)), args.anchor_rate,
-                                          args.anchor_duration)
+                                          args.anchor_duration, warmup=0)
         time.sleep(6)  # the last batch: max age 2 s + a block
         if not args.skip_strict:
             log("closed loop: oracle, strict mode, 2 s blocks")
