@@ -265,30 +265,15 @@ class AuditService:
         return RecordVerification(status, report.generated_at or None, to_block, mine)
 
     def search(self, viewer: AuditViewer, **filters: Any) -> Any:
-        """``AuditIndex.search`` within the viewer's scope (bad filters: 422)."""
+        """``AuditIndex.search`` within the viewer's scope (bad filters, unknown department codes: 422)."""
         index = self.index
-        filters["requester_dept"] = self.department_id(filters.get("requester_dept"), "requester_dept")
-        filters["provider_dept"] = self.department_id(filters.get("provider_dept"), "provider_dept")
-        viewer.check_record_scope(filters["requester_dept"], filters["provider_dept"])
         try:
+            filters["requester_dept"] = index.department_id(filters.get("requester_dept"), "requester_dept")
+            filters["provider_dept"] = index.department_id(filters.get("provider_dept"), "provider_dept")
+            viewer.check_record_scope(filters["requester_dept"], filters["provider_dept"])
             return index.search(**filters)
         except AuditQueryError as exc:
             raise UnprocessableContent(str(exc), slug="invalid-filter", title="Invalid search filter") from None
-
-    def department_id(self, value: int | str | None, what: str) -> int | None:
-        """A department by id or code (any case) as the index knows it; 422 for an unknown code."""
-        if value is None or (isinstance(value, str) and not value.strip()):
-            return None
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        text = str(value).strip()
-        if text.isdigit():
-            return int(text)
-        for department in self.index.departments():
-            if department.code.lower() == text.lower():
-                return department.id
-        raise UnprocessableContent(f"{what}: no department with code {text!r} in the audit index",
-                                   slug="invalid-filter", title="Invalid search filter")
 
     def close(self) -> None:
         if self._index is not None:

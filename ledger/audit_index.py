@@ -890,8 +890,10 @@ class AuditIndex:
 
     # ------------------------------------------------------------------ search
 
-    def _dept_id(self, value: int | str | None, what: str) -> int | None:
-        if value is None:
+    def department_id(self, value: int | str | None, what: str = "department") -> int | None:
+        """A department given by id or by code (any case) as the index knows it; None for no value.
+        An unknown code raises :class:`AuditQueryError` naming ``what``."""
+        if value is None or (isinstance(value, str) and not value.strip()):
             return None
         if isinstance(value, int) and not isinstance(value, bool):
             return value
@@ -962,10 +964,10 @@ class AuditIndex:
 
         if dataset_id is not None:
             add("dataset_id = ?", _s64(_as_uint(dataset_id, "dataset_id", 64)))
-        dept = self._dept_id(requester_dept, "requester_dept")
+        dept = self.department_id(requester_dept, "requester_dept")
         if dept is not None:
             add("requester_dept = ?", dept)
-        dept = self._dept_id(provider_dept, "provider_dept")
+        dept = self.department_id(provider_dept, "provider_dept")
         if dept is not None:
             add("oracle_dept = ?", dept)
         if requester is not None:
@@ -1033,7 +1035,7 @@ class AuditIndex:
                 where.append("dataset_id = ?")
                 params.append(_s64(_as_uint(dataset_id, "dataset_id", 64)))
             for column, value in (("requester_dept", requester_dept), ("owner_dept", owner_dept)):
-                dept = self._dept_id(value, column)
+                dept = self.department_id(value, column)
                 if dept is not None:
                     where.append(f"{column} = ?")
                     params.append(dept)

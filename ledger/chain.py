@@ -72,6 +72,11 @@ class Chain:
         self.receipt_timeout = receipt_timeout
         self._nonces: dict[str, int] = {}
         self._nonce_lock = threading.Lock()
+        # Gas estimation and sending, one transaction at a time per connection: ganache 7 (eager
+        # instamine) can leave an eth_estimateGas unanswered when it arrives while another
+        # transaction is being mined (reproduced with three oracles anchoring at once). Sending is
+        # quick on real nodes (the receipt is waited for outside this lock), so little is lost.
+        self._send_lock = threading.RLock()
         self._chain_id: int | None = None
         self._fee_mode: str | None = None
         self._priority_fee = 0
@@ -130,22 +135,23 @@ class Chain:
         before anything is signed or after nothing was accepted, so the caller can repeat the call
         through :meth:`transact` to get the revert decoded by name; a transaction mined with status 0
         is replayed through web3 and raises the decoded revert."""
-        fees = {k: hex(v) for k, v in self._fees_raw().items()}
-        call = {"from": signer.address, "to": to, "data": "0x" + data.hex(), **fees}
-        if gas is None:
-            estimate = int(self.raw_rpc("eth_estimateGas", [call]), 16)
-            gas = estimate * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
-        tx = {"to": to, "data": data, "value": 0, "chainId": self.chain_id,
-              **{k: int(v, 16) for k, v in fees.items()}}
-        with self._nonce_lock:
-            nonce = self._next_nonce(signer.address)
-            raw = signer.sign_transaction({**tx, "gas": gas, "nonce": nonce}).raw_transaction
-            try:
-                tx_hash = self.raw_rpc("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
-            except RpcErrorAnswer:
-                self._nonces.pop(signer.address, None)  # resynchronise from the node
-                raise
-            self._nonces[signer.address] = nonce + 1
+        with self._send_lock:  # estimate and send as one step per connection (see _send_lock)
+            fees = {k: hex(v) for k, v in self._fees_raw().items()}
+            call = {"from": signer.address, "to": to, "data": "0x" + data.hex(), **fees}
+            if gas is None:
+                estimate = int(self.raw_rpc("eth_estimateGas", [call]), 16)
+                gas = estimate * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
+            tx = {"to": to, "data": data, "value": 0, "chainId": self.chain_id,
+                  **{k: int(v, 16) for k, v in fees.items()}}
+            with self._nonce_lock:
+                nonce = self._next_nonce(signer.address)
+                raw = signer.sign_transaction({**tx, "gas": gas, "nonce": nonce}).raw_transaction
+                try:
+                    tx_hash = self.raw_rpc("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
+                except RpcErrorAnswer:
+                    self._nonces.pop(signer.address, None)  # resynchronise from the node
+                    raise
+                self._nonces[signer.address] = nonce + 1
         deadline = time.monotonic() + self.receipt_timeout
         while (receipt := self.raw_rpc("eth_getTransactionReceipt", [tx_hash])) is None:
             if time.monotonic() > deadline:
@@ -204,15 +210,16 @@ class Chain:
         return Web3.to_checksum_address(receipt["contractAddress"]), result
 
     def _send(self, signer: Signer, base: dict[str, Any], build: Callable[[dict], dict], *, gas: int | None = None) -> TxResult:
-        fees = self._fees()
-        try:
-            # Without "gas", web3 asks the node for an estimate; a revert surfaces here with its data.
-            tx = self._rpc(lambda: build({**base, **fees, **({"gas": gas} if gas else {})}))
-        except (ContractLogicError, Web3RPCError) as exc:
-            raise self._revert(exc) from exc
-        if gas is None:
-            gas = int(tx["gas"]) * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
-        tx_hash = self._submit(signer, tx, gas)
+        with self._send_lock:  # estimate and send as one step per connection (see _send_lock)
+            fees = self._fees()
+            try:
+                # Without "gas", web3 asks the node for an estimate; a revert surfaces here with its data.
+                tx = self._rpc(lambda: build({**base, **fees, **({"gas": gas} if gas else {})}))
+            except (ContractLogicError, Web3RPCError) as exc:
+                raise self._revert(exc) from exc
+            if gas is None:
+                gas = int(tx["gas"]) * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
+            tx_hash = self._submit(signer, tx, gas)
         return self.wait(tx_hash)
 
     def _submit(self, signer: Signer, tx: dict[str, Any], gas: int) -> Any:

@@ -131,3 +131,34 @@ def test_admitted_department_ids_are_sequential(consortium: Consortium, members:
     assert [m.id for m in (members.samr, members.tax, members.psb, members.audit)] == [1, 2, 3, 4]
     new_id = admit(consortium, committee, "Statistics", "STATS", [AccountRole(members.spare[0].address, Role.OPERATOR)])
     assert new_id == 5
+
+
+def test_oracles_anchoring_at_once_through_one_connection_are_all_answered(
+    consortium: Consortium, members: Members, compilation: CompilationResult
+) -> None:
+    """Three oracles anchoring concurrently through one Chain: ganache (eager instamine) left an
+    eth_estimateGas unanswered when it arrived while another transaction was mining, which stalled
+    a demo run for 30 s; estimation and sending are now one step per connection."""
+    from ledger.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome
+
+    chain = Chain(consortium.chain.url, timeout=8.0)  # a stall fails in seconds, not after 30 s
+    log = Consortium(chain, consortium.deployment, compilation).audit_log
+    denial = AuditEntry(0, ZERO_ADDRESS, 0, 0, Outcome.DENIED, int(OracleReason.BAD_SIGNATURE), 1, b"\x11" * 32, b"\x00" * 32)
+    failures: list[BaseException] = []
+
+    def anchor(oracle: Signer) -> None:
+        sequence = 1
+        try:
+            for size in [1, 2, 3] * 8:
+                log.anchor(oracle, sequence, [denial] * size)
+                sequence += size
+        except Exception as exc:  # collected for the assertion below; the thread must not die silently
+            failures.append(exc)
+
+    threads = [threading.Thread(target=anchor, args=(m.oracle,)) for m in (members.samr, members.tax, members.psb)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert [log.oracle_state(m.oracle.address).last_sequence for m in (members.samr, members.tax, members.psb)] == [48] * 3
