@@ -40,9 +40,10 @@ class QueryBody(BaseModel):
     paramsSalt: str = Field(pattern=r"^0x[0-9a-fA-F]{32,128}$")
 
 
-def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
-    return JSONResponse({"type": "about:blank", "title": title, "status": status, "detail": detail, **extra},
-                        status_code=status, media_type=PROBLEM)
+def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
+    """An RFC 9457 problem response (for the FastAPI routes; the query handler sends :func:`_problem`'s bytes)."""
+    _, body, media_type = _problem(status, title, detail, **extra)
+    return Response(body, status_code=status, media_type=media_type.decode())
 
 
 #: Threads that run :meth:`OracleService.answer` (blocking: the relay, the outbox, the chain).
@@ -112,7 +113,6 @@ class OracleHttpApp:
             await _send(send, *_problem(answer.status, answer.reason_name or "refused", answer.error or "",
                                         reason=answer.reason_name, receipt=receipt))
 
-
     async def _once_anchored(self, answer: QueryAnswer) -> QueryAnswer:
         """Wait, without holding a worker thread, until the answer's record is on chain; past
         ``strict_timeout_seconds``, record that the data was withheld and answer that instead."""
@@ -122,9 +122,9 @@ class OracleHttpApp:
         def on_anchored() -> None:  # called from the batcher's thread
             loop.call_soon_threadsafe(lambda: anchored.done() or anchored.set_result(True))
 
-        sequence = answer.receipt.sequence
+        sequence, withhold = answer.receipt.sequence, answer.withhold
         outbox = self.service.outbox
-        if outbox.when_anchored(sequence, on_anchored):
+        if withhold is None or outbox.when_anchored(sequence, on_anchored):
             return answer
         try:
             await asyncio.wait_for(anchored, self.service.config.strict_timeout_seconds)
@@ -134,8 +134,7 @@ class OracleHttpApp:
             record = outbox.get(sequence)
             if record is not None and record.anchored_block is not None:  # anchored just as time ran out
                 return answer
-            assert answer.withhold is not None
-            return await loop.run_in_executor(self._pool, answer.withhold)
+            return await loop.run_in_executor(self._pool, withhold)
 
 
 JSON = b"application/json"
