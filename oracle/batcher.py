@@ -1,4 +1,5 @@
-"""Anchor the outbox on chain: batches by size and by age, confirmed by receipt, retried.
+"""Anchor the outbox on chain: batches by size and by age (or at once for a waiting strict answer),
+confirmed by receipt, retried; and copy the outbox's WAL back into its file (checkpoints).
 
 The contract accepts a batch only if it starts exactly one past the oracle's last anchored
 sequence, so a retry after a lost receipt cannot anchor twice: the batcher reads the oracle's
@@ -18,6 +19,9 @@ from ledger.keys import Signer
 from oracle.outbox import Outbox, OutboxMismatch
 
 log = logging.getLogger("govshare.oracle.batcher")
+
+#: Seconds between two WAL checkpoints of the outbox when no batch is anchored meanwhile.
+CHECKPOINT_SECONDS = 10.0
 
 
 class Batcher:
@@ -62,8 +66,12 @@ class Batcher:
                     break
 
     def _run(self) -> None:
+        checkpointed = time.monotonic()
         while not self._stop.is_set():
             try:
+                if time.monotonic() - checkpointed > CHECKPOINT_SECONDS:
+                    self.outbox.checkpoint()  # also while nothing anchors (a chain that is down)
+                    checkpointed = time.monotonic()
                 if not self.anchor_once():
                     self.outbox.wait_for_work(min(self.max_age, 0.5) or 0.05)
             except (ChainUnavailable, TransactionFailed) as exc:

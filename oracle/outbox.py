@@ -84,7 +84,8 @@ class Outbox:
         self._db.execute("PRAGMA journal_mode=WAL")
         # The connection that records accesses never copies the WAL back (a checkpoint can take tens
         # of milliseconds, and every answer would queue behind it); :meth:`checkpoint` does, from
-        # its own connection, without blocking writers. The batcher calls it after each batch.
+        # its own connection, without blocking writers. The batcher calls it after each batch and
+        # every CHECKPOINT_SECONDS otherwise (a chain that is down must not let the WAL grow forever).
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         self._checkpointer: sqlite3.Connection | None = None
         self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
@@ -103,9 +104,9 @@ class Outbox:
         count, oldest = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM records WHERE anchored_block IS NULL").fetchone()
         self._backlog_count: int = int(count)
         self._backlog_oldest: float | None = oldest
-        # (block, grant, count) of served records anchored recently: an access check made at an
-        # earlier block does not count them yet
-        self._anchored_served: dict[int, deque[tuple[int, int]]] = {}  # grant -> (block, count), oldest first
+        # per grant, (block, count) of served records anchored recently, oldest first: an access
+        # check made at an earlier block does not count them yet
+        self._anchored_served: dict[int, deque[tuple[int, int]]] = {}
         # answers held back until their record is anchored (strict mode), by sequence
         self._anchor_waiters: dict[int, list[Callable[[], None]]] = {}
 

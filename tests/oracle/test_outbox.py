@@ -77,3 +77,24 @@ def test_the_backlog_follows_writes_and_anchoring_and_survives_reopening(tmp_pat
         assert reopened.backlog()[:2] == (1, reopened.get(3).created_at) and reopened.pending_served(7) == 1
     finally:
         reopened.close()
+
+
+def test_the_wal_is_copied_back_by_checkpoints_not_by_the_answering_writer(tmp_path: Path) -> None:
+    """The writer never checkpoints (answers must not wait for one); the batcher's checkpoints keep
+    the WAL from growing: without them it holds every write."""
+
+    def wal_after(path: Path, checkpoint_every: int | None) -> int:
+        box = Outbox(path)
+        box.bind(IDENTITY, 0)
+        try:
+            for n in range(1, 1501):
+                box.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32)
+                if checkpoint_every and n % checkpoint_every == 0:
+                    box.checkpoint()
+            return Path(f"{path}-wal").stat().st_size
+        finally:
+            box.close()
+
+    unbounded = wal_after(tmp_path / "never.sqlite", None)
+    bounded = wal_after(tmp_path / "checkpointed.sqlite", 100)
+    assert bounded * 5 < unbounded, (bounded, unbounded)
