@@ -7,7 +7,6 @@ latest block has a base fee, and legacy at ``eth_gasPrice`` otherwise.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -25,7 +24,6 @@ from ledger.errors import ChainUnavailable, ContractRevert, TransactionFailed
 from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
 
-_BLOCK_NUMBER_CALL = b'{"jsonrpc":"2.0","id":1,"method":"eth_blockNumber","params":[]}'
 _JSON_HEADERS = {"Content-Type": "application/json"}
 
 #: Seconds between two receipt polls while waiting for a transaction.
@@ -68,7 +66,7 @@ class Chain:
         self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}, session=session,
                                          exception_retry_configuration=None))
         self._timeout = timeout
-        self._head_pool = urllib3.PoolManager(maxsize=8)
+        self._rpc_pool = urllib3.PoolManager(maxsize=8)
         self.receipt_timeout = receipt_timeout
         self._nonces: dict[str, int] = {}
         self._nonce_lock = threading.Lock()
@@ -102,10 +100,8 @@ class Chain:
         """The latest block number through a plain keep-alive JSON-RPC call (a small fraction of
         web3's per-call cost): for hot paths that ask on every request."""
         try:
-            reply = self._head_pool.request("POST", self.url, body=_BLOCK_NUMBER_CALL, headers=_JSON_HEADERS,
-                                            retries=False, timeout=self._timeout)
-            return int(json.loads(reply.data)["result"], 16)
-        except (urllib3.exceptions.HTTPError, ValueError, KeyError, TypeError) as exc:
+            return int(self.raw_rpc("eth_blockNumber", []), 16)
+        except (RpcErrorAnswer, ValueError, TypeError) as exc:
             raise ChainUnavailable(f"cannot read the head of {self.url}: {exc}") from exc
 
     def raw_rpc(self, method: str, params: list[Any]) -> Any:
@@ -115,7 +111,7 @@ class Chain:
         by name repeat the call through web3)."""
         body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         try:
-            reply = self._head_pool.request("POST", self.url, body=body, headers=_JSON_HEADERS, retries=False,
+            reply = self._rpc_pool.request("POST", self.url, body=body, headers=_JSON_HEADERS, retries=False,
                                             timeout=self._timeout)
             answer = orjson.loads(reply.data)
         except (urllib3.exceptions.HTTPError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
@@ -136,7 +132,7 @@ class Chain:
         through :meth:`transact` to get the revert decoded by name; a transaction mined with status 0
         is replayed through web3 and raises the decoded revert."""
         with self._send_lock:  # estimate and send as one step per connection (see _send_lock)
-            fees = {k: hex(v) for k, v in self._fees_raw().items()}
+            fees = {k: hex(v) for k, v in self._fees().items()}
             call = {"from": signer.address, "to": to, "data": "0x" + data.hex(), **fees}
             if gas is None:
                 estimate = int(self.raw_rpc("eth_estimateGas", [call]), 16)
@@ -161,17 +157,6 @@ class Chain:
             self.wait(tx_hash)  # raises the decoded failure
         return TxResult(tx_hash=tx_hash, block_number=int(receipt["blockNumber"], 16),
                         gas_used=int(receipt["gasUsed"], 16), logs=receipt["logs"])
-
-    def _fees_raw(self) -> dict[str, int]:
-        """:meth:`_fees` without web3 on the per-transaction reads."""
-        if self._fee_mode is None:
-            self._fees()
-        if self._fee_mode == "free":
-            return {"gasPrice": 0}
-        if self._fee_mode == "legacy":
-            return {"gasPrice": int(self.raw_rpc("eth_gasPrice", []), 16)}
-        base_fee = int(self.raw_rpc("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
-        return {"maxFeePerGas": 2 * base_fee + self._priority_fee, "maxPriorityFeePerGas": self._priority_fee}
 
     def block_timestamp(self, block: int | str = "latest") -> int:
         return int(self._rpc(lambda: self.w3.eth.get_block(block))["timestamp"])
@@ -283,7 +268,8 @@ class Chain:
     def _fees(self) -> dict[str, int]:
         """Fee fields for the next transaction. The chain's fee mode is detected once per
         connection (a chain does not switch between free gas, legacy and EIP-1559 at run time);
-        on an EIP-1559 chain the latest base fee is read for every transaction."""
+        on an EIP-1559 chain the latest base fee is read for every transaction (over plain
+        JSON-RPC: the anchoring path sends all the time)."""
         if self._fee_mode is None:
             gas_price = int(self._rpc(lambda: self.w3.eth.gas_price))
             base_fee = self._rpc(lambda: self.w3.eth.get_block("latest")).get("baseFeePerGas")
@@ -300,8 +286,8 @@ class Chain:
         if self._fee_mode == "free":
             return {"gasPrice": 0}
         if self._fee_mode == "legacy":
-            return {"gasPrice": int(self._rpc(lambda: self.w3.eth.gas_price))}
-        base_fee = int(self._rpc(lambda: self.w3.eth.get_block("latest"))["baseFeePerGas"])
+            return {"gasPrice": int(self.raw_rpc("eth_gasPrice", []), 16)}
+        base_fee = int(self.raw_rpc("eth_getBlockByNumber", ["latest", False])["baseFeePerGas"], 16)
         return {"maxFeePerGas": 2 * base_fee + self._priority_fee, "maxPriorityFeePerGas": self._priority_fee}
 
     def _revert(self, exc: BaseException) -> ContractRevert | TransactionFailed:

@@ -60,7 +60,7 @@ from ledger.audit_index import (
     position,
     reason_name,
 )
-from ledger.audit_log import Outcome
+from ledger.audit_log import Outcome, record_id
 from ledger.dataset_file import DataFileError, read_dataset_file
 from ledger.errors import HashLengthError, LedgerError
 from ledger.grants import AccessReason, GrantStatus
@@ -309,7 +309,7 @@ class ExportedRecord:
         """The export line (``oracle`` names the record id)."""
         return {
             "sequence": self.sequence,
-            "record_id": hex(int(oracle, 16) << 64 | self.sequence),
+            "record_id": hex(record_id(oracle, self.sequence)),
             "grant_id": self.grant_id,
             "requester": self.requester,
             "dataset_id": self.dataset_id,
