@@ -86,7 +86,7 @@ DOMAIN_MEMBERS = [
     {"name": "verifyingContract", "type": "address"},
 ]
 
-#: secp256k1 group order, and the largest ``s`` OpenZeppelin's ECDSA accepts (n / 2).
+#: secp256k1 group order (a public curve constant, not a key), and the largest ``s`` OpenZeppelin's ECDSA accepts (n / 2).
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 SECP256K1_HALF_N = SECP256K1_N // 2
 
