@@ -45,10 +45,10 @@ from typing import Any, Self
 from eth_utils import to_checksum_address
 from hexbytes import HexBytes
 
-from ledger.audit_log import OracleReason, Outcome
+from ledger.audit_log import Outcome, reason_name
 from ledger.errors import LedgerError
 from ledger.events import block_ranges
-from ledger.grants import AccessReason, GrantStatus
+from ledger.grants import GrantStatus
 from ledger.registry import Role
 
 #: Blocks read per ``eth_getLogs`` call and committed per SQLite transaction by :meth:`AuditIndex.sync`.
@@ -103,14 +103,6 @@ class SyncResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def reason_name(reason: int) -> str:
-    """The name of an audit record's reason code (chain 0..63, oracle 64..255)."""
-    try:
-        return AccessReason(reason).name if reason < 64 else OracleReason(reason).name
-    except ValueError:
-        return f"REASON_{reason}"
 
 
 @dataclass(frozen=True)

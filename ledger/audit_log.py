@@ -22,6 +22,7 @@ from ledger.base import ContractClient
 from ledger.chain import RpcErrorAnswer
 from ledger.errors import LedgerError, TransactionFailed
 from ledger.events import ChainEvent, read_events
+from ledger.grants import AccessReason
 from ledger.keys import Signer
 
 ZERO_HASH = b"\x00" * 32
@@ -52,6 +53,14 @@ class OracleReason(IntEnum):
     SOURCE_BAD_RESPONSE = 72
     QUOTA_PENDING = 73
     WITHHELD = 74  # strict mode: recorded as served, but not anchored in time, so the data was withheld
+
+
+def reason_name(reason: int) -> str:
+    """The name of an audit record's reason code (the chain's 0..63, the oracle's 64..255)."""
+    try:
+        return AccessReason(reason).name if reason < 64 else OracleReason(reason).name
+    except ValueError:
+        return f"REASON_{reason}"
 
 
 class HashChainMismatch(LedgerError, ValueError):

@@ -58,9 +58,8 @@ from ledger.audit_index import (
     ORACLE,
     AuditIndex,
     position,
-    reason_name,
 )
-from ledger.audit_log import Outcome, record_id
+from ledger.audit_log import Outcome, reason_name, record_id
 from ledger.dataset_file import DataFileError, read_dataset_file
 from ledger.errors import HashLengthError, LedgerError
 from ledger.grants import AccessReason, GrantStatus

@@ -24,7 +24,7 @@ from typing import Any, Callable, Mapping
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from ledger.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, record_id
+from ledger.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, reason_name, record_id
 from ledger.catalog import Dataset
 from ledger.deployment import Consortium
 from ledger.errors import CanonicalizationError, ChainUnavailable, ContractRevert, LedgerError
@@ -403,7 +403,7 @@ class OracleService:
         entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, outcome,
                            int(exc.reason), progress.checked_at or self._head, request_hash, ZERO_HASH)
         def answer_of(receipt: Receipt) -> QueryAnswer:
-            return QueryAnswer(exc.http_status, receipt, None, exc.message, _reason_name(exc.reason))
+            return QueryAnswer(exc.http_status, receipt, None, exc.message, reason_name(exc.reason))
 
         try:
             return self._record(entry, progress, request_salt, None, answer_of, nonce=progress.nonce)
@@ -453,12 +453,6 @@ class OracleService:
         )
         signature = self.signer.sign_eip191_hash(unsigned.digest())
         return replace(unsigned, signature="0x" + signature.hex())
-
-
-def _reason_name(reason: int) -> str:
-    if reason < 64:
-        return AccessReason(reason).name
-    return OracleReason(reason).name
 
 
 def receipt_signer(receipt: Mapping[str, Any]) -> str:
