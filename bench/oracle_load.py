@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """Oracle throughput, latency, anchoring delay and CPU per query: one run, real processes.
 
-Usage (from the project root, with the project's virtualenv; wrk and anvil must be installed):
+Usage (from the project root, with the project's virtualenv; wrk, a C compiler and anvil must be installed):
 
-    apt-get install -y wrk
+    apt-get install -y wrk gcc
     npm install --prefix /tmp/bench-node @foundry-rs/anvil
     .venv/bin/pip install py-spy            # optional: the profile
     .venv/bin/python bench/oracle_load.py   # prints a report; --json for JSON
@@ -17,8 +17,9 @@ What it does (see bench/README.md, "Oracle throughput and latency"):
 2. closed loop with wrk (-t2 -c32 by default): the department API directly (the baseline), the
    oracle in fast mode (with the oracle process's CPU time per query from /proc/<pid>/stat), a
    py-spy profile of the oracle under the same load, and the oracle in strict mode.
-3. open loop at half the fast-mode peak (a Python asyncio/aiohttp generator: wrk2 is not packaged
-   here), oracle and direct: the latency the oracle adds.
+3. open loop at half the fast-mode peak (bench/openloop.c, compiled here with ``cc``: wrk2 is not
+   packaged here), direct then oracle, three pairs back to back: the latency the oracle adds (the
+   report's figures are the median pair's; every pair is listed).
 4. records per second anchored, one transaction per record vs batches of 100 (AuditLog.append
    from this process, after the oracle stopped).
 5. chain B: a fresh anvil with ``--block-time 2``; a fixed rate for 30 s, then the delay from a
@@ -32,7 +33,6 @@ and used once; any non-2xx answer is counted and reported.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import random
@@ -298,60 +298,40 @@ def run_wrk(url: str, script: str, lines: list[str], workdir: Path, label: str, 
 OPEN_WARMUP = 2.0
 
 
-def open_loop(url: str, make_request, rate: float, duration: float, *, connections: int = 64,
-              warmup: float = OPEN_WARMUP) -> dict[str, Any]:
-    """Send at a fixed rate regardless of answers (no coordinated omission): latency is measured from
-    each request's scheduled send time. ``make_request(i)`` -> (method, path, body bytes or None).
-    The first ``warmup`` seconds (the generator opening its connections, up to ~0.1 s late on its
-    first sends) are sent at the same rate but not measured; ``duration`` is the measured part."""
-    import aiohttp
+def openloop_binary(workdir: Path) -> Path:
+    """bench/openloop.c compiled into ``workdir`` (with ``cc``)."""
+    binary = workdir / "openloop"
+    if not binary.exists():
+        subprocess.run(["cc", "-O2", "-o", str(binary), str(BENCH / "openloop.c")], check=True)
+    return binary
 
-    async def main() -> dict[str, Any]:
-        latencies: list[float] = []
-        statuses: dict[int, int] = {}
-        errors = 0
-        connector = aiohttp.TCPConnector(limit=connections)
-        async with aiohttp.ClientSession(url, connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
-            loop = asyncio.get_running_loop()
-            start = loop.time() + 0.2
-            unmeasured = int(rate * warmup)
-            total = unmeasured + int(rate * duration)
-            tasks = []
 
-            async def one(i: int, at: float) -> None:
-                nonlocal errors
-                method, path, body = make_request(i)
-                try:
-                    async with session.request(method, path, data=body,
-                                               headers={"Content-Type": "application/json"} if body else None) as reply:
-                        await reply.read()
-                        if i >= unmeasured:
-                            statuses[reply.status] = statuses.get(reply.status, 0) + 1
-                except Exception:
-                    errors += i >= unmeasured
-                    return
-                if i >= unmeasured:
-                    latencies.append(loop.time() - at)
-
-            lag = 0.0
-            for i in range(total):
-                at = start + i / rate
-                delay = at - loop.time()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                elif i >= unmeasured:
-                    lag = max(lag, -delay)
-                tasks.append(asyncio.create_task(one(i, at)))
-            await asyncio.gather(*tasks)
-            elapsed = loop.time() - start
-        latencies.sort()
-        return {"rate": rate, "sent": total - unmeasured, "warmup_sent": unmeasured, "answered": len(latencies), "errors": errors, "statuses": statuses,
-                "non2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300), "elapsed": elapsed,
-                "max_send_lag_ms": lag * 1000,
-                "p50_ms": pct(latencies, 50) * 1000, "p90_ms": pct(latencies, 90) * 1000,
-                "p99_ms": pct(latencies, 99) * 1000, "max_ms": latencies[-1] * 1000 if latencies else None}
-
-    return asyncio.run(main())
+def open_loop(url: str, requests: list[bytes], rate: float, duration: float, workdir: Path, label: str, *,
+              connections: int = 64, warmup: float = OPEN_WARMUP) -> dict[str, Any]:
+    """Send at a fixed rate regardless of answers (no coordinated omission) with bench/openloop.c:
+    latency is measured from each request's scheduled send time. ``requests`` are complete HTTP/1.1
+    requests (request i is ``requests[i % len(requests)]``). The first ``warmup`` seconds are sent at
+    the same rate but not measured; ``duration`` is the measured part."""
+    host, port = url.removeprefix("http://").rsplit(":", 1)
+    requests_file, latencies_file = workdir / f"{label}.requests", workdir / f"{label}.latencies"
+    with open(requests_file, "wb") as f:
+        for raw in requests:
+            f.write(len(raw).to_bytes(4, "little") + raw)
+    args = [str(openloop_binary(workdir)), host, port, str(rate), str(warmup), str(duration), str(connections),
+            str(requests_file), str(latencies_file)]
+    summary = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    for line in latencies_file.read_text().splitlines():
+        status, micros = (int(x) for x in line.split())
+        if status:
+            statuses[status] = statuses.get(status, 0) + 1
+            latencies.append(micros / 1e6)
+    latencies.sort()
+    return summary | {"command": " ".join(args), "statuses": statuses,
+                      "non2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300),
+                      "p50_ms": pct(latencies, 50) * 1000, "p90_ms": pct(latencies, 90) * 1000,
+                      "p99_ms": pct(latencies, 99) * 1000, "max_ms": latencies[-1] * 1000 if latencies else None}
 
 
 def pct(values: list[float], p: float) -> float:
@@ -362,13 +342,17 @@ def pct(values: list[float], p: float) -> float:
     return ordered[k]
 
 
-def oracle_requests(lines: list[str]):
-    encoded = [l.encode() for l in lines]
-    return lambda i: ("POST", "/v1/query", encoded[i])
+def oracle_requests(url: str, lines: list[str]) -> list[bytes]:
+    """The oracle query requests, one per pre-signed body."""
+    host = url.removeprefix("http://")
+    return [(f"POST /v1/query HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
+             f"Content-Length: {len(body)}\r\n\r\n").encode() + body for body in (line.encode() for line in lines)]
 
 
-def direct_requests(paths: list[str]):
-    return lambda i: ("GET", paths[i % len(paths)], None)
+def direct_requests(url: str, paths: list[str]) -> list[bytes]:
+    """The department API's requests, one per path (the generator cycles through them)."""
+    host = url.removeprefix("http://")
+    return [f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for path in paths]
 
 
 # ---------------------------------------------------------------------------------------- profile
@@ -510,6 +494,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--open-duration", type=int, default=20, help="seconds per open-loop run")
+    parser.add_argument("--open-repeats", type=int, default=3,
+                        help="open-loop pairs (direct, then oracle); the report's figures are the median pair's")
     parser.add_argument("--anchor-rate", type=float, default=50.0, help="requests/s during the 2 s block-time run")
     parser.add_argument("--anchor-duration", type=int, default=30)
     parser.add_argument("--bodies", type=int, default=0, help="pre-signed bodies for chain A (default: sized from --max-rps)")
@@ -521,8 +507,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     HEAD_POLL_INTERVAL = args.head_poll_interval
-    if shutil.which("wrk") is None:
-        parser.error("wrk is not installed (apt-get install -y wrk)")
+    for tool in ("wrk", "cc"):
+        if shutil.which(tool) is None:
+            parser.error(f"{tool} is not installed (apt-get install -y wrk gcc)")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="oracle-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"workdir": str(workdir), "cpus": os.cpu_count(), "head_poll_interval": HEAD_POLL_INTERVAL,
@@ -546,7 +533,8 @@ def main(argv: list[str] | None = None) -> int:
         report["chain"] = f"{node.kind} {node.version}"
         setup = set_up_consortium(node.url, workdir)
         per_run = int(args.max_rps * args.duration)
-        n_bodies = args.bodies or per_run * 4 + int(args.max_rps / 2 * (args.open_duration + OPEN_WARMUP)) + 1 + (0 if args.skip_strict else per_run)
+        n_bodies = args.bodies or (per_run * 4 + (int(args.max_rps / 2 * (args.open_duration + OPEN_WARMUP)) + 1) * args.open_repeats
+                                   + (0 if args.skip_strict else per_run))
         log(f"signing {n_bodies} request bodies")
         t0 = time.perf_counter()
         bodies = Bodies(setup, n_bodies)
@@ -582,7 +570,8 @@ def main(argv: list[str] | None = None) -> int:
         holder: dict[str, Any] = {}
         spell = max(3, (args.duration - 4) // 2)
         prof_kw = dict(wrk_kw, duration=2 + 2 * spell + 6)  # both recordings fall inside the load
-        prof_lines = bodies.take(min(bodies.remaining() - int(args.max_rps / 2 * (args.open_duration + OPEN_WARMUP)) - 1 - per_run,
+        prof_lines = bodies.take(min(bodies.remaining() - (int(args.max_rps / 2 * (args.open_duration + OPEN_WARMUP)) + 1) * args.open_repeats
+                                     - per_run,
                                      int(args.max_rps * prof_kw["duration"])))
         loader = threading.Thread(target=lambda: holder.update(run=run_wrk(
             oracle_url, "oracle_query.lua", prof_lines, workdir, "oracle-fast-profiled", **prof_kw)))
@@ -594,11 +583,18 @@ def main(argv: list[str] | None = None) -> int:
         report["fast_profiled_run"] = holder.get("run")
 
         rate = round(fast["rps"] / 2)
-        log(f"open loop at half the fast-mode peak: {rate}/s")
         total = int(rate * (args.open_duration + OPEN_WARMUP)) + 1
-        report["open_direct"] = open_loop(api_url, direct_requests(paths), rate, args.open_duration)
-        report["open_oracle"] = open_loop(oracle_url, oracle_requests(bodies.take(total)), rate, args.open_duration)
-        report["added_ms"] = {p: report["open_oracle"][f"{p}_ms"] - report["open_direct"][f"{p}_ms"] for p in ("p50", "p90", "p99")}
+        runs = []
+        for k in range(args.open_repeats):  # direct then oracle, back to back: both see the machine alike
+            log(f"open loop at half the fast-mode peak: {rate}/s ({k + 1} of {args.open_repeats})")
+            direct_k = open_loop(api_url, direct_requests(api_url, paths), rate, args.open_duration, workdir, f"open-direct-{k}")
+            oracle_k = open_loop(oracle_url, oracle_requests(oracle_url, bodies.take(total)), rate, args.open_duration,
+                                 workdir, f"open-oracle-{k}")
+            runs.append({"direct": direct_k, "oracle": oracle_k,
+                         "added_ms": {p: oracle_k[f"{p}_ms"] - direct_k[f"{p}_ms"] for p in ("p50", "p90", "p99")}})
+        report["open_runs"] = runs
+        median = sorted(runs, key=lambda run: run["added_ms"]["p99"])[len(runs) // 2]
+        report["open_direct"], report["open_oracle"], report["added_ms"] = median["direct"], median["oracle"], median["added_ms"]
 
         if not args.skip_strict:
             log("closed loop: oracle, strict mode (instant mining)")
@@ -634,8 +630,8 @@ def main(argv: list[str] | None = None) -> int:
         watcher.start()
         log(f"anchoring delay: {args.anchor_rate}/s for {args.anchor_duration}s, 2 s blocks")
         since = time.time()
-        report["anchor_load"] = open_loop(oracle_url, oracle_requests(bodies_b.take(anchor_total)), args.anchor_rate,
-                                          args.anchor_duration, warmup=0)
+        report["anchor_load"] = open_loop(oracle_url, oracle_requests(oracle_url, bodies_b.take(anchor_total)),
+                                          args.anchor_rate, args.anchor_duration, workdir, "anchor-load", warmup=0)
         time.sleep(6)  # the last batch: max age 2 s + a block
         if not args.skip_strict:
             log("closed loop: oracle, strict mode, 2 s blocks")
@@ -684,9 +680,11 @@ def render(r: dict[str, Any]) -> str:
              f"  fast / direct: {r['fast_over_direct']:.3f}",
              f"  CPU per audited query (oracle process): {r['fast']['oracle_cpu_ms_per_request']:.2f} ms; "
              f"department API: {r['fast']['api_cpu_ms_per_request']:.2f} ms (direct: {r['direct']['api_cpu_ms_per_request']:.2f} ms)",
-             "", "open loop at half the fast-mode peak (Python aiohttp generator):",
+             "", f"open loop at half the fast-mode peak (bench/openloop.c), the median of {len(r['open_runs'])} pairs by added p99:",
              opened("direct department API", r["open_direct"]), opened("oracle, fast", r["open_oracle"]),
-             "  added by the oracle: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["added_ms"].items())]
+             "  added by the oracle: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["added_ms"].items()),
+             "  every pair, added p50 / p90 / p99: " + "; ".join(
+                 " / ".join(f"{run['added_ms'][p]:.1f}" for p in ("p50", "p90", "p99")) + " ms" for run in r["open_runs"])]
     a = r.get("anchoring_delay")
     if a:
         ts, seen = a["to_block_timestamp_s"], a["to_block_seen_s"]
