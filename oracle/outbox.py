@@ -43,7 +43,24 @@ CREATE TABLE IF NOT EXISTS chain_requests (
     result BLOB NOT NULL, fulfilled_tx TEXT
 );
 CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, block INTEGER NOT NULL);
+-- A record and its requester's nonce in one statement (the trigger's two inserts are atomic with
+-- it): the answering path then runs a single SQLite step under the outbox lock, not four.
+CREATE VIEW IF NOT EXISTS records_with_nonce AS
+    SELECT r.*, n.requester AS nonce_requester, n.nonce AS nonce FROM records r JOIN nonces n ON n.sequence = r.sequence;
+CREATE TRIGGER IF NOT EXISTS record_with_nonce INSTEAD OF INSERT ON records_with_nonce BEGIN
+    INSERT INTO nonces VALUES (NEW.nonce_requester, NEW.nonce, NEW.sequence);
+    INSERT INTO records (sequence, grant_id, requester, dataset_id, dataset_version, outcome, reason, checked_at_block,
+                         request_hash, response_hash, request_salt, response_salt, created_at)
+    VALUES (NEW.sequence, NEW.grant_id, NEW.requester, NEW.dataset_id, NEW.dataset_version, NEW.outcome, NEW.reason,
+            NEW.checked_at_block, NEW.request_hash, NEW.response_hash, NEW.request_salt, NEW.response_salt, NEW.created_at);
+END;
 """
+
+_RECORD_COLUMNS = ("sequence, grant_id, requester, dataset_id, dataset_version, outcome, reason, checked_at_block,"
+                   " request_hash, response_hash, request_salt, response_salt, created_at")
+_INSERT_RECORD = f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+_INSERT_RECORD_WITH_NONCE = (f"INSERT INTO records_with_nonce ({_RECORD_COLUMNS}, nonce_requester, nonce)"
+                             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 
 
 #: How many blocks back an access check may lag behind the newest anchoring block.
@@ -87,7 +104,11 @@ class Outbox:
         # its own connection, without blocking writers. The batcher calls it after each batch and
         # every CHECKPOINT_SECONDS otherwise (a chain that is down must not let the WAL grow forever).
         self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._checkpointer: sqlite3.Connection | None = None
+        # The anchoring side (unanchored, mark_anchored, checkpoint) reads through a connection of
+        # its own, so that the answering path's lock is held only for the writes themselves; its
+        # own lock makes each of its steps whole (two threads marking the same batch count it once).
+        self._anchoring_db: sqlite3.Connection | None = None
+        self._anchoring_lock = threading.RLock()
         self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
         self._lock = threading.Lock()
@@ -110,16 +131,24 @@ class Outbox:
         # answers held back until their record is anchored (strict mode), by sequence
         self._anchor_waiters: dict[int, list[Callable[[], None]]] = {}
 
+    def _anchoring_read(self, sql: str, params: tuple = ()) -> list[tuple]:
+        """Run ``sql`` on the anchoring side's connection (a WAL reader: it sees committed records
+        and never waits for, nor blocks, the writer)."""
+        with self._anchoring_lock:
+            if self._anchoring_db is None:
+                self._anchoring_db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            return self._anchoring_db.execute(sql, params).fetchall()
+
     def checkpoint(self) -> None:
         """Copy what the WAL holds back into the database file (SQLite's PASSIVE checkpoint: it
-        never waits for, nor blocks, the writer), from a connection of its own."""
-        if self._checkpointer is None:
-            self._checkpointer = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        never waits for, nor blocks, the writer), from the anchoring side's connection."""
+        self._anchoring_read("PRAGMA wal_checkpoint(PASSIVE)")
 
     def close(self) -> None:
-        if self._checkpointer is not None:
-            self._checkpointer.close()
+        with self._anchoring_lock:
+            if self._anchoring_db is not None:
+                self._anchoring_db.close()
+                self._anchoring_db = None
         with self._lock:
             self._db.close()
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -173,30 +202,21 @@ class Outbox:
                 raise QuotaUsedUp("the grant's quota is used up (counting accesses not yet on chain)")
             sequence = self._next
             created_at = time.time()
+            values = (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version, int(entry.outcome),
+                      entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, request_salt,
+                      response_salt, created_at)
             try:
-                self._db.execute("BEGIN IMMEDIATE")
-                if nonce is not None:
-                    self._db.execute("INSERT INTO nonces VALUES (?, ?, ?)", (nonce[0], str(nonce[1]), sequence))
-                self._db.execute(
-                    "INSERT INTO records (sequence, grant_id, requester, dataset_id, dataset_version, outcome, reason,"
-                    " checked_at_block, request_hash, response_hash, request_salt, response_salt, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version, int(entry.outcome),
-                     entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, request_salt,
-                     response_salt, created_at),
-                )
-                if keep_result is not None:
-                    request_id, requester, blob = keep_result(sequence)
-                    self._db.execute("INSERT INTO chain_requests VALUES (?, ?, ?, ?, NULL)", (request_id, requester, sequence, blob))
-                self._db.execute("COMMIT")
+                if keep_result is None:  # one statement, committed on its own (atomic with its trigger)
+                    if nonce is None:
+                        self._db.execute(_INSERT_RECORD, values)
+                    else:
+                        self._db.execute(_INSERT_RECORD_WITH_NONCE, (*values, nonce[0], str(nonce[1])))
+                else:
+                    self._record_with_result(values, nonce, keep_result)
             except sqlite3.IntegrityError as exc:
-                self._db.execute("ROLLBACK")
                 if "nonces" not in str(exc):
                     raise OutboxMismatch(f"outbox {self.path}: {exc}") from None
                 raise NonceReplayed("this nonce was already used by this requester") from None
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
             self._next = sequence + 1
             self._backlog_count += 1
             if self._backlog_oldest is None:
@@ -206,34 +226,66 @@ class Outbox:
             self._changed.notify_all()
             return sequence
 
+    def _record_with_result(self, values: tuple, nonce: tuple[str, str] | None,
+                            keep_result: Callable[[int], tuple[int, str, bytes]]) -> None:
+        """The record, its nonce and an on-chain request's answer in one transaction (under the lock)."""
+        sequence = values[0]
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if nonce is None:
+                self._db.execute(_INSERT_RECORD, values)
+            else:
+                self._db.execute(_INSERT_RECORD_WITH_NONCE, (*values, nonce[0], str(nonce[1])))
+            request_id, requester, blob = keep_result(sequence)
+            self._db.execute("INSERT INTO chain_requests VALUES (?, ?, ?, ?, NULL)", (request_id, requester, sequence, blob))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+
     def nonce_used(self, requester: str, nonce: str | int) -> bool:
         with self._lock:
             row = self._db.execute("SELECT 1 FROM nonces WHERE requester = ? AND nonce = ?", (requester, str(nonce))).fetchone()
         return row is not None
 
     def mark_anchored(self, first: int, last: int, tx_hash: str, block: int) -> None:
-        with self._lock:
-            for grant_id, count in self._db.execute(
+        """Record that records ``first``..``last`` are on chain (in ``tx_hash``, ``block``; block 0
+        when reconciled from the chain's state). Records are anchored in sequence order, so every
+        record after ``last`` is still waiting."""
+        with self._anchoring_lock:
+            # Read what the update needs before taking the writer's lock: only the anchoring side
+            # changes these rows, and records after ``last`` are only ever appended.
+            served = self._anchoring_read(
                 "SELECT grant_id, COUNT(*) FROM records WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL"
                 " AND outcome = ? GROUP BY grant_id",
                 (first, last, int(Outcome.SERVED)),
-            ).fetchall():
-                self._pending_served[int(grant_id)] -= int(count)
-                if block > 0:
-                    recent = self._anchored_served.setdefault(int(grant_id), deque())
-                    recent.append((block, int(count)))
-                    while recent[0][0] < block - ANCHORED_MEMORY_BLOCKS:
-                        recent.popleft()  # every check is made at a later head by now
-            self._db.execute(
-                "UPDATE records SET anchored_tx = ?, anchored_block = ? WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL",
-                (tx_hash, block, first, last),
             )
-            count, oldest = self._db.execute(
-                "SELECT COUNT(*), MIN(created_at) FROM records WHERE anchored_block IS NULL").fetchone()
-            self._backlog_count, self._backlog_oldest = int(count), oldest
-            ready = [callback for sequence in [q for q in self._anchor_waiters if q <= last]
-                     for callback in self._anchor_waiters.pop(sequence)]
-            self._changed.notify_all()
+            following = self._anchoring_read("SELECT created_at FROM records WHERE sequence = ?", (last + 1,))
+            with self._lock:
+                marked = self._db.execute(
+                    "UPDATE records SET anchored_tx = ?, anchored_block = ? WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL",
+                    (tx_hash, block, first, last),
+                ).rowcount
+                for grant_id, count in served:
+                    self._pending_served[int(grant_id)] -= int(count)
+                    if block > 0:
+                        recent = self._anchored_served.setdefault(int(grant_id), deque())
+                        recent.append((block, int(count)))
+                        while recent[0][0] < block - ANCHORED_MEMORY_BLOCKS:
+                            recent.popleft()  # every check is made at a later head by now
+                self._backlog_count -= marked
+                if not marked:  # marked before (a repeated batch): the backlog is as it was
+                    pass
+                elif self._backlog_count == 0:
+                    self._backlog_oldest = None
+                elif following:  # ``last`` is now the newest record on chain
+                    self._backlog_oldest = following[0][0]
+                else:  # written since the read above
+                    self._backlog_oldest = self._db.execute(
+                        "SELECT created_at FROM records WHERE anchored_block IS NULL ORDER BY sequence LIMIT 1").fetchone()[0]
+                ready = [callback for sequence in [q for q in self._anchor_waiters if q <= last]
+                         for callback in self._anchor_waiters.pop(sequence)]
+                self._changed.notify_all()
         for callback in ready:
             callback()
 
@@ -241,10 +293,7 @@ class Outbox:
 
     def unanchored(self, limit: int) -> list[OutboxRecord]:
         """The oldest records not yet on chain, in sequence order."""
-        with self._lock:
-            rows = self._db.execute(
-                "SELECT * FROM records WHERE anchored_block IS NULL ORDER BY sequence LIMIT ?", (limit,)
-            ).fetchall()
+        rows = self._anchoring_read("SELECT * FROM records WHERE anchored_block IS NULL ORDER BY sequence LIMIT ?", (limit,))
         return [_row(r) for r in rows]
 
     def pending_count(self) -> int:

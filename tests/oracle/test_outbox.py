@@ -9,7 +9,7 @@ import pytest
 
 from ledger.audit_log import AuditEntry, Outcome
 from oracle.errors import NonceReplayed, QuotaUsedUp
-from oracle.outbox import Outbox
+from oracle.outbox import Outbox, OutboxMismatch
 
 REQUESTER = "0x" + "ab" * 20
 IDENTITY = {"oracle": "0x" + "01" * 20, "chain_id": "1337", "audit_log": "0x" + "02" * 20}
@@ -40,6 +40,26 @@ def test_a_failure_while_keeping_an_on_chain_answer_writes_nothing(outbox: Outbo
     assert sequence == 1 and outbox.result(5) == (REQUESTER, 1, b"answer 1", None)
     with pytest.raises(NonceReplayed):
         outbox.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "request:5"))
+
+
+def test_a_record_and_its_nonce_are_written_by_one_statement_or_not_at_all(outbox: Outbox) -> None:
+    import sqlite3
+
+    assert outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, "7")) == 1
+    with pytest.raises(NonceReplayed):
+        outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, "7"))
+    assert outbox.pending_count() == 1 and outbox.get(2) is None
+    # a record that cannot be written (its sequence is taken: another writer) leaves its nonce unused
+    other = sqlite3.connect(outbox.path)
+    other.execute("INSERT INTO records (sequence, grant_id, requester, dataset_id, dataset_version, outcome, reason,"
+                  " checked_at_block, request_hash, response_hash, created_at) VALUES (2, 7, ?, 3, 1, 1, 0, 100, x'00', x'00', 0)",
+                  (REQUESTER,))
+    other.commit()
+    with pytest.raises(OutboxMismatch):
+        outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, "8"))
+    nonces = other.execute("SELECT requester, nonce, sequence FROM nonces ORDER BY sequence").fetchall()
+    other.close()
+    assert nonces == [(REQUESTER, "7", 1)]
 
 
 def test_quota_room_counts_waiting_records_and_those_anchored_after_the_check(outbox: Outbox) -> None:
@@ -98,3 +118,59 @@ def test_the_wal_is_copied_back_by_checkpoints_not_by_the_answering_writer(tmp_p
     unbounded = wal_after(tmp_path / "never.sqlite", None)
     bounded = wal_after(tmp_path / "checkpointed.sqlite", 100)
     assert bounded * 5 < unbounded, (bounded, unbounded)
+
+
+def test_anchoring_bookkeeping_matches_the_file_while_answers_are_written(tmp_path: Path) -> None:
+    """mark_anchored reads what it needs outside the answering path's lock; the in-memory backlog
+    and quota counts must still equal what the file says, with answers written all the while and
+    two threads marking the same batches (each batch is counted once)."""
+    import sqlite3
+    import threading
+
+    path = tmp_path / "outbox.sqlite"
+    box = Outbox(path)
+    box.bind(IDENTITY, 0)
+    writing = threading.Event()
+    writing.set()
+
+    def answers(grant: int) -> None:
+        for n in range(300):
+            outcome = Outcome.DENIED if n % 4 == 0 else Outcome.SERVED
+            box.record(entry(grant, outcome), request_salt=b"s" * 32, response_salt=None)
+
+    def anchoring() -> None:
+        while writing.is_set() or box.pending_count() > 40:
+            batch = box.unanchored(25)
+            if len(batch) > 1:
+                box.mark_anchored(batch[0].sequence, batch[-2].sequence, "0xabc", batch[-2].sequence)  # leave one waiting
+
+    def truth() -> tuple[int, float | None, int, int]:
+        db = sqlite3.connect(path)
+        try:
+            count, oldest = db.execute("SELECT COUNT(*), MIN(created_at) FROM records WHERE anchored_block IS NULL").fetchone()
+            served = dict(db.execute("SELECT grant_id, COUNT(*) FROM records WHERE anchored_block IS NULL AND outcome = ?"
+                                     " GROUP BY grant_id", (int(Outcome.SERVED),)).fetchall())
+            return count, oldest, served.get(7, 0), served.get(8, 0)
+        finally:
+            db.close()
+
+    try:
+        writers = [threading.Thread(target=answers, args=(g,)) for g in (7, 8)]
+        markers = [threading.Thread(target=anchoring) for _ in range(2)]
+        for t in writers + markers:
+            t.start()
+        for t in writers:
+            t.join()
+        writing.clear()
+        for t in markers:
+            t.join()
+        count, oldest, served7, served8 = truth()
+        assert 0 < count <= 40
+        assert box.backlog()[:2] == (count, oldest)
+        assert (box.pending_served(7), box.pending_served(8)) == (served7, served8)
+        last = box.unanchored(1000)[-1].sequence
+        box.mark_anchored(1, last, "0xdef", last)
+        assert box.backlog() == (0, None, False) and truth() == (0, None, 0, 0)
+        assert box.pending_served(7) == box.pending_served(8) == 0
+    finally:
+        box.close()
