@@ -315,8 +315,7 @@ def open_loop(url: str, requests: list[bytes], rate: float, duration: float, wor
     host, port = url.removeprefix("http://").rsplit(":", 1)
     requests_file, latencies_file = workdir / f"{label}.requests", workdir / f"{label}.latencies"
     with open(requests_file, "wb") as f:
-        for raw in requests:
-            f.write(len(raw).to_bytes(4, "little") + raw)
+        f.writelines(len(raw).to_bytes(4, "little") + raw for raw in requests)
     args = [str(openloop_binary(workdir)), host, port, str(rate), str(warmup), str(duration), str(connections),
             str(requests_file), str(latencies_file)]
     summary = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
