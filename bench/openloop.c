@@ -93,7 +93,7 @@ static int push(conn_t *c) {
     const char *data = reqs[c->req % n_reqs];
     size_t size = req_len[c->req % n_reqs];
     while (c->sent < size) {
-        ssize_t n = write(c->fd, data + c->sent, size - c->sent);
+        ssize_t n = send(c->fd, data + c->sent, size - c->sent, MSG_NOSIGNAL);  /* a closed peer: EPIPE, not SIGPIPE */
         if (n < 0) {
             if (errno == EAGAIN) { want_write(c, 1); return 0; }
             return -1;
@@ -286,6 +286,7 @@ int main(int argc, char **argv) {
             }
             if ((events[e].events & EPOLLOUT) && push(c) < 0) goto failed;
             if (!(events[e].events & (EPOLLIN | EPOLLHUP | EPOLLERR))) continue;
+            int peer_closed = 0;
             for (;;) {
                 if (c->cap - c->len < READ_CHUNK / 2) {
                     if (c->cap >= MAX_ANSWER) goto failed;
@@ -294,14 +295,17 @@ int main(int argc, char **argv) {
                 }
                 ssize_t r = read(c->fd, c->buf + c->len, c->cap - c->len);
                 if (r < 0 && errno == EAGAIN) break;
-                if (r <= 0) goto failed;
+                if (r < 0) goto failed;
+                if (r == 0) { peer_closed = 1; break; }  /* complete if the answer is, a failure if not */
                 c->len += (size_t)r;
             }
             {
                 size_t size;
                 int close_after;
                 int status = complete_answer(c, &size, &close_after);
+                if (status < 0 && peer_closed) goto failed;
                 if (status < 0) continue;
+                close_after |= peer_closed;
                 long i = c->req;
                 status_of[i] = status;
                 latency[i] = now() - due[i];
