@@ -16,11 +16,11 @@ from pathlib import Path
 import httpx
 import pytest
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from api.dashboard import COOKIE
@@ -115,12 +115,25 @@ def shoot(browser: WebDriver, name: str) -> Path:
     return path
 
 
+#: The current document's identity and state: ``performance.timeOrigin`` is new for every document.
+DOCUMENT_STATE = "return [performance.timeOrigin, document.readyState]"
+
+
 def follow(browser: WebDriver, element: WebElement) -> None:
-    """Click a link or a submit button and wait until the next page has replaced this one."""
-    page = browser.find_element(By.TAG_NAME, "html")
+    """Click a link or a submit button and wait until the next page has replaced this one and has
+    loaded. While the old document is being torn down, chromedriver can answer a probe of it with
+    any of several errors (a stale element, a detached node: "Node with given id does not belong to
+    the document", a script run in a context that just went away), so the wait asks the browser for
+    the current document's time origin and ignores WebDriver errors until a new document answers."""
+    before = browser.execute_script(DOCUMENT_STATE)[0]
     element.click()
-    WebDriverWait(browser, 30).until(staleness_of(page))
-    WebDriverWait(browser, 30).until(lambda b: b.execute_script("return document.readyState") == "complete")
+
+    def next_page_loaded(b: WebDriver) -> bool:
+        origin, state = b.execute_script(DOCUMENT_STATE)
+        return origin != before and state == "complete"
+
+    WebDriverWait(browser, 30, ignored_exceptions=(WebDriverException,)).until(
+        next_page_loaded, message="the click did not lead to a new page within 30 s")
 
 
 def heading(browser: WebDriver) -> str:
