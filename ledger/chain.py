@@ -12,19 +12,24 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterable
 
+import base64
+
+import httptools
 import orjson
 import requests
-import urllib3
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
-from ledger.errors import ChainUnavailable, ContractRevert, TransactionFailed
+from ledger.errors import ChainUnavailable, ContractRevert, OutOfGas, TransactionFailed
+from ledger.http1 import AnswerTooLarge, KeepAlivePool, Origin, ResponseReader
 from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
 
-_JSON_HEADERS = {"Content-Type": "application/json"}
+#: The largest JSON-RPC answer read over the plain path (an answer is a node's, not a stranger's,
+#: but a misconfigured endpoint must not exhaust memory).
+MAX_RPC_ANSWER_BYTES = 256 << 20
 
 #: Seconds between two receipt polls while waiting for a transaction.
 RECEIPT_POLL_SECONDS = 0.05
@@ -66,7 +71,15 @@ class Chain:
         self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}, session=session,
                                          exception_retry_configuration=None))
         self._timeout = timeout
-        self._rpc_pool = urllib3.PoolManager(maxsize=8)
+        origin = Origin(url)
+        credentials = b""
+        if origin.username is not None:  # http://user:password@host/ as web3 (requests) accepts it
+            token = base64.b64encode(f"{origin.username}:{origin.password or ''}".encode()).decode()
+            credentials = f"Authorization: Basic {token}\r\n".encode()
+        target = origin.path + (f"?{origin.query}" if origin.query else "")
+        self._rpc_head = (f"POST {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
+                          "Content-Type: application/json\r\nAccept-Encoding: identity\r\n").encode() + credentials
+        self._rpc_pool = KeepAlivePool(origin, max_idle=8)
         self.receipt_timeout = receipt_timeout
         self._nonces: dict[str, int] = {}
         self._nonce_lock = threading.Lock()
@@ -106,16 +119,18 @@ class Chain:
 
     def raw_rpc(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call without web3's middleware and formatters: the ``result`` as the node
-        sent it (hex strings). A node that cannot be reached raises :class:`ChainUnavailable`; an
-        error answer raises :class:`RpcErrorAnswer` (undecoded: callers that need a revert decoded
-        by name repeat the call through web3)."""
+        sent it (hex strings), over kept-alive HTTP/1.1 connections of the chain's own
+        (``ledger.http1``; credentials in the URL are sent as HTTP basic authentication, as web3
+        sends them). A node that cannot be reached raises :class:`ChainUnavailable`; an error
+        answer raises :class:`RpcErrorAnswer` (undecoded: callers that need a revert decoded by
+        name repeat the call through web3)."""
         body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
+        request = self._rpc_head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         try:
-            reply = self._rpc_pool.request("POST", self.url, body=body, headers=_JSON_HEADERS, retries=False,
-                                            timeout=self._timeout)
-            answer = orjson.loads(reply.data)
-        except (urllib3.exceptions.HTTPError, ValueError) as exc:  # orjson.JSONDecodeError is a ValueError
-            raise ChainUnavailable(f"cannot reach {self.url}: {exc}") from exc
+            reply = self._rpc_pool.exchange(request, ResponseReader(MAX_RPC_ANSWER_BYTES), timeout=self._timeout)
+            answer = orjson.loads(reply.body())
+        except (OSError, httptools.HttpParserError, AnswerTooLarge, ValueError) as exc:  # orjson's error is a ValueError
+            raise ChainUnavailable(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
             raise ChainUnavailable(f"{self.url} answered {method} with something that is not JSON-RPC")
         if answer.get("error") is not None:
@@ -127,10 +142,11 @@ class Chain:
         the lean path for a sender that transacts all the time (the oracle's batcher spent most of
         its CPU in web3's formatters). The returned logs are the node's raw log objects (hex strings).
 
-        Any error answer (a revert at estimation, a refused send) raises :class:`RpcErrorAnswer`
-        before anything is signed or after nothing was accepted, so the caller can repeat the call
-        through :meth:`transact` to get the revert decoded by name; a transaction mined with status 0
-        is replayed through web3 and raises the decoded revert."""
+        Without ``gas`` the node estimates it (plus a margin). Any error answer (a revert at
+        estimation, a refused send) raises :class:`RpcErrorAnswer` before anything is signed or
+        after nothing was accepted, so the caller can repeat the call through :meth:`transact` to
+        get the revert decoded by name; a transaction mined with status 0 is replayed through web3
+        and raises the decoded revert, or :class:`OutOfGas` if it only lacked gas."""
         with self._send_lock:  # estimate and send as one step per connection (see _send_lock)
             fees = {k: hex(v) for k, v in self._fees().items()}
             call = {"from": signer.address, "to": to, "data": "0x" + data.hex(), **fees}
@@ -253,6 +269,8 @@ class Chain:
             self.w3.eth.call(call, block_identifier=receipt["blockNumber"] - 1)
         except (ContractLogicError, Web3RPCError) as exc:
             return self._revert(exc)
+        if receipt["gasUsed"] * 64 >= tx["gas"] * 63:  # all of it, or all but what a failed inner call leaves (EIP-150)
+            return OutOfGas(f"transaction {receipt['transactionHash'].hex()} ran out of gas (limit {tx['gas']})")
         return TransactionFailed(f"transaction {receipt['transactionHash'].hex()} failed (status 0, gas used {receipt['gasUsed']})")
 
     def _next_nonce(self, address: str) -> int:

@@ -1,9 +1,13 @@
 """ledger.chain: fee modes (EIP-1559, and legacy at zero gas price as on Besu), nonces, receipts,
-reverts decoded by name, and a chain that is down."""
+reverts decoded by name, a chain that is down, and the plain JSON-RPC path (``ledger.http1``)
+through a real gateway."""
 
 from __future__ import annotations
 
+import base64
+import http.server
 import threading
+import urllib.request
 from typing import Iterator
 
 import pytest
@@ -162,3 +166,75 @@ def test_oracles_anchoring_at_once_through_one_connection_are_all_answered(
         thread.join()
     assert failures == []
     assert [log.oracle_state(m.oracle.address).last_sequence for m in (members.samr, members.tax, members.psb)] == [48] * 3
+
+
+# --------------------------------------------------------------------------- the plain JSON-RPC path
+
+
+class _Gateway(http.server.BaseHTTPRequestHandler):
+    """A JSON-RPC gateway in front of the test chain, as hosted endpoints are (a path, credentials):
+    it records what it was sent and forwards it. ``server.close_after_answer`` makes it close every
+    connection right after answering although it announced keep-alive (as a server whose idle timeout
+    is short does), so the client's next call finds its kept-alive connection stale."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.server.seen.append((self.path, self.headers.get("Authorization")))  # type: ignore[attr-defined]
+        if self.server.answer_garbage:  # type: ignore[attr-defined]
+            reply = b"<html>502 Bad Gateway</html>"
+        else:
+            forward = urllib.request.Request(self.server.upstream, body, {"Content-Type": "application/json"})  # type: ignore[attr-defined]
+            with urllib.request.urlopen(forward, timeout=10) as answer:
+                reply = answer.read()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+        self.wfile.flush()
+        if self.server.close_after_answer:  # type: ignore[attr-defined]
+            self.close_connection = True
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def gateway(consortium: Consortium) -> Iterator[http.server.ThreadingHTTPServer]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
+    server.upstream, server.seen, server.close_after_answer, server.answer_garbage = consortium.chain.url, [], False, False  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_plain_json_rpc_sends_the_path_query_and_credentials_of_the_url(consortium: Consortium, gateway) -> None:
+    port = gateway.server_address[1]
+    chain = Chain(f"http://node-user:s3cret@127.0.0.1:{port}/rpc/v1?project=govshare")
+    assert chain.head() == consortium.chain.block_number()
+    assert chain.raw_rpc("eth_chainId", []) == hex(consortium.chain.chain_id)
+    expected_auth = "Basic " + base64.b64encode(b"node-user:s3cret").decode()
+    assert gateway.seen == [("/rpc/v1?project=govshare", expected_auth)] * 2
+
+
+def test_plain_json_rpc_recovers_from_a_connection_the_node_closed(consortium: Consortium, gateway) -> None:
+    """Every call after the first finds its kept-alive connection closed by the server, and is sent
+    again once on a fresh one: no call fails, and each reaches the node exactly once."""
+    gateway.close_after_answer = True
+    chain = Chain(f"http://127.0.0.1:{gateway.server_address[1]}")
+    heads = [chain.head() for _ in range(5)]
+    assert heads == [consortium.chain.block_number()] * 5
+    assert len(gateway.seen) == 5
+
+
+def test_plain_json_rpc_refuses_an_answer_that_is_not_json_rpc(gateway) -> None:
+    gateway.answer_garbage = True
+    chain = Chain(f"http://127.0.0.1:{gateway.server_address[1]}", timeout=2)
+    with pytest.raises(ChainUnavailable, match="JSONDecodeError"):
+        chain.head()
+    with pytest.raises(ChainUnavailable):  # down altogether
+        Chain(f"http://127.0.0.1:{free_port()}", timeout=2).raw_rpc("eth_blockNumber", [])
