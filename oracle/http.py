@@ -10,10 +10,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
@@ -40,30 +38,37 @@ class QueryBody(BaseModel):
     paramsSalt: str = Field(pattern=r"^0x[0-9a-fA-F]{32,128}$")
 
 
+def query_request(body: bytes | bytearray) -> QueryRequest:
+    """The signed query a ``POST /v1/query`` body carries; ``ValidationError`` or ``ValueError``
+    (an ``InvalidQuery``) if it is not one."""
+    parsed = QueryBody.model_validate_json(body)
+    return QueryRequest(
+        query=Query.from_json(parsed.query),
+        signature=bytes.fromhex(parsed.signature[2:]),
+        params=parsed.params,
+        params_salt=bytes.fromhex(parsed.paramsSalt[2:]),
+    )
+
+
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
     """An RFC 9457 problem response (for the FastAPI routes; the query handler sends :func:`_problem`'s bytes)."""
     _, body, media_type = _problem(status, title, detail, **extra)
     return Response(body, status_code=status, media_type=media_type.decode())
 
 
-#: Threads that run :meth:`OracleService.answer` (blocking: the relay, the outbox, the chain).
-#: Few threads contend less for the GIL; the relay keeps up to ``max_connections`` sockets anyway.
-ANSWER_THREADS = 12
-
-
 class OracleHttpApp:
     """The oracle's ASGI application: ``POST /v1/query`` is served by a lean handler straight on
     the ASGI interface (the hot path: routing, dependency injection and middleware layers cost more
-    CPU than the whole access check), everything else by the FastAPI app (``.api``)."""
+    CPU than the whole access check), on the event loop itself (:meth:`OracleService.answer_async`:
+    no thread per query), everything else by the FastAPI app (``.api``)."""
 
     def __init__(self, service: OracleService, api: FastAPI, max_request_bytes: int) -> None:
         self.service = service
         self.api = api
         self.max_request_bytes = max_request_bytes
-        self._pool = ThreadPoolExecutor(ANSWER_THREADS, thread_name_prefix="govshare-answer")
 
     def close(self) -> None:
-        self._pool.shutdown(wait=True)
+        """Nothing of its own to release (the service owns its threads and connections)."""
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == "/v1/query":
@@ -92,18 +97,11 @@ class OracleHttpApp:
                 return
             more = message.get("more_body", False)
         try:
-            parsed = QueryBody.model_validate_json(body)
-            signed = QueryRequest(
-                query=Query.from_json(parsed.query),
-                signature=bytes.fromhex(parsed.signature[2:]),
-                params=parsed.params,
-                params_salt=bytes.fromhex(parsed.paramsSalt[2:]),
-            )
+            signed = query_request(body)
         except (ValueError, ValidationError) as exc:  # InvalidQuery is a ValueError
             await _send(send, *_problem(400, "malformed request", _short(exc)))
             return
-        loop = asyncio.get_running_loop()
-        answer = await loop.run_in_executor(self._pool, functools.partial(self.service.answer, signed, hold=False))
+        answer = await self.service.answer_async(signed)
         if answer.withhold is not None:  # strict mode: the records leave only once the access is on chain
             answer = await self._once_anchored(answer)
         receipt = answer.receipt.as_dict()
@@ -114,7 +112,7 @@ class OracleHttpApp:
                                         reason=answer.reason_name, receipt=receipt))
 
     async def _once_anchored(self, answer: QueryAnswer) -> QueryAnswer:
-        """Wait, without holding a worker thread, until the answer's record is on chain; past
+        """Wait, on the event loop, until the answer's record is on chain; past
         ``strict_timeout_seconds``, record that the data was withheld and answer that instead."""
         loop = asyncio.get_running_loop()
         anchored = loop.create_future()
@@ -134,7 +132,7 @@ class OracleHttpApp:
             record = outbox.get(sequence)
             if record is not None and record.anchored_block is not None:  # anchored just as time ran out
                 return answer
-            return await loop.run_in_executor(self._pool, withhold)
+            return withhold()
 
 
 JSON = b"application/json"

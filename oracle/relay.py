@@ -1,12 +1,14 @@
 """The oracle's client of the department's own HTTP API: one :class:`DepartmentApi` per dataset.
 
-``DepartmentApi.fetch(params)`` sends ``GET base_url + path?params`` and returns the ``records`` of a
-``{"records": [...]}`` answer, or raises one of the oracle's source errors:
+``DepartmentApi.fetch(params)`` (blocking, any thread) and ``await DepartmentApi.fetch_async(params)``
+(on the oracle's event loop) send ``GET base_url + path?params`` and return the ``records`` of a
+``{"records": [...]}`` answer, or raise one of the oracle's source errors; both parse, judge and
+refuse the answer with the same code (``_Exchange``), so they fail alike:
 
 * a parameter the dataset's config does not list -> ``MalformedRequest`` (nothing is sent);
-* no answer within ``timeout_seconds`` -> ``SourceTimeout``. The timeout applies to the connect and
-  to each read; the relay also checks the whole exchange against it after every chunk of the body,
-  so a server dripping bytes is cut off too;
+* no answer within ``timeout_seconds`` -> ``SourceTimeout``. For ``fetch`` the timeout applies to the
+  connect and to each read, and the whole exchange is checked against it after every chunk of the
+  body, so a server dripping bytes is cut off too; for ``fetch_async`` it bounds the whole exchange;
 * connection refused, DNS failure, reset, protocol error -> ``SourceUnavailable``;
 * HTTP status >= 400 -> ``SourceUnavailable`` naming the status (the body is not read); a redirect
   (not followed) or another non-2xx status -> ``SourceBadResponse``;
@@ -22,20 +24,23 @@ serves a bounded page of it.
 Error messages name the dataset and the URL without its query: parameter values may be personal
 data and never appear in a message, a log line or a chained exception.
 
-The HTTP/1.1 client is the relay's own: kept-alive sockets (at most ``max_connections`` idle ones
-per dataset, TLS for ``https``), the request written in one piece and the answer parsed by
-``httptools`` (llhttp, the parser uvicorn uses), so a query costs one ``send`` and usually one
-``recv``. On the oracle's hot path httpx cost about 1.5 ms of CPU per call and urllib3 (through
-``http.client``) about 0.5 ms; this client a small fraction of that. It reaches the department
-API directly (no proxy variables: personal data is not routed through a proxy someone set for
-other traffic), follows no redirects and retries only one thing: a request on a kept-alive
-connection that the server had closed meanwhile (nothing was read from it), on a fresh one. It is
-thread-safe; :meth:`DepartmentApi.close` closes it. JSON is parsed with ``orjson`` when installed,
+The HTTP/1.1 clients are the relay's own: kept-alive connections (at most ``max_connections`` idle
+ones per dataset and client, TLS for ``https``), the request written in one piece and the answer
+parsed by ``httptools`` (llhttp, the parser uvicorn uses) through ``ledger.http1`` (which the chain's
+JSON-RPC also uses), so a query costs one ``send`` and usually one ``recv``. On the oracle's hot path
+httpx cost about 1.5 ms of CPU per call and urllib3 (through ``http.client``) about 0.5 ms; these a
+small fraction of that. They reach the department API directly (no proxy variables: personal data
+is not routed through a proxy someone set for other traffic), follow no redirects and retry only one
+thing: a request on a kept-alive connection that the server had closed meanwhile (nothing was read
+from it), on a fresh one. The blocking client is thread-safe; the asyncio client keeps its
+connections on the loop that uses it (the oracle answers on one event loop: see ``oracle.service``);
+:meth:`DepartmentApi.close` closes both. JSON is parsed with ``orjson`` when installed,
 else ``json`` (which is told to refuse ``NaN``/``Infinity``, as orjson does).
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import socket
@@ -43,10 +48,11 @@ import ssl
 import threading
 import time
 from typing import Any, Callable, Mapping
-from urllib.parse import quote, quote_plus, urlencode, urlsplit
+from urllib.parse import quote, quote_plus, urlencode
 
 import httptools
 
+from ledger.http1 import AnswerTooLarge, ConnectionCutShort, KeepAlivePool, Origin, ResponseReader
 from oracle.config import DatasetConfig
 from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
 
@@ -74,48 +80,119 @@ except ImportError:  # the standard library's parser
     JSON_BACKEND = "json"
 
 
-class _Exchange:
-    """httptools callbacks for one response: status, the headers that matter, the body."""
+class _Exchange(ResponseReader):
+    """One answer of the department API: the status and headers judged as soon as they are in
+    (before a large body is read), the body counted against the limit as it streams; every refusal
+    is a source error naming the dataset and the URL (never a parameter value). Both clients feed it."""
 
-    __slots__ = ("chunks", "done", "encoding", "headers_done", "keep_alive", "length", "limit", "parser", "size")
+    __slots__ = ("where",)
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self.length: int | None = None
-        self.encoding = b""
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.done = False
-        self.keep_alive = self.headers_done = False
-        self.parser = httptools.HttpResponseParser(self)
+    def __init__(self, limit: int, where: str) -> None:
+        super().__init__(limit)
+        self.where = where
 
-    def on_headers_complete(self) -> None:
-        self.keep_alive = self.parser.should_keep_alive()  # reset once the message completes
-        self.headers_done = True
+    def feed(self, data: bytes) -> None:
+        try:
+            super().feed(data)
+        except AnswerTooLarge as exc:
+            if exc.announced:
+                raise SourceBadResponse(f"{self.where} answered {exc.size} bytes, more than the limit of {exc.limit}") from None
+            raise SourceBadResponse(f"{self.where} answered more than the limit of {exc.limit} bytes") from None
 
-    def on_header(self, name: bytes, value: bytes) -> None:
-        name = name.lower()
-        if name == b"content-length" and value.isdigit():
-            self.length = int(value)
-        elif name == b"content-encoding":
-            self.encoding = value.strip().lower()
+    def end_of_stream(self) -> None:
+        try:
+            super().end_of_stream()
+        except ConnectionCutShort:
+            raise SourceUnavailable(f"{self.where} unreachable: ProtocolError (the connection closed mid-answer)") from None
 
-    def on_body(self, body: bytes) -> None:
-        # No raising in a parser callback (httptools would wrap it): the reader checks ``size``.
-        self.size += len(body)
-        if self.size <= self.limit:
-            self.chunks.append(body)
-
-    def on_message_complete(self) -> None:
-        self.done = True
+    def check_head(self) -> None:
+        status = self.status
+        if status >= 400:
+            raise SourceUnavailable(f"{self.where} answered HTTP {status}")
+        if not 200 <= status < 300:
+            raise SourceBadResponse(f"{self.where} answered HTTP {status}, not a 2xx answer")
+        if self.encoding not in (b"", b"identity"):
+            raise SourceBadResponse(f"{self.where} answered a body that cannot be decoded (it is encoded; identity was asked)")
 
 
 class _StaleConnection(Exception):
     """A kept-alive connection the server had closed before we wrote: retry once on a fresh one."""
 
 
+class _AsyncConnection(asyncio.Protocol):
+    """One kept-alive connection of the asyncio client: an exchange at a time, its bytes fed to the
+    :class:`_Exchange` as they arrive and the waiting request woken when the answer is whole."""
+
+    transport: asyncio.Transport  # set by the loop (connection_made) before the connection is handed out
+
+    def __init__(self) -> None:
+        self.closed = False
+        self._exchange: _Exchange | None = None
+        self._waiter: asyncio.Future[_Exchange] | None = None
+        self._reused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+
+    def data_received(self, data: bytes) -> None:
+        exchange, waiter = self._exchange, self._waiter
+        if exchange is None or waiter is None or waiter.done():  # bytes nobody asked for: unusable now
+            self.close()
+            return
+        try:
+            exchange.feed(data)
+        except (SourceUnavailable, httptools.HttpParserError) as exc:
+            self._finish(exc)
+            self.close()
+            return
+        if exchange.done:
+            self._finish(None)
+
+    def eof_received(self) -> bool:
+        return False  # close the transport: connection_lost follows
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closed = True
+        exchange, waiter = self._exchange, self._waiter
+        if exchange is None or waiter is None or waiter.done():
+            return
+        if self._reused and not exchange.received:
+            self._finish(_StaleConnection())
+        elif exc is not None:
+            self._finish(exc)
+        else:
+            try:
+                exchange.end_of_stream()
+            except (SourceUnavailable, httptools.HttpParserError) as error:
+                self._finish(error)
+                return
+            self._finish(None)
+
+    def _finish(self, error: BaseException | None) -> None:
+        exchange, waiter = self._exchange, self._waiter
+        self._exchange = self._waiter = None
+        if waiter is not None and not waiter.done():
+            if error is None:
+                waiter.set_result(exchange)  # type: ignore[arg-type]
+            else:
+                waiter.set_exception(error)
+
+    async def exchange(self, request: bytes, exchange: _Exchange, reused: bool) -> _Exchange:
+        """Send ``request`` and wait for the whole answer (the caller bounds the wait)."""
+        self._exchange, self._reused = exchange, reused
+        self._waiter = asyncio.get_running_loop().create_future()
+        self.transport.write(request)
+        return await self._waiter
+
+    def close(self) -> None:
+        self.closed = True
+        self.transport.close()
+
+
 class DepartmentApi:
-    """The department API behind one dataset, with its own pool of kept-alive connections."""
+    """The department API behind one dataset, with its own pools of kept-alive connections: one for
+    the blocking client (:meth:`fetch`, any thread) and one for the asyncio client
+    (:meth:`fetch_async`, on the event loop that first used it)."""
 
     def __init__(self, config: DatasetConfig) -> None:
         self.config = config
@@ -123,15 +200,15 @@ class DepartmentApi:
         self._allowed = frozenset(config.params)
         self._fixed = dict(config.fixed_params)
         self._where = f"dataset {config.id} source {self.url}"
-        parts = urlsplit(self.url)
-        self._tls = parts.scheme == "https"
-        self._address = (parts.hostname or "", parts.port or (443 if self._tls else 80))
-        self._path = parts.path or "/"
-        host = parts.hostname if parts.port is None else f"{parts.hostname}:{parts.port}"
-        self._head = (f"Host: {host}\r\nAccept: application/json\r\nAccept-Encoding: identity\r\n"
+        origin = Origin(self.url)
+        self._address = (origin.host, origin.port)
+        self._path = origin.path
+        self._head = (f"Host: {origin.host_header}\r\nAccept: application/json\r\nAccept-Encoding: identity\r\n"
                       "User-Agent: govshare-oracle\r\n\r\n").encode("ascii")
-        self._ssl = ssl.create_default_context() if self._tls else None
-        self._idle: list[socket.socket] = []
+        self._pool = KeepAlivePool(origin, max_idle=config.max_connections)
+        self._ssl = ssl.create_default_context() if origin.tls else None
+        self._async_idle: list[_AsyncConnection] = []
+        self._async_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()
         self._closed = False
 
@@ -143,11 +220,14 @@ class DepartmentApi:
 
     def close(self) -> None:
         """Close the pooled connections; the object cannot fetch afterwards."""
+        self._pool.close()
         with self._lock:
             self._closed = True
-            idle, self._idle = self._idle, []
-        for sock in idle:
-            sock.close()
+            async_idle, self._async_idle = self._async_idle, []
+        for connection in async_idle:
+            loop = self._async_loop
+            if loop is not None and not loop.is_closed():
+                loop.call_soon_threadsafe(connection.close)
 
     def check_params(self, params: Mapping[str, str]) -> None:
         """Refuse (``MalformedRequest``) a parameter the config does not list, or a value that is not
@@ -162,112 +242,97 @@ class DepartmentApi:
             if not isinstance(value, str):
                 raise MalformedRequest(f"parameter {name} of dataset {self.config.id} must be a string")
 
-    def fetch(self, params: dict[str, str]) -> list[dict]:
-        """The records the department API answers for ``params`` (at most ``max_records``)."""
+    def _request(self, params: dict[str, str]) -> tuple[bytes, dict[str, str]]:
         self.check_params(params)
         query = {**params, **self._fixed}
         target = f"{self._path}?{urlencode(query)}" if query else self._path
-        request = b"GET " + target.encode("ascii") + b" HTTP/1.1\r\n" + self._head
+        return b"GET " + target.encode("ascii") + b" HTTP/1.1\r\n" + self._head, query
+
+    def _failure(self, exc: Exception, query: Mapping[str, str]) -> SourceUnavailable:
+        """The source error for what went wrong at the socket or HTTP level (never naming a parameter value)."""
+        if isinstance(exc, TimeoutError):
+            return SourceTimeout(f"{self._where} did not answer within {self.config.timeout_seconds} s")
+        if isinstance(exc, (ConnectionRefusedError, socket.gaierror)):
+            return SourceUnavailable(f"{self._where} unreachable: {type(exc).__name__}")
+        if isinstance(exc, httptools.HttpParserError):
+            return SourceUnavailable(f"{self._where} unreachable: ProtocolError ({type(exc).__name__})")
+        return SourceUnavailable(f"{self._where} unreachable: {_describe(exc, query)}")  # reset, TLS failures...
+
+    # ---------------------------------------------------------------- the blocking client
+
+    def fetch(self, params: dict[str, str]) -> list[dict]:
+        """The records the department API answers for ``params`` (at most ``max_records``)."""
+        request, query = self._request(params)
         timeout = self.config.timeout_seconds
-        deadline = time.monotonic() + timeout
+        if self._closed:
+            raise SourceUnavailable(f"{self._where}: the relay is closed")
+        exchange = _Exchange(self.config.max_response_bytes, self._where)
         try:
-            sock, reused = self._connection(timeout)
-            try:
-                exchange, keep = self._exchange(sock, request, deadline, reused)
-            except _StaleConnection:
-                sock.close()
-                sock, _ = self._connection(timeout, fresh=True)
-                exchange, keep = self._exchange(sock, request, deadline, False)
-        except TimeoutError:
-            raise SourceTimeout(f"{self._where} did not answer within {timeout} s") from None
-        except (ConnectionRefusedError, socket.gaierror) as exc:
-            raise SourceUnavailable(f"{self._where} unreachable: {type(exc).__name__}") from None
-        except httptools.HttpParserError as exc:
-            raise SourceUnavailable(f"{self._where} unreachable: ProtocolError ({type(exc).__name__})") from None
-        except OSError as exc:  # reset, unreachable network, TLS failures...
-            raise SourceUnavailable(f"{self._where} unreachable: {_describe(exc, query)}") from None
-        if keep:
-            self._release(sock)
-        else:
-            sock.close()
-        return self._records(b"".join(exchange.chunks))
+            self._pool.exchange(request, exchange, timeout=timeout, deadline=time.monotonic() + timeout)
+        except (OSError, httptools.HttpParserError) as exc:  # TimeoutError is an OSError
+            raise self._failure(exc, query) from None
+        return self._records(exchange.body())
 
-    def _connection(self, timeout: float, *, fresh: bool = False) -> tuple[socket.socket, bool]:
-        if not fresh:
-            with self._lock:
-                if self._closed:
-                    raise SourceUnavailable(f"{self._where}: the relay is closed")
-                if self._idle:
-                    sock = self._idle.pop()
-                    sock.settimeout(timeout)
-                    return sock, True
-        sock = socket.create_connection(self._address, timeout=timeout)
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        if self._ssl is not None:
-            sock = self._ssl.wrap_socket(sock, server_hostname=self._address[0])
-        return sock, False
+    # ---------------------------------------------------------------- the asyncio client
 
-    def _release(self, sock: socket.socket) -> None:
-        with self._lock:
-            if not self._closed and len(self._idle) < self.config.max_connections:
-                self._idle.append(sock)
-                return
-        sock.close()
-
-    def _exchange(self, sock: socket.socket, request: bytes, deadline: float, reused: bool) -> tuple[_Exchange, bool]:
-        """Send ``request`` and read the whole answer; True with it if the connection can be kept."""
-        exchange = _Exchange(self.config.max_response_bytes)
-        parser = exchange.parser
-        keep = False
+    async def fetch_async(self, params: dict[str, str]) -> list[dict]:
+        """:meth:`fetch` on the running event loop: the same request, limits and errors, with
+        ``timeout_seconds`` bounding the whole exchange (connect included)."""
+        request, query = self._request(params)
         try:
-            sock.sendall(request)
-            received = checked = False
-            while not exchange.done:
+            async with asyncio.timeout(self.config.timeout_seconds):
+                connection, reused = await self._async_connection()
                 try:
-                    data = sock.recv(65_536)
-                except (ConnectionResetError, BrokenPipeError):
-                    if reused and not received:
-                        raise _StaleConnection() from None
-                    raise
-                if not data:
-                    if reused and not received:
-                        raise _StaleConnection()
-                    parser.feed_data(b"")  # lets a close-delimited body end; otherwise a protocol error
-                    if not exchange.done:
-                        raise SourceUnavailable(f"{self._where} unreachable: ProtocolError (the connection closed mid-answer)")
-                    break
-                received = True
-                if time.monotonic() > deadline:
-                    raise SourceTimeout(f"{self._where} did not finish answering within {self.config.timeout_seconds} s")
-                parser.feed_data(data)
-                if not checked:
-                    checked = self._check_head(parser, exchange)
-                if exchange.size > exchange.limit:
-                    raise SourceBadResponse(f"{self._where} answered more than the limit of {exchange.limit} bytes")
-            if not checked:
-                self._check_head(parser, exchange)
-            keep = exchange.keep_alive
-            return exchange, keep
-        finally:
-            if not keep and exchange.done is False:
-                sock.close()
+                    exchange = await self._async_exchange(connection, request, reused)
+                except _StaleConnection:
+                    connection, _ = await self._async_connection(fresh=True)
+                    exchange = await self._async_exchange(connection, request, False)
+        except (OSError, httptools.HttpParserError) as exc:  # TimeoutError is an OSError
+            raise self._failure(exc, query) from None
+        if exchange.keep_alive and not connection.closed:
+            self._async_release(connection)
+        else:
+            connection.close()
+        return self._records(exchange.body())
 
-    def _check_head(self, parser: httptools.HttpResponseParser, exchange: _Exchange) -> bool:
-        """Judge the status and the headers as soon as they are in (before reading a large body);
-        False while they are not complete yet."""
-        if not exchange.headers_done:
-            return False
-        status = parser.get_status_code()
-        if status >= 400:
-            raise SourceUnavailable(f"{self._where} answered HTTP {status}")
-        if not 200 <= status < 300:
-            raise SourceBadResponse(f"{self._where} answered HTTP {status}, not a 2xx answer")
-        limit = self.config.max_response_bytes
-        if exchange.length is not None and exchange.length > limit:
-            raise SourceBadResponse(f"{self._where} answered {exchange.length} bytes, more than the limit of {limit}")
-        if exchange.encoding not in (b"", b"identity"):
-            raise SourceBadResponse(f"{self._where} answered a body that cannot be decoded (it is encoded; identity was asked)")
-        return True
+    async def _async_connection(self, *, fresh: bool = False) -> tuple[_AsyncConnection, bool]:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            if self._closed:
+                raise SourceUnavailable(f"{self._where}: the relay is closed")
+            if self._async_loop is not loop:  # connections belong to one loop: a new loop starts afresh
+                old_loop, stale = self._async_loop, self._async_idle
+                self._async_idle, self._async_loop = [], loop
+                if old_loop is not None and not old_loop.is_closed():
+                    for connection in stale:
+                        old_loop.call_soon_threadsafe(connection.close)
+            while not fresh and self._async_idle:
+                connection = self._async_idle.pop()
+                if not connection.closed:
+                    return connection, True
+        host, port = self._address
+        _, connection = await loop.create_connection(
+            _AsyncConnection, host, port, ssl=self._ssl, server_hostname=host if self._ssl else None)
+        return connection, False
+
+    async def _async_exchange(self, connection: _AsyncConnection, request: bytes, reused: bool) -> _Exchange:
+        finished = False
+        try:
+            exchange = await connection.exchange(request, _Exchange(self.config.max_response_bytes, self._where), reused)
+            finished = True
+            return exchange
+        finally:
+            if not finished:  # refused, cut off or timed out mid-answer: the connection's state is unknown
+                connection.close()
+
+    def _async_release(self, connection: _AsyncConnection) -> None:
+        with self._lock:
+            if not self._closed and len(self._async_idle) < self.config.max_connections:
+                self._async_idle.append(connection)
+                return
+        connection.close()
+
+    # ---------------------------------------------------------------- the answer
 
     def _records(self, body: bytes) -> list[dict]:
         try:

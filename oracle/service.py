@@ -12,14 +12,27 @@
 
 Denials and source failures take the same path from the point they happen: recorded with their
 reason code, answered with a clear error. If the chain cannot be asked, the answer is no.
+
+The path is written once, as a generator that yields the I/O it needs (:class:`Step`: the dataset's
+first lookup, the access check, the relay) and does everything else itself. Two drivers run it:
+:meth:`OracleService.answer` (and the on-chain request methods) performs each step blocking, on the
+calling thread; :meth:`OracleService.answer_async` awaits each on the event loop, so the oracle's
+HTTP server answers every query on its one loop thread, relaying to the department API without a
+thread per request. (With a pool of answering threads, queries contended for the GIL, handing it
+over at every socket, SQLite and ctypes call: at half the peak rate the answers fell into spells of
+tens of milliseconds; see ``bench/README.md``.) Chain reads that the access-check cache cannot
+answer run on a few threads of the service's own, off the loop.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Generator, Mapping, TypeVar
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
@@ -165,18 +178,77 @@ class _DatasetInfo:
 
 
 @dataclass
-class _PendingCheck:
-    """One access check at one block, computed by the first request that needs it; the requests
-    arriving meanwhile wait for that answer instead of all asking the chain at once."""
-
-    done: threading.Event = field(default_factory=threading.Event)
-    result: AccessCheck | None = None
-
-
-@dataclass
 class _CheckCache:
+    """Access checks at one block: each computed once, by the first request that needs it; requests
+    arriving meanwhile wait for its future instead of all asking the chain at once."""
+
     block: int = -1
-    results: dict[tuple, _PendingCheck] = field(default_factory=dict)
+    results: dict[tuple, Future[AccessCheck]] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------------- the I/O steps of the path
+
+T = TypeVar("T")
+
+
+class Step:
+    """One piece of I/O the decision path needs. :meth:`run` performs it blocking; :meth:`run_async`
+    on the event loop. Either raises an :class:`OracleError`, which the driver throws back into the
+    path at the point that asked."""
+
+    def run(self, service: OracleService) -> Any:
+        raise NotImplementedError
+
+    async def run_async(self, service: OracleService) -> Any:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True, slots=True)
+class LookUpDataset(Step):
+    """The dataset's catalog entry, read from the chain on its first query (then kept)."""
+
+    dataset_id: int
+
+    def run(self, service: OracleService) -> _DatasetInfo:
+        return service._dataset(self.dataset_id)
+
+    async def run_async(self, service: OracleService) -> _DatasetInfo:
+        return await service._in_thread(service._dataset, self.dataset_id)
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAccess(Step):
+    """The chain's answer for this access at the head block (cached for that block)."""
+
+    access: Access
+
+    def run(self, service: OracleService) -> AccessCheck:
+        return service._check(self.access)
+
+    async def run_async(self, service: OracleService) -> AccessCheck:
+        return await service._check_async(self.access)
+
+
+@dataclass(frozen=True, slots=True)
+class Fetch(Step):
+    """The department API's records for the parameters."""
+
+    relay: DepartmentApi
+    params: dict[str, str]
+
+    def run(self, service: OracleService) -> list[dict]:
+        return self.relay.fetch(self.params)
+
+    async def run_async(self, service: OracleService) -> list[dict]:
+        return await self.relay.fetch_async(self.params)
+
+
+#: The decision path: yields steps, is sent their results (or thrown their errors), returns the answer.
+Path = Generator[Step, Any, "QueryAnswer"]
+
+#: Threads for the chain reads the event-loop driver hands off (access checks the cache cannot
+#: answer, the head, a dataset's first lookup); blocking ones run on the calling thread.
+CHAIN_THREADS = 4
 
 
 class OracleService:
@@ -199,18 +271,90 @@ class OracleService:
         self._cache_lock = threading.Lock()
         self._head = 0
         self._head_at = 0.0
+        self._head_refresh: asyncio.Future[int] | None = None  # the event loop's shared head read
+        self._chain_threads = ThreadPoolExecutor(CHAIN_THREADS, thread_name_prefix="govshare-chain")
 
     def close(self) -> None:
+        self._chain_threads.shutdown(wait=True)
         for info in self._datasets.values():
             info.relay.close()
 
     # ------------------------------------------------------------------ the path
 
     def answer(self, request: QueryRequest, *, hold: bool = True) -> QueryAnswer:
-        """Answer a signed query posted over HTTP. In strict mode the records leave only once the
-        access is on chain: with ``hold`` this call waits for it (at most
-        ``strict_timeout_seconds``), without it the answer comes back at once with ``withhold``
-        set, and the caller waits (see :class:`oracle.http.OracleHttpApp`)."""
+        """Answer a signed query posted over HTTP, blocking the calling thread for the chain and the
+        department API. In strict mode the records leave only once the access is on chain: with
+        ``hold`` this call waits for it (at most ``strict_timeout_seconds``); without it the answer
+        comes back at once with ``withhold`` set, and the caller waits."""
+        answer = self._run(self._answer_path(request))
+        if not hold or answer.withhold is None:
+            return answer
+        if self.outbox.wait_anchored(answer.receipt.sequence, self.config.strict_timeout_seconds):
+            return replace(answer, withhold=None)
+        return answer.withhold()
+
+    async def answer_async(self, request: QueryRequest) -> QueryAnswer:
+        """:meth:`answer` on the running event loop, without ``hold`` (strict mode: the caller waits
+        for the record, see :class:`oracle.http.OracleHttpApp`). Only the relay and the chain reads
+        the cache cannot answer wait; everything else runs on the loop."""
+        return await self._run_async(self._answer_path(request))
+
+    def answer_access(self, access: Access, request_canonical: dict[str, Any], keep_result: ResultKeeper) -> QueryAnswer:
+        """Answer an access whose requester the chain already authenticated (an on-chain request:
+        the transaction's sender), with ``access.nonce`` naming the request. What ``keep_result``
+        makes of the answer is stored in the same transaction as its audit record, so a crash
+        leaves either both or neither. The data is released when the requester fetches it (in
+        strict mode only once the record is on chain), so nothing waits here."""
+        request_salt = new_salt()
+        request_hash = salted_hash(request_canonical, request_salt)
+        return self._run(self._serve(_Progress(access, keep_result=keep_result), request_hash, request_salt))
+
+    def refuse_malformed(self, access: Access, request_canonical: dict[str, Any], message: str,
+                         keep_result: ResultKeeper) -> QueryAnswer:
+        """Record and answer an on-chain request whose parameters cannot be read."""
+        request_salt = new_salt()
+        return self._refuse(MalformedRequest(message), salted_hash(request_canonical, request_salt), request_salt,
+                            _Progress(access, keep_result=keep_result))
+
+    # ------------------------------------------------------------------ the drivers
+
+    def _run(self, path: Path) -> QueryAnswer:
+        """Drive ``path`` to its answer, performing each step blocking on this thread."""
+        result: Any = None
+        error: OracleError | None = None
+        while True:
+            try:
+                step = path.send(result) if error is None else path.throw(error)
+            except StopIteration as done:
+                return done.value
+            result, error = None, None
+            try:
+                result = step.run(self)
+            except OracleError as exc:
+                error = exc
+
+    async def _run_async(self, path: Path) -> QueryAnswer:
+        """Drive ``path`` to its answer on the running event loop, awaiting each step."""
+        result: Any = None
+        error: OracleError | None = None
+        while True:
+            try:
+                step = path.send(result) if error is None else path.throw(error)
+            except StopIteration as done:
+                return done.value
+            result, error = None, None
+            try:
+                result = await step.run_async(self)
+            except OracleError as exc:
+                error = exc
+
+    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on one of the service's chain threads, awaited without blocking the loop."""
+        return await asyncio.get_running_loop().run_in_executor(self._chain_threads, functools.partial(fn, *args))
+
+    # ------------------------------------------------------------------ the path
+
+    def _answer_path(self, request: QueryRequest) -> Path:
         request_salt = new_salt()
         request_hash = salted_hash(request.canonical(), request_salt)
         q = request.query
@@ -221,34 +365,17 @@ class OracleService:
             self._check_freshness(request)
         except OracleError as exc:
             return self._refuse(exc, request_hash, request_salt, progress)
-        return self._serve(progress, request_hash, request_salt, hold=hold)
+        return (yield from self._serve(progress, request_hash, request_salt))
 
-    def answer_access(self, access: Access, request_canonical: dict[str, Any], keep_result: ResultKeeper) -> QueryAnswer:
-        """Answer an access whose requester the chain already authenticated (an on-chain request:
-        the transaction's sender), with ``access.nonce`` naming the request. What ``keep_result``
-        makes of the answer is stored in the same transaction as its audit record, so a crash
-        leaves either both or neither. The data is released when the requester fetches it (in
-        strict mode only once the record is on chain), so nothing waits here."""
-        request_salt = new_salt()
-        request_hash = salted_hash(request_canonical, request_salt)
-        return self._serve(_Progress(access, keep_result=keep_result), request_hash, request_salt)
-
-    def refuse_malformed(self, access: Access, request_canonical: dict[str, Any], message: str,
-                         keep_result: ResultKeeper) -> QueryAnswer:
-        """Record and answer an on-chain request whose parameters cannot be read."""
-        request_salt = new_salt()
-        return self._refuse(MalformedRequest(message), salted_hash(request_canonical, request_salt), request_salt,
-                            _Progress(access, keep_result=keep_result))
-
-    def _serve(self, progress: _Progress, request_hash: bytes, request_salt: bytes, *, hold: bool = True) -> QueryAnswer:
+    def _serve(self, progress: _Progress, request_hash: bytes, request_salt: bytes) -> Path:
         access = progress.access
         try:
-            info = self._dataset(access.dataset_id)
+            info = self._datasets.get(access.dataset_id) or (yield LookUpDataset(access.dataset_id))
             progress.dataset_id = access.dataset_id
             info.relay.check_params(access.params)
             if access.nonce is not None:  # consumed atomically with the record; a replay fails there
                 progress.nonce = (access.requester, access.nonce)
-            check = self._check(access)
+            check: AccessCheck = yield CheckAccess(access)
             progress.checked_at, progress.version = check.block_number, check.version
             if not check.granted:
                 raise AccessDenied(int(check.reason), f"the grant does not allow this: {check.reason.name}")
@@ -258,7 +385,7 @@ class OracleService:
         except OracleError as exc:
             return self._refuse(exc, request_hash, request_salt, progress)
         try:
-            source_records = info.relay.fetch(access.params)
+            source_records = yield Fetch(info.relay, access.params)
         except SourceUnavailable as exc:
             return self._refuse(exc, request_hash, request_salt, progress, outcome=Outcome.SOURCE_FAILURE)
         granted = info.dataset.field_names(access.fields)
@@ -293,11 +420,7 @@ class OracleService:
             return QueryAnswer(exc.http_status, self._receipt(withheld_sequence, withheld, request_salt, None), None,
                                exc.message, "WITHHELD")
 
-        if not hold:
-            return replace(answer, withhold=withhold)
-        if not self.outbox.wait_anchored(answer.receipt.sequence, self.config.strict_timeout_seconds):
-            return withhold()
-        return answer
+        return replace(answer, withhold=withhold)
 
     # ------------------------------------------------------------------ steps
 
@@ -353,6 +476,20 @@ class OracleService:
             self._head_at = now
         return self._head
 
+    async def _head_async(self) -> int:
+        """:meth:`head` for the event loop: the remembered head while it is fresh; otherwise one read
+        on a chain thread, shared by the requests that arrive while it is under way (with a poll
+        interval of 0 each request asks on its own)."""
+        interval = self.config.head_poll_interval_seconds
+        if interval <= 0:
+            return await self._in_thread(self.head)
+        if time.monotonic() - self._head_at < interval:
+            return self._head
+        refresh = self._head_refresh  # only ever touched on the loop thread
+        if refresh is None or refresh.done() or refresh.get_loop() is not asyncio.get_running_loop():
+            refresh = self._head_refresh = asyncio.ensure_future(self._in_thread(self.head))
+        return await asyncio.shield(refresh)
+
     def _check(self, access: Access) -> AccessCheck:
         """The chain's answer at the head block. Cached for that block only (a new block carries
         every approve, revoke and co-approval, and moves time past every expiry); concurrent
@@ -361,32 +498,64 @@ class OracleService:
             block = self.head()
         except ChainUnavailable as exc:
             raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
-        key = (access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id)
+        future, owner = self._cached_check(access, block)
+        if owner:
+            return self._ask_chain(access, block, future)
+        try:
+            return future.result(self.consortium.chain.timeout)
+        except TimeoutError:
+            raise ChainUnreachable("the chain did not answer the access check") from None
+
+    async def _check_async(self, access: Access) -> AccessCheck:
+        """:meth:`_check` for the event loop: a check cached at the head block is answered at once;
+        the chain is asked on a chain thread."""
+        try:
+            block = await self._head_async()
+        except ChainUnavailable as exc:
+            raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
+        future, owner = self._cached_check(access, block)
+        if owner:
+            return await self._in_thread(self._ask_chain, access, block, future)
+        if not future.done():
+            # asyncio.wait, not wait_for: a timeout here must not cancel the check the others share
+            await asyncio.wait([asyncio.wrap_future(future)], timeout=self.consortium.chain.timeout)
+            if not future.done():
+                raise ChainUnreachable("the chain did not answer the access check")
+        return future.result()
+
+    def _cached_check(self, access: Access, block: int) -> tuple[Future[AccessCheck], bool]:
+        """The check of ``access`` at ``block``: its future, and True if the caller must compute it
+        (with :meth:`_ask_chain`)."""
+        key = _check_key(access)
         with self._cache_lock:
             if self._cache.block != block:
                 self._cache = _CheckCache(block)
-            cache = self._cache
-            pending = cache.results.get(key)
-            owner = pending is None
-            if owner:
-                pending = cache.results[key] = _PendingCheck()
-        if not owner:
-            pending.done.wait(self.consortium.chain.timeout)
-            if pending.result is not None:
-                return pending.result
-            raise ChainUnreachable("the chain did not answer the access check")
+            future = self._cache.results.get(key)
+            if future is not None:
+                return future, False
+            future = self._cache.results[key] = Future()
+            return future, True
+
+    def _ask_chain(self, access: Access, block: int, future: Future[AccessCheck]) -> AccessCheck:
+        """Ask the chain for the check ``future`` stands for, and settle it for everyone waiting. A
+        failure is not cached: the waiting requests are refused, and the next one asks again."""
+        settled = False
         try:
-            pending.result = self.consortium.grants.check_access(
+            result = self.consortium.grants.check_access(
                 access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id, block=block
             )
-            return pending.result
+            future.set_result(result)
+            settled = True
+            return result
         except ChainUnavailable as exc:
             raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
         finally:
-            if pending.result is None:  # a failure is not cached: the next request asks again
+            if not settled:
+                key = _check_key(access)
                 with self._cache_lock:
-                    cache.results.pop(key, None)
-            pending.done.set()
+                    if self._cache.block == block and self._cache.results.get(key) is future:
+                        del self._cache.results[key]
+                future.set_exception(ChainUnreachable("the chain did not answer the access check"))
 
     def _refuse(
         self,
@@ -453,6 +622,11 @@ class OracleService:
         )
         signature = self.signer.sign_eip191_hash(unsigned.digest())
         return replace(unsigned, signature="0x" + signature.hex())
+
+
+def _check_key(access: Access) -> tuple:
+    """What an access check depends on (besides the block)."""
+    return access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id
 
 
 def receipt_signer(receipt: Mapping[str, Any]) -> str:

@@ -1,5 +1,8 @@
 """The relay to department APIs (oracle.relay), against real HTTP servers: the sample registries and a
-purpose-built API that misbehaves for real."""
+purpose-built API that misbehaves for real. Every test runs through both of the relay's clients: the
+blocking one (``fetch``, used by the on-chain request follower) and the asyncio one (``fetch_async``,
+used by the oracle's HTTP path), the latter on asyncio's own event loop and on uvloop (the loop the
+oracle's server runs)."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ from dataclasses import replace
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
+import uvloop
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 
@@ -22,6 +26,7 @@ from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, So
 from oracle.relay import DepartmentApi
 from oracle.sample_apis import ServerThread
 from oracle.sample_data import companies, residents
+from tests.support.loop import LoopThread
 
 LIMIT = 64 * 1024
 HUGE_BODY = b'{"records": ["' + b"x" * (LIMIT * 2) + b'"]}'
@@ -122,6 +127,41 @@ def bad_api() -> Iterator[str]:
     server.stop()
 
 
+#: The client under test: None for the blocking one, else the loop the asyncio one runs on.
+Loop = LoopThread | None
+
+
+@pytest.fixture(scope="module", params=["blocking", "asyncio", "uvloop"])
+def client(request: pytest.FixtureRequest) -> Iterator[Loop]:
+    """Which client the tests drive: None for the blocking one, else the event loop (running in a
+    thread of its own) that the asyncio client runs on."""
+    if request.param == "blocking":
+        yield None
+        return
+    loop = LoopThread(uvloop.new_event_loop() if request.param == "uvloop" else asyncio.new_event_loop())
+    yield loop
+    loop.stop()
+
+
+class Relay:
+    """A :class:`DepartmentApi` fetched through the client under test."""
+
+    def __init__(self, config: DatasetConfig, loop: Loop) -> None:
+        self.api = DepartmentApi(config)
+        self.loop = loop
+
+    def fetch(self, params: dict[str, str]) -> list[dict]:
+        if self.loop is None:
+            return self.api.fetch(params)
+        return self.loop.run(self.api.fetch_async(params))
+
+    def __enter__(self) -> Relay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.api.close()
+
+
 def dataset(base_url: str, path: str, params: tuple[str, ...] = ("q",), **overrides: Any) -> DatasetConfig:
     config = DatasetConfig(
         id=9, base_url=base_url, path=path, params=params, timeout_seconds=0.5, max_response_bytes=LIMIT, max_records=100
@@ -129,9 +169,9 @@ def dataset(base_url: str, path: str, params: tuple[str, ...] = ("q",), **overri
     return replace(config, **overrides)
 
 
-def fetch_error(config: DatasetConfig, params: dict[str, str] | None = None) -> Exception:
-    """The error ``fetch`` raises, checked to hide the parameter value everywhere."""
-    with DepartmentApi(config) as api:
+def fetch_error(client: Loop, config: DatasetConfig, params: dict[str, str] | None = None) -> Exception:
+    """The error the client raises, checked to hide the parameter value everywhere."""
+    with Relay(config, client) as api:
         with pytest.raises((SourceUnavailable, MalformedRequest)) as caught:
             api.fetch(params if params is not None else {"q": SECRET})
     error = caught.value
@@ -143,32 +183,32 @@ def fetch_error(config: DatasetConfig, params: dict[str, str] | None = None) -> 
 # ---- the sample registries ---------------------------------------------------------------------
 
 
-def test_company_lookup_and_filters(company_api: str) -> None:
+def test_company_lookup_and_filters(client: Loop, company_api: str) -> None:
     target = companies()[1234]
     config = dataset(company_api.url, "/companies", ("company_id", "status"), fixed_params={"limit": "100"})
-    with DepartmentApi(config) as api:
+    with Relay(config, client) as api:
         assert api.fetch({"company_id": target["company_id"]}) == [target]
         revoked = api.fetch({"status": "吊销"})
         assert len(revoked) == 100 and all(r["status"] == "吊销" for r in revoked)  # the fixed limit was sent
         assert api.fetch({"company_id": "nobody"}) == []
 
 
-def test_resident_lookup(resident_api: str) -> None:
+def test_resident_lookup(client: Loop, resident_api: str) -> None:
     person = residents()[0]
-    with DepartmentApi(dataset(resident_api.url, "/residents", ("id_number",))) as api:
+    with Relay(dataset(resident_api.url, "/residents", ("id_number",)), client) as api:
         assert api.fetch({"id_number": person["id_number"]}) == [person]
 
 
-def test_sample_api_400_is_source_unavailable(company_api: str) -> None:
+def test_sample_api_400_is_source_unavailable(client: Loop, company_api: str) -> None:
     config = dataset(company_api.url, "/companies", ("company_id",), fixed_params={"limit": "x"})
-    error = fetch_error(config, {"company_id": SECRET})
+    error = fetch_error(client, config, {"company_id": SECRET})
     assert type(error) is SourceUnavailable and "HTTP 400" in str(error) and "dataset 9" in str(error)
     assert f"{company_api.url}/companies" in str(error)
 
 
-def test_median_latency_of_sequential_fetches(company_api: str) -> None:
+def test_median_latency_of_sequential_fetches(client: Loop, company_api: str) -> None:
     target = companies()[42]
-    with DepartmentApi(dataset(company_api.url, "/companies", ("company_id",))) as api:
+    with Relay(dataset(company_api.url, "/companies", ("company_id",)), client) as api:
         api.fetch({"company_id": target["company_id"]})
         times = []
         for _ in range(200):
@@ -183,9 +223,9 @@ def test_median_latency_of_sequential_fetches(company_api: str) -> None:
 # ---- forwarding and the pool -------------------------------------------------------------------
 
 
-def test_params_forwarded_with_fixed_params_and_connection_reused(bad_api: str) -> None:
+def test_params_forwarded_with_fixed_params_and_connection_reused(client: Loop, bad_api: str) -> None:
     config = dataset(bad_api, "/echo", ("q", "r"), fixed_params={"limit": "7"})
-    with DepartmentApi(config) as api:
+    with Relay(config, client) as api:
         first = api.fetch({"q": "王 & =?", "r": ""})
         second = api.fetch({"q": "b"})
     assert {k: v for k, v in first[0].items() if k != "_port"} == {"q": "王 & =?", "r": "", "limit": "7"}
@@ -193,46 +233,46 @@ def test_params_forwarded_with_fixed_params_and_connection_reused(bad_api: str) 
     assert first[0]["_port"] == second[0]["_port"]  # the same keep-alive connection
 
 
-def test_unknown_parameter_is_malformed_and_nothing_is_sent(bad_api: str) -> None:
-    error = fetch_error(dataset(bad_api, "/echo", ("q",)), {"q": "a", "salary": SECRET, "limit": "1"})
+def test_unknown_parameter_is_malformed_and_nothing_is_sent(client: Loop, bad_api: str) -> None:
+    error = fetch_error(client, dataset(bad_api, "/echo", ("q",)), {"q": "a", "salary": SECRET, "limit": "1"})
     assert isinstance(error, MalformedRequest) and "limit, salary" in str(error)
-    error = fetch_error(dataset(bad_api, "/echo", ("q",)), {"q": 5})  # type: ignore[dict-item]
+    error = fetch_error(client, dataset(bad_api, "/echo", ("q",)), {"q": 5})  # type: ignore[dict-item]
     assert isinstance(error, MalformedRequest) and "must be a string" in str(error)
 
 
-def test_many_records_are_truncated(bad_api: str) -> None:
-    with DepartmentApi(dataset(bad_api, "/many", max_records=30)) as api:
+def test_many_records_are_truncated(client: Loop, bad_api: str) -> None:
+    with Relay(dataset(bad_api, "/many", max_records=30), client) as api:
         assert api.fetch({}) == [{"n": i} for i in range(30)]
-    with DepartmentApi(dataset(bad_api, "/many", max_records=250)) as api:
+    with Relay(dataset(bad_api, "/many", max_records=250), client) as api:
         assert len(api.fetch({})) == 250
 
 
 # ---- failures ------------------------------------------------------------------------------------
 
 
-def test_slow_answer_is_a_timeout(bad_api: str) -> None:
+def test_slow_answer_is_a_timeout(client: Loop, bad_api: str) -> None:
     start = time.monotonic()
-    error = fetch_error(dataset(bad_api, "/slow", timeout_seconds=0.3))
+    error = fetch_error(client, dataset(bad_api, "/slow", timeout_seconds=0.3))
     assert type(error) is SourceTimeout and "0.3 s" in str(error)
     assert time.monotonic() - start < 1.2
 
 
-def test_dripping_answer_is_a_timeout(bad_api: str) -> None:
+def test_dripping_answer_is_a_timeout(client: Loop, bad_api: str) -> None:
     """Every byte arrives within the read timeout, but the whole answer does not within the deadline."""
-    error = fetch_error(dataset(bad_api, "/drip", timeout_seconds=0.5))
+    error = fetch_error(client, dataset(bad_api, "/drip", timeout_seconds=0.5))
     assert type(error) is SourceTimeout
-    with DepartmentApi(dataset(bad_api, "/drip", timeout_seconds=3.0)) as api:
+    with Relay(dataset(bad_api, "/drip", timeout_seconds=3.0), client) as api:
         assert api.fetch({}) == []
 
 
-def test_nothing_listening_is_unavailable() -> None:
+def test_nothing_listening_is_unavailable(client: Loop) -> None:
     url = f"http://127.0.0.1:{free_port()}"
-    error = fetch_error(dataset(url, "/companies"))
+    error = fetch_error(client, dataset(url, "/companies"))
     assert type(error) is SourceUnavailable and f"{url}/companies" in str(error) and "ConnectionRefusedError" in str(error)
 
 
-def test_unknown_host_is_unavailable() -> None:
-    error = fetch_error(dataset("http://no-such-department.invalid", "/x", timeout_seconds=5.0))
+def test_unknown_host_is_unavailable(client: Loop) -> None:
+    error = fetch_error(client, dataset("http://no-such-department.invalid", "/x", timeout_seconds=5.0))
     assert type(error) is SourceUnavailable
 
 
@@ -243,26 +283,26 @@ class _HangUp(socketserver.BaseRequestHandler):
         self.request.recv(65536)
 
 
-def test_dropped_connection_is_unavailable() -> None:
+def test_dropped_connection_is_unavailable(client: Loop) -> None:
     with socketserver.TCPServer(("127.0.0.1", 0), _HangUp) as server:
         thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         try:
-            error = fetch_error(dataset(f"http://127.0.0.1:{server.server_address[1]}", "/x"))
+            error = fetch_error(client, dataset(f"http://127.0.0.1:{server.server_address[1]}", "/x"))
         finally:
             server.shutdown()
     assert type(error) is SourceUnavailable and "ProtocolError" in str(error)
 
 
 @pytest.mark.parametrize(("path", "status"), [("/error", 500), ("/not-found", 404)])
-def test_error_status_is_unavailable(bad_api: str, path: str, status: int) -> None:
-    error = fetch_error(dataset(bad_api, path))
+def test_error_status_is_unavailable(client: Loop, bad_api: str, path: str, status: int) -> None:
+    error = fetch_error(client, dataset(bad_api, path))
     assert type(error) is SourceUnavailable and f"HTTP {status}" in str(error)
     assert error.http_status == 502
 
 
-def test_redirect_is_not_followed(bad_api: str) -> None:
-    error = fetch_error(dataset(bad_api, "/redirect"))
+def test_redirect_is_not_followed(client: Loop, bad_api: str) -> None:
+    error = fetch_error(client, dataset(bad_api, "/redirect"))
     assert type(error) is SourceBadResponse and "HTTP 302" in str(error)
 
 
@@ -273,16 +313,16 @@ def test_redirect_is_not_followed(bad_api: str) -> None:
         ("/huge-stream", f"answered more than the limit of {LIMIT} bytes"),  # counted while streaming
     ],
 )
-def test_body_over_the_limit(bad_api: str, path: str, expected: str) -> None:
+def test_body_over_the_limit(client: Loop, bad_api: str, path: str, expected: str) -> None:
     start = time.monotonic()
-    error = fetch_error(dataset(bad_api, path, timeout_seconds=5.0))
+    error = fetch_error(client, dataset(bad_api, path, timeout_seconds=5.0))
     assert type(error) is SourceBadResponse and expected in str(error)
     assert time.monotonic() - start < 2  # stopped at the limit, not after reading an endless body
 
 
-def test_huge_body_within_a_larger_limit_is_read(bad_api: str) -> None:
+def test_huge_body_within_a_larger_limit_is_read(client: Loop, bad_api: str) -> None:
     """With a larger limit the same body is read whole and judged on its content (a string record)."""
-    error = fetch_error(dataset(bad_api, "/huge", max_response_bytes=4 * LIMIT))
+    error = fetch_error(client, dataset(bad_api, "/huge", max_response_bytes=4 * LIMIT))
     assert type(error) is SourceBadResponse and "record 0 that is not an object" in str(error)
 
 
@@ -297,8 +337,8 @@ def test_huge_body_within_a_larger_limit_is_read(bad_api: str) -> None:
         ("/records-not-objects", "record 1 that is not an object"),
     ],
 )
-def test_bad_bodies(bad_api: str, path: str, expected: str) -> None:
-    error = fetch_error(dataset(bad_api, path))
+def test_bad_bodies(client: Loop, bad_api: str, path: str, expected: str) -> None:
+    error = fetch_error(client, dataset(bad_api, path))
     assert type(error) is SourceBadResponse and expected in str(error)
     assert error.http_status == 502
 
@@ -315,12 +355,12 @@ class _OneAnswerThenClose(socketserver.BaseRequestHandler):
         time.sleep(0.05)
 
 
-def test_a_stale_kept_alive_connection_is_replaced_once() -> None:
+def test_a_stale_kept_alive_connection_is_replaced_once(client: Loop) -> None:
     with socketserver.ThreadingTCPServer(("127.0.0.1", 0), _OneAnswerThenClose) as server:
         thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
         thread.start()
         try:
-            with DepartmentApi(dataset(f"http://127.0.0.1:{server.server_address[1]}", "/x")) as api:
+            with Relay(dataset(f"http://127.0.0.1:{server.server_address[1]}", "/x"), client) as api:
                 first = api.fetch({"q": "a"})
                 time.sleep(0.2)  # the server has closed the pooled connection by now
                 second = api.fetch({"q": "b"})
@@ -329,6 +369,6 @@ def test_a_stale_kept_alive_connection_is_replaced_once() -> None:
     assert first == second == [{"q": "ok"}]
 
 
-def test_an_encoded_body_is_refused(bad_api: str) -> None:
-    error = fetch_error(dataset(bad_api, "/gzip"))
+def test_an_encoded_body_is_refused(client: Loop, bad_api: str) -> None:
+    error = fetch_error(client, dataset(bad_api, "/gzip"))
     assert type(error) is SourceBadResponse and "encoded" in str(error)

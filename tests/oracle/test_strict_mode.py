@@ -106,16 +106,16 @@ def test_strict_mode_releases_an_on_chain_answer_only_once_its_record_is_on_chai
     assert result is not None and result["status"] == 200 and result["records"]
 
 
-def test_strict_answers_waiting_for_the_chain_do_not_hold_the_worker_threads(consortium, members, published, start):
-    """More strict queries than the oracle has worker threads wait for the chain at once: each is
-    recorded straight away and waits without a thread, so none queues behind another's wait."""
+def test_strict_answers_waiting_for_the_chain_do_not_hold_a_thread(consortium, members, published, start):
+    """Many more strict queries than the oracle has threads wait for the chain at once: each is
+    recorded straight away and waits on the event loop, so none queues behind another's wait."""
     from concurrent.futures import ThreadPoolExecutor
 
-    from oracle.http import ANSWER_THREADS
+    from oracle.service import CHAIN_THREADS
 
     running = start(mode="strict", batch_max_age_seconds=0.1, strict_timeout_seconds=30.0)
     running.oracle.batcher.stop(flush=False)  # nothing anchors until every query is waiting
-    count = ANSWER_THREADS + 8
+    count = CHAIN_THREADS + 16
     with ThreadPoolExecutor(count) as pool:
         results = [pool.submit(_ask, running, members, published, 100 + i) for i in range(count)]
         deadline = time.monotonic() + 20
