@@ -20,7 +20,7 @@ from eth_utils import keccak, to_checksum_address
 
 from ledger.base import ContractClient
 from ledger.chain import RpcErrorAnswer
-from ledger.errors import LedgerError, TransactionFailed
+from ledger.errors import LedgerError, OutOfGas, TransactionFailed
 from ledger.events import ChainEvent, read_events
 from ledger.grants import AccessReason
 from ledger.keys import Signer
@@ -246,6 +246,43 @@ def verify_hash_chain(records: Sequence[AuditRecord], expected_head: bytes) -> N
         raise HashChainMismatch(oracle, expected_head, head, len(records))
 
 
+#: What :func:`anchoring_gas_limit` allows for ``appendRecords``'s execution, beyond the transaction's
+#: intrinsic gas and its calldata (both computed exactly): per batch (the role check, the oracle's
+#: state, the batch event), per record (its event: 2,899 gas, and the loop), per run of served
+#: records of one grant (the quota update and its event), per grant served in the batch (its
+#: storage read cold, and written for the first time on its first use: 17,100 gas more), per run of
+#: records of one dataset (the ownership check). Measured on the contract (bench/README.md, "Where
+#: the gas goes", and the test that sends every shape of batch): about 44,800, 3,660, 5,200, 16,000
+#: at a first use, and 4,700; these allow half as much again, and ``ANCHOR_GAS_SLACK`` covers the
+#: oracle's own state written for the first time (its first batch: 34,200 gas more).
+ANCHOR_GAS_PER_BATCH, ANCHOR_GAS_PER_RECORD = 67_000, 5_500
+ANCHOR_GAS_PER_GRANT_RUN, ANCHOR_GAS_PER_GRANT, ANCHOR_GAS_PER_DATASET_RUN = 8_000, 12_000, 7_000
+ANCHOR_GAS_SLACK = 60_000
+#: Intrinsic gas of a transaction, and calldata gas per zero and non-zero byte (EIP-2028).
+_TX_GAS, _ZERO_BYTE_GAS, _NONZERO_BYTE_GAS = 21_000, 4, 16
+
+
+def anchoring_gas_limit(entries: Sequence[AuditEntry], calldata: bytes) -> int:
+    """An upper bound of the gas ``appendRecords`` uses for ``entries`` sent as ``calldata``: the
+    intrinsic and calldata gas exactly, the execution from the batch's shape (records, runs of one
+    grant's served records, grants served, runs of one dataset) with the ``ANCHOR_GAS_*``
+    allowances. A test sends batches of every shape and checks each used less than its bound."""
+    grant_runs = dataset_runs = 0
+    grant = dataset = None
+    grants: set[int] = set()
+    for entry in entries:
+        if entry.dataset_id != dataset:
+            dataset_runs, dataset = dataset_runs + 1, entry.dataset_id
+        if entry.outcome is Outcome.SERVED:
+            grants.add(entry.grant_id)
+            if entry.grant_id != grant:
+                grant_runs, grant = grant_runs + 1, entry.grant_id
+    zeros = calldata.count(0)
+    execution = (ANCHOR_GAS_PER_BATCH + ANCHOR_GAS_PER_RECORD * len(entries) + ANCHOR_GAS_PER_GRANT_RUN * grant_runs
+                 + ANCHOR_GAS_PER_GRANT * len(grants) + ANCHOR_GAS_PER_DATASET_RUN * dataset_runs + ANCHOR_GAS_SLACK)
+    return _TX_GAS + _ZERO_BYTE_GAS * zeros + _NONZERO_BYTE_GAS * (len(calldata) - zeros) + execution
+
+
 class AuditLogClient(ContractClient):
     """Typed access to AuditLog."""
 
@@ -259,12 +296,19 @@ class AuditLogClient(ContractClient):
 
     def anchor(self, signer: Signer, first_sequence: int, entries: Sequence[AuditEntry]) -> AppendResult:
         """:meth:`append` for a sender that anchors all the time (the oracle's batcher): plain
-        JSON-RPC instead of web3, and only the batch event read back (``records`` is empty).
-        A refusal is repeated through :meth:`append`, so it surfaces as the same decoded
-        :class:`ContractRevert`."""
+        JSON-RPC instead of web3, only the batch event read back (``records`` is empty), and no
+        ``eth_estimateGas``: the gas limit is :func:`anchoring_gas_limit`, an upper bound computed
+        from the batch itself (an estimate executes the whole batch once more on the node, as much
+        work as the transaction). A refusal therefore surfaces when the transaction is mined, and
+        is decoded by name from its replay (the same :class:`ContractRevert` as :meth:`append`'s);
+        a batch that needed more gas than the bound, or a bound the node will not take, is sent
+        again with the node's estimate."""
         data = _APPEND_SELECTOR + abi_encode(["uint64", "bytes"], [first_sequence, pack_entries(entries)])
         try:
-            result = self.chain.send_call_data(signer, self.address, data)
+            try:
+                result = self.chain.send_call_data(signer, self.address, data, gas=anchoring_gas_limit(entries, data))
+            except (RpcErrorAnswer, OutOfGas):  # e.g. over the node's block gas limit, or the bound was short
+                result = self.chain.send_call_data(signer, self.address, data)
         except RpcErrorAnswer:
             return self.append(signer, first_sequence, entries)
         batch_topic = "0x" + _BATCH_EVENT_TOPIC.hex()

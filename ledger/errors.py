@@ -33,6 +33,11 @@ class TransactionFailed(LedgerError):
     """A transaction was mined but failed, or could not be sent, for a reason that is not a decoded revert."""
 
 
+class OutOfGas(TransactionFailed):
+    """A transaction was mined and used all the gas it was given, and the same call succeeds with
+    more: its gas limit was too low."""
+
+
 class ContractRevert(LedgerError):
     """A contract refused a call with a custom error (or a panic / string reason).
 

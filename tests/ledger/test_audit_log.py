@@ -15,9 +15,11 @@ from dataclasses import dataclass, field
 from typing import Any, Sequence
 
 import pytest
+from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from ledger.audit_log import (
+    _APPEND_SELECTOR,
     ZERO_ADDRESS,
     ZERO_HASH,
     AuditEntry,
@@ -26,6 +28,7 @@ from ledger.audit_log import (
     OracleReason,
     OracleState,
     Outcome,
+    anchoring_gas_limit,
     chain_step,
     pack_entries,
     pack_meta,
@@ -794,3 +797,64 @@ def test_the_lean_anchor_path_agrees_with_append_and_refuses_alike(world: Ledger
         world.log.anchor(samr.operator, 1, [world.served()])
     world.log.anchor(samr.oracle, 4, [world.served()])  # the nonce cache survived the refusals
     assert world.log.oracle_state(oracle).last_sequence == 4
+
+
+# --------------------------------------------------------------------------- anchoring without an estimate
+
+
+def _anchor_and_measure(world: Ledger, entries: list[AuditEntry]) -> tuple[int, int]:
+    """Anchor ``entries`` as the batcher does; (gas used, the bound it was sent with)."""
+    oracle = world.members.samr.oracle
+    first = world.log.oracle_state(oracle.address).last_sequence + 1
+    data = _APPEND_SELECTOR + abi_encode(["uint64", "bytes"], [first, pack_entries(entries)])
+    result = world.log.anchor(oracle, first, entries)
+    assert world.log.oracle_state(oracle.address).last_sequence == first + len(entries) - 1
+    return result.gas_used, anchoring_gas_limit(entries, data)
+
+
+def test_the_anchoring_gas_bound_covers_every_shape_of_batch(world: Ledger) -> None:
+    """The bound the batcher sends instead of asking the node for an estimate must cover what the
+    contract spends on every shape of batch, the costliest ones included: an oracle's first record,
+    batches of one grant, grants alternating record by record, many grants used for the first time
+    in one batch, several datasets, every outcome, and a full batch of MAX_BATCH. Each batch is sent
+    with its bound (no fallback to an estimate was needed: the gas limit of the mined transaction is
+    the bound), and the bound stays within a small multiple of what was used."""
+    c, m = world.consortium, world.members
+    second = new_dataset(c, m.samr.operator, "individual businesses")
+    other_grant = new_grant(c, m.psb.operator, m.samr.operator, world.dataset, 10**6)
+    fresh = [new_grant(c, m.tax.operator, m.samr.operator, second, 10**6) for _ in range(12)]
+    shapes = {
+        "first record of the oracle": [world.served()],
+        "100 of one grant": [world.served() for _ in range(100)],
+        "200 alternating two grants": [world.served(grant=(world.grant, other_grant)[i % 2]) for i in range(200)],
+        "12 grants used for the first time": [world.served(grant=g, dataset=second) for g in fresh],
+        "mixed outcomes and datasets": [
+            world.served(grant=fresh[i % 12], dataset=second) if i % 3 == 0 else
+            world.entry(Outcome.DENIED, dataset=(world.dataset, second)[i % 2]) if i % 3 == 1 else
+            world.entry(Outcome.SOURCE_FAILURE) for i in range(150)],
+        "denials with no dataset": [world.entry(Outcome.DENIED, grant=0, dataset=0, requester=ZERO_ADDRESS, version=0,
+                                                reason=int(OracleReason.BAD_SIGNATURE)) for _ in range(50)],
+        f"{MAX_BATCH} alternating two grants": [world.served(grant=(world.grant, other_grant)[i % 2]) for i in range(MAX_BATCH)],
+    }
+    for name, entries in shapes.items():
+        used, bound = _anchor_and_measure(world, entries)
+        print(f"{name}: used {used:,} gas, bound {bound:,} ({bound / used:.2f}x)")
+        assert used < bound < 3 * used + 100_000, name
+
+
+def test_a_batch_that_needs_more_than_its_gas_limit_is_sent_again_with_an_estimate(world: Ledger, monkeypatch) -> None:
+    """If a batch ever costs more than the bound, its transaction runs out of gas on chain (nothing
+    changes: the contract's state is as before) and the batch is sent again with the node's
+    estimate. The bound is cut short here on purpose to cause it for real."""
+    import ledger.audit_log as audit_log
+
+    oracle = world.members.samr.oracle
+    monkeypatch.setattr(audit_log, "anchoring_gas_limit", lambda entries, data: 60_000)
+    entries = [world.served() for _ in range(20)]
+    nonce_before = world.consortium.chain.w3.eth.get_transaction_count(oracle.address)
+    result = world.log.anchor(oracle, 1, entries)
+    assert world.log.oracle_state(oracle.address).last_sequence == 20
+    assert [r.entry for r in world.log.records()] == entries
+    assert result.gas_used > 60_000
+    # two transactions went out: the one that ran out of gas, and the one that anchored
+    assert world.consortium.chain.w3.eth.get_transaction_count(oracle.address) == nonce_before + 2
