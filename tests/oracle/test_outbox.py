@@ -174,3 +174,53 @@ def test_anchoring_bookkeeping_matches_the_file_while_answers_are_written(tmp_pa
         assert box.pending_served(7) == box.pending_served(8) == 0
     finally:
         box.close()
+
+
+@pytest.mark.parametrize("side", ["thread", "process"])
+def test_checkpoints_keep_the_wal_bounded_while_answers_are_written_all_the_time(tmp_path: Path, monkeypatch, side) -> None:
+    """Answers are written without a pause while the anchoring side checkpoints (as the batcher does
+    after each batch): PASSIVE checkpoints alone never let SQLite rewind the WAL, so it grows with
+    every write; the RESTART checkpoint once it is large keeps it small. Both anchoring sides are shown: the
+    outbox's own (``anchoring = "thread"``) and the anchoring process's ``OutboxFile``."""
+    import os
+    import socket
+    import threading
+    import time
+    from multiprocessing.connection import Connection
+
+    import oracle.outbox as outbox_module
+    from oracle.anchoring import OutboxFile
+
+    def largest_wal(path: Path, restart_past: int) -> int:
+        monkeypatch.setattr(outbox_module, "WAL_RESTART_BYTES", restart_past)
+        box = Outbox(path)
+        box.bind(IDENTITY, 0)
+        ours, theirs = socket.socketpair()
+        checkpointer = box if side == "thread" else OutboxFile(path, Connection(ours.detach()))
+        stop = threading.Event()
+
+        def answer() -> None:
+            while not stop.is_set():
+                box.record(entry(), request_salt=os.urandom(16), response_salt=os.urandom(16),
+                           nonce=(REQUESTER, os.urandom(8).hex()))
+
+        writer = threading.Thread(target=answer)
+        writer.start()
+        largest = 0
+        try:
+            deadline = time.monotonic() + 2.0
+            while time.monotonic() < deadline:
+                checkpointer.checkpoint()
+                largest = max(largest, Path(f"{path}-wal").stat().st_size)
+                time.sleep(0.05)
+        finally:
+            stop.set()
+            writer.join()
+            box.close()
+            theirs.close()
+        return largest
+
+    passive_only = largest_wal(tmp_path / "passive.sqlite", restart_past=1 << 40)
+    restarting = largest_wal(tmp_path / "restarting.sqlite", restart_past=4 << 20)
+    print(f"{side}: largest WAL with PASSIVE checkpoints only {passive_only:,} bytes, rewound past 4 MiB {restarting:,}")
+    assert restarting * 3 < passive_only, (restarting, passive_only)
