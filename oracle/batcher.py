@@ -1,5 +1,7 @@
 """Anchor the outbox on chain: batches by size and by age (or at once for a waiting strict answer),
-confirmed by receipt, retried; and copy the outbox's WAL back into its file (checkpoints).
+confirmed by receipt, retried; and copy the outbox's WAL back into its file (checkpoints). The
+batcher runs in the oracle's anchoring process (``oracle.anchoring``) or on a thread of the
+answering process (``anchoring = "thread"``).
 
 The contract accepts a batch only if it starts exactly one past the oracle's last anchored
 sequence, so a retry after a lost receipt cannot anchor twice: the batcher reads the oracle's
@@ -12,11 +14,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from typing import Callable, Iterator, Protocol
 
 from ledger.audit_log import AuditLogClient, recompute_head
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
 from ledger.keys import Signer
-from oracle.outbox import Outbox, OutboxMismatch
+from oracle.outbox import OutboxMismatch, OutboxRecord
 
 log = logging.getLogger("govshare.oracle.batcher")
 
@@ -24,18 +27,35 @@ log = logging.getLogger("govshare.oracle.batcher")
 CHECKPOINT_SECONDS = 10.0
 
 
+class AnchoringSide(Protocol):
+    """What the batcher needs of the outbox: :class:`oracle.outbox.Outbox` itself when the batcher
+    runs in the answering process, ``oracle.anchoring.OutboxFile`` when it runs in a process of its own."""
+
+    def backlog(self) -> tuple[int, float | None, bool]: ...
+    def unanchored(self, limit: int) -> list[OutboxRecord]: ...
+    def mark_anchored(self, first: int, last: int, tx_hash: str, block: int) -> None: ...
+    def on_chain_through(self, sequence: int) -> None: ...
+    def all_records(self) -> Iterator[OutboxRecord]: ...
+    def pending_count(self) -> int: ...
+    def checkpoint(self) -> None: ...
+    def wait_for_work(self, timeout: float) -> None: ...
+
+
 class Batcher:
-    """One thread per oracle; ``anchor_once`` is also callable directly (tests, shutdown)."""
+    """Anchors one oracle's outbox: on a thread of its own (:meth:`start`), or on the caller's
+    (:meth:`run`, in the anchoring process); ``anchor_once`` is also callable directly (tests,
+    shutdown). ``on_status`` is called after every batch and every failure (with ``last_error``)."""
 
     def __init__(
         self,
-        outbox: Outbox,
+        outbox: AnchoringSide,
         audit_log: AuditLogClient,
         oracle: Signer,
         *,
         max_records: int = 100,
         max_age: float = 2.0,
         retry_delay: float = 1.0,
+        on_status: Callable[[Batcher], None] | None = None,
     ) -> None:
         self.outbox = outbox
         self.audit_log = audit_log
@@ -43,10 +63,11 @@ class Batcher:
         self.max_records = max_records
         self.max_age = max_age
         self.retry_delay = retry_delay
+        self.on_status = on_status
         self.anchored_batches = 0
         self.last_error: str | None = None
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="govshare-batcher", daemon=True)
+        self._thread = threading.Thread(target=self.run, name="govshare-batcher", daemon=True)
 
     def start(self) -> Batcher:
         self._thread.start()
@@ -54,18 +75,32 @@ class Batcher:
 
     def stop(self, *, flush: bool = True, timeout: float = 30.0) -> None:
         """Stop the thread; with ``flush``, anchor what is pending first (best effort)."""
-        self._stop.set()
-        self._thread.join(timeout=timeout)
+        self.request_stop()
+        if self._thread.is_alive():
+            self._thread.join(timeout=timeout)
         if flush:
-            deadline = time.monotonic() + timeout
-            while self.outbox.pending_count() and time.monotonic() < deadline:
-                try:
-                    self.anchor_once(force=True)
-                except LedgerError as exc:
-                    log.warning("could not anchor the outbox before stopping: %s", exc)
-                    break
+            self.flush(timeout)
 
-    def _run(self) -> None:
+    def request_stop(self) -> None:
+        """Make :meth:`run` return after the step it is in."""
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Anchor what is pending now, batch after batch (best effort: a failure ends it, logged)."""
+        deadline = time.monotonic() + timeout
+        while self.outbox.pending_count() and time.monotonic() < deadline:
+            try:
+                self.anchor_once(force=True)
+            except LedgerError as exc:
+                log.warning("could not anchor the outbox before stopping: %s", exc)
+                break
+
+    def run(self) -> None:
+        """Anchor batches as they fall due until :meth:`request_stop`; failures are retried."""
         checkpointed = time.monotonic()
         while not self._stop.is_set():
             try:
@@ -74,18 +109,22 @@ class Batcher:
                     checkpointed = time.monotonic()
                 if not self.anchor_once():
                     self.outbox.wait_for_work(min(self.max_age, 0.5) or 0.05)
+                continue
             except (ChainUnavailable, TransactionFailed) as exc:
                 self.last_error = str(exc)
                 log.warning("anchoring failed, retrying in %.1fs: %s", self.retry_delay, exc)
-                self._stop.wait(self.retry_delay)
             except LedgerError as exc:  # a refusal the batcher cannot resolve: keep the records, say so
                 self.last_error = str(exc)
                 log.error("anchoring refused: %s", exc)
-                self._stop.wait(self.retry_delay)
-            except Exception as exc:  # never let the thread die: the records would wait until a restart
+            except Exception as exc:  # never let the loop die: the records would wait until a restart
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("anchoring failed unexpectedly, retrying in %.1fs", self.retry_delay)
-                self._stop.wait(self.retry_delay)
+            self._report()
+            self._stop.wait(self.retry_delay)
+
+    def _report(self) -> None:
+        if self.on_status is not None:
+            self.on_status(self)
 
     def anchor_once(self, *, force: bool = False) -> bool:
         """Anchor one batch if one is due (full, or its oldest record is ``max_age`` old, or
@@ -109,6 +148,7 @@ class Batcher:
         self.outbox.checkpoint()  # here, off the answering path (the outbox's writer never checkpoints)
         self.anchored_batches += 1
         self.last_error = None
+        self._report()
         return True
 
     def reconcile(self) -> int:
@@ -126,4 +166,5 @@ class Batcher:
         unmarked = [r for r in local if r.anchored_block is None]
         if unmarked:
             self.outbox.mark_anchored(unmarked[0].sequence, unmarked[-1].sequence, "(reconciled)", 0)
+        self.outbox.on_chain_through(state.last_sequence)
         return state.last_sequence

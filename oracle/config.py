@@ -31,10 +31,13 @@ from ledger.keys import read_password
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
 
-__all__ = ["OracleConfig", "DatasetConfig", "Mode", "MODES"]
+__all__ = ["OracleConfig", "DatasetConfig", "Mode", "MODES", "Anchoring", "ANCHORINGS"]
 
 Mode = Literal["fast", "strict"]
 MODES: tuple[str, ...] = ("fast", "strict")
+#: Where the batcher runs: a process of its own (``oracle.anchoring``), or a thread of the answering process.
+Anchoring = Literal["process", "thread"]
+ANCHORINGS: tuple[str, ...] = ("process", "thread")
 
 #: ``batch_max_records`` bounds (the audit log's batch size stays well under the block gas limit).
 BATCH_MAX_RECORDS_RANGE = (1, 500)
@@ -43,7 +46,7 @@ _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 
 _TOP_KEYS = frozenset({
     "rpc_url", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
-    "outbox", "batch_max_records", "batch_max_age_seconds", "head_poll_interval_seconds", "max_request_bytes",
+    "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "head_poll_interval_seconds", "max_request_bytes",
     "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets", "masking",
 })
 _DATASET_KEYS = frozenset({
@@ -85,7 +88,9 @@ class OracleConfig:
     ``mode``: ``fast`` answers as soon as the audit record is in the outbox; ``strict`` answers only
     once it is anchored on chain, waiting at most ``strict_timeout_seconds``. ``request_deadline_max_seconds``
     is the longest a signed query may be valid for; ``head_poll_interval_seconds`` 0 asks the chain
-    for its head on every request.
+    for its head on every request. ``anchoring``: ``process`` runs the batcher in a process of its own
+    (``oracle.anchoring``: its CPU stays off the answering process's GIL), ``thread`` on a thread
+    beside the answering loop (tests that drive the batcher by hand use it).
     """
 
     source: Path
@@ -99,6 +104,7 @@ class OracleConfig:
     listen_host: str = "127.0.0.1"
     listen_port: int = 8700
     mode: Mode = "fast"
+    anchoring: Anchoring = "process"
     batch_max_records: int = 100
     batch_max_age_seconds: float = 2.0
     head_poll_interval_seconds: float = 0.0
@@ -238,6 +244,9 @@ class _Loader:
         mode = self.string(data, "mode", "mode", "fast")
         if mode not in MODES:
             raise self.fail("mode", f"must be one of {', '.join(MODES)}, found {mode!r}")
+        anchoring = self.string(data, "anchoring", "anchoring", "process")
+        if anchoring not in ANCHORINGS:
+            raise self.fail("anchoring", f"must be one of {', '.join(ANCHORINGS)}, found {anchoring!r}")
         if "datasets" not in data:
             raise self.fail("datasets", "is required: at least one [datasets.<id>] table")
         datasets_table = self.table(data["datasets"], "datasets")
@@ -260,6 +269,7 @@ class _Loader:
             listen_host=self.string(data, "listen_host", "listen_host", "127.0.0.1"),
             listen_port=self.integer(data, "listen_port", "listen_port", 8700, 1, 65_535),
             mode=mode,  # type: ignore[arg-type]  # checked against MODES above
+            anchoring=anchoring,  # type: ignore[arg-type]  # checked against ANCHORINGS above
             batch_max_records=self.integer(data, "batch_max_records", "batch_max_records", 100, low, high),
             batch_max_age_seconds=self.seconds(data, "batch_max_age_seconds", "batch_max_age_seconds", 2.0),
             head_poll_interval_seconds=self.seconds(

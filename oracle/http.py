@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ledger.errors import LedgerError
 from ledger.query import Query
+from oracle.anchoring import AnchoringProcess
 from oracle.batcher import Batcher
 from oracle.service import OracleService, QueryAnswer, QueryRequest
 
@@ -152,7 +153,8 @@ async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra_
     await send({"type": "http.response.body", "body": body})
 
 
-def create_app(service: OracleService, batcher: Batcher | None = None, *, max_request_bytes: int = 65536) -> OracleHttpApp:
+def create_app(service: OracleService, batcher: Batcher | AnchoringProcess | None = None, *,
+               max_request_bytes: int = 65536) -> OracleHttpApp:
     app = FastAPI(title=f"govshare oracle ({service.config.department})", docs_url=None, redoc_url=None)
     public_key = keys.PrivateKey(bytes(service.signer.account.key)).public_key.to_bytes()
 

@@ -12,6 +12,7 @@ import uvicorn
 
 from ledger.deployment import Consortium
 from ledger.keys import Signer, load_keystore, read_password
+from oracle.anchoring import AnchoringProcess, AnchoringSettings
 from oracle.batcher import Batcher
 from oracle.config import OracleConfig
 from oracle.http import OracleHttpApp, create_app
@@ -33,7 +34,7 @@ class Oracle:
     consortium: Consortium
     service: OracleService
     outbox: Outbox
-    batcher: Batcher
+    batcher: Batcher | AnchoringProcess
     follower: OnChainRequestFollower
     app: OracleHttpApp
 
@@ -48,8 +49,8 @@ class Oracle:
 def build_oracle(
     config: OracleConfig, signer: Signer | None = None, consortium: Consortium | None = None, *, follow_requests: bool = True
 ) -> Oracle:
-    """Connect to the chain, open and bind the outbox, start the batcher and the on-chain request
-    follower, build the HTTP app."""
+    """Connect to the chain, open and bind the outbox, start the batcher (in its own process, or on a
+    thread: ``config.anchoring``) and the on-chain request follower, build the HTTP app."""
     if signer is None:
         signer = load_keystore(config.key_file, read_password(config.password_file))
     if consortium is None:
@@ -62,10 +63,17 @@ def build_oracle(
     }
     outbox.bind(identity, consortium.audit_log.oracle_state(signer.address).last_sequence)
     service = OracleService(config, consortium, signer, outbox)
-    batcher = Batcher(outbox, consortium.audit_log, signer, max_records=config.batch_max_records,
-                      max_age=config.batch_max_age_seconds)
-    batcher.reconcile()
-    batcher.start()
+    batcher: Batcher | AnchoringProcess
+    if config.anchoring == "process":
+        settings = AnchoringSettings(rpc_url=consortium.chain.url, deployment_json=consortium.deployment.to_json(),
+                                     compilation=consortium.compilation, outbox=config.outbox,
+                                     max_records=config.batch_max_records, max_age=config.batch_max_age_seconds)
+        batcher = AnchoringProcess(outbox, signer, settings).start()  # it reconciles with the chain first
+    else:
+        batcher = Batcher(outbox, consortium.audit_log, signer, max_records=config.batch_max_records,
+                          max_age=config.batch_max_age_seconds)
+        batcher.reconcile()
+        batcher.start()
     follower = OnChainRequestFollower(service, signer, poll_interval=config.request_poll_interval_seconds)
     if follow_requests:
         follower.start()
@@ -84,8 +92,10 @@ def serve(config_path: Path) -> None:
     # switch interval, a thread busy hashing (or the batcher packing a batch) holds the others up to
     # 5 ms at a time. Measured in bench/oracle_load.py: p99 added latency at half peak 63 -> 28 ms.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
-    log.info("oracle %s for %s listening on %s:%d (%s mode)", oracle.service.signer.address, config.department,
-             config.listen_host, config.listen_port, config.mode)
+    anchoring = oracle.batcher.process.pid if isinstance(oracle.batcher, AnchoringProcess) and oracle.batcher.process else None
+    log.info("oracle %s for %s listening on %s:%d (%s mode; anchoring %s)", oracle.service.signer.address, config.department,
+             config.listen_host, config.listen_port, config.mode,
+             f"in process {anchoring}" if anchoring else "on a thread")
     try:
         uvicorn.run(oracle.app, host=config.listen_host, port=config.listen_port, log_level="warning", access_log=False)
     finally:

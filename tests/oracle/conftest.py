@@ -76,6 +76,7 @@ def oracle_config(tmp_path: Path, consortium: Consortium, department: str, datas
         datasets=datasets,
         batch_max_records=100,
         batch_max_age_seconds=3600.0,  # tests anchor explicitly unless they say otherwise
+        anchoring="thread",  # so that tests can drive the batcher by hand (test_anchoring.py runs the process)
         masking={Classification.SENSITIVE: {"id_number": MaskRule.parse("keep:6:4"), "address": MaskRule.parse("keep:3:0")}},
     )
     return replace(config, **overrides) if overrides else config

@@ -58,7 +58,7 @@ def test_psb_example_loads() -> None:
 
 def test_defaults(tmp_path: Path) -> None:
     config = OracleConfig.load(write(tmp_path, render()))
-    assert (config.listen_host, config.listen_port, config.mode) == ("127.0.0.1", 8700, "fast")
+    assert (config.listen_host, config.listen_port, config.mode, config.anchoring) == ("127.0.0.1", 8700, "fast", "process")
     assert config.outbox == tmp_path.resolve() / "oracle-outbox.sqlite"
     assert config.key_file == tmp_path.resolve() / "keys" / "oracle.json"
     assert (config.batch_max_records, config.batch_max_age_seconds, config.head_poll_interval_seconds) == (100, 2.0, 0.0)
@@ -80,7 +80,7 @@ def test_paths_absolute_relative_and_home(tmp_path: Path) -> None:
 
 def test_all_settings_and_overrides(tmp_path: Path) -> None:
     text = render(
-        {"mode": '"strict"', "batch_max_records": "500", "batch_max_age_seconds": "1", "head_poll_interval_seconds": "0.5",
+        {"mode": '"strict"', "anchoring": '"thread"', "batch_max_records": "500", "batch_max_age_seconds": "1", "head_poll_interval_seconds": "0.5",
          "listen_host": '"0.0.0.0"', "listen_port": "9000", "max_request_bytes": "4096", "request_deadline_max_seconds": "60"},
         {"timeout_seconds": "0.5", "max_response_bytes": "1000", "max_records": "5", "params": '["company_id", "status"]',
          "fixed_params": '{ limit = 5 }', "base_url": '"http://gw.example:8080/samr/"'},
@@ -89,6 +89,7 @@ def test_all_settings_and_overrides(tmp_path: Path) -> None:
     )
     config = OracleConfig.load(write(tmp_path, text))
     assert config.mode == "strict" and config.batch_max_records == 500 and config.batch_max_age_seconds == 1.0
+    assert config.anchoring == "thread"
     assert config.head_poll_interval_seconds == 0.5 and config.listen_port == 9000
     assert set(config.datasets) == {1, 7}
     dataset = config.dataset(1)
@@ -117,6 +118,7 @@ INVALID: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, str, str]
     # (case, top, dataset, tail, the key the error must name)
     ("unknown mode", {"mode": '"turbo"'}, None, "", "mode"),
     ("mode not a string", {"mode": "1"}, None, "", "mode"),
+    ("unknown anchoring", {"anchoring": '"elsewhere"'}, None, "", "anchoring"),
     ("batch 0", {"batch_max_records": "0"}, None, "", "batch_max_records"),
     ("batch 501", {"batch_max_records": "501"}, None, "", "batch_max_records"),
     ("batch a string", {"batch_max_records": '"100"'}, None, "", "batch_max_records"),

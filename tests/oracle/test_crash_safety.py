@@ -1,7 +1,8 @@
 """Crash safety: the oracle runs as a real process (``govshare oracle serve``) and is killed with
 SIGKILL after it answered but before it anchored; once restarted, every record reaches the chain
 exactly once, with no gap in the oracle's sequence. Also the harder crash: the batch transaction
-went on chain but the process died before the outbox marked it."""
+went on chain but the process died before the outbox marked it. The oracle anchors through its
+anchoring process (the default), which must exit when the oracle is killed."""
 
 from __future__ import annotations
 
@@ -65,10 +66,17 @@ class OracleProcess:
         raise AssertionError(f"oracle did not answer /v1/health within {timeout}s:\n{self.log_path.read_text()}")
 
     def kill(self) -> None:
-        """SIGKILL: no shutdown handler, no flush, nothing."""
+        """SIGKILL: no shutdown handler, no flush, nothing. Its anchoring process (``oracle.anchoring``,
+        a child) must then exit by itself, seeing its socket to the dead oracle close."""
         if self.process is not None and self.process.poll() is None:
+            children = _children(self.process.pid)
+            assert any("oracle.anchoring" in _cmdline(child) for child in children), children
             os.kill(self.process.pid, signal.SIGKILL)
             self.process.wait(timeout=10)
+            deadline = time.monotonic() + 10
+            while any(_running(child) for child in children):
+                assert time.monotonic() < deadline, "the anchoring process outlived its oracle"
+                time.sleep(0.05)
 
     def terminate(self) -> None:
         if self.process is not None and self.process.poll() is None:
@@ -77,6 +85,27 @@ class OracleProcess:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+def _children(pid: int) -> list[int]:
+    """The children of every thread of ``pid`` (the anchoring process is started by one of its threads)."""
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+    except FileNotFoundError:
+        return ""
+
+
+def _running(pid: int) -> bool:
+    """Alive and not a zombie (an orphan is reaped by whoever adopted it, maybe late)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"
 
 
 @dataclass

@@ -1,0 +1,123 @@
+"""The anchoring process (``oracle.anchoring``, ``anchoring = "process"``, the default): the batcher in
+a process of its own, told by the answering process when a strict answer waits and when to stop,
+telling it what reached the chain. Real processes, the real chain, real HTTP."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Callable, Iterator
+
+import httpx
+import pytest
+
+from oracle.config import DatasetConfig
+from oracle.sample_data import companies
+from tests.oracle.conftest import RunningOracle, oracle_config, start_oracle
+
+
+@pytest.fixture
+def start(tmp_path, consortium, members, published, company_api) -> Iterator[Callable[..., RunningOracle]]:
+    started: list[RunningOracle] = []
+
+    def run(**overrides: object) -> RunningOracle:
+        datasets = {published.companies: DatasetConfig(id=published.companies, base_url=company_api.url,
+                                                       path="/companies", params=("company_id", "status"))}
+        config = oracle_config(tmp_path, consortium, "SAMR", datasets, anchoring="process", **overrides)
+        running = start_oracle(config, members.samr.oracle, consortium)
+        started.append(running)
+        return running
+
+    yield run
+    for running in started:
+        running.stop()
+
+
+def _ask(running: RunningOracle, members, published, index: int):
+    return running.client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant,
+                                published.company_fields, {"company_id": companies()[index]["company_id"]})
+
+
+def _wait(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {timeout} s: {what}"
+        time.sleep(0.05)
+
+
+def _on_chain(consortium, oracle: str) -> list[int]:
+    return [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle]
+
+
+def test_records_reach_the_chain_and_are_marked_in_the_outbox(consortium, members, published, start) -> None:
+    running = start(batch_max_age_seconds=0.2)
+    process = running.oracle.batcher.process
+    assert process is not None and process.poll() is None
+    cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes()
+    assert b"oracle.anchoring" in cmdline
+    key = bytes(members.samr.oracle.account.key).hex().encode()
+    environ = Path(f"/proc/{process.pid}/environ").read_bytes()
+    assert key not in cmdline.lower() and key not in environ.lower()  # the key went through the socket only
+    receipts = [_ask(running, members, published, 60 + i).receipt for i in range(5)]
+    outbox = running.oracle.outbox
+    _wait(lambda: outbox.pending_count() == 0, "the five records anchored and marked")
+    assert _on_chain(consortium, members.samr.oracle.address) == [r["sequence"] for r in receipts] == [1, 2, 3, 4, 5]
+    assert all(outbox.get(s).anchored_block for s in range(1, 6))
+    assert consortium.grants.grant(published.tax_grant).used == 5  # the quota count followed
+    health = httpx.get(f"{running.url}/v1/health").json()
+    assert health["pending"] == 0 and health["last_anchoring_error"] is None
+
+
+def test_a_strict_answer_is_anchored_at_once(consortium, members, published, start) -> None:
+    """Nothing would fall due for an hour; the answer's wait, told to the anchoring process, anchors it."""
+    running = start(mode="strict", batch_max_age_seconds=3600.0, strict_timeout_seconds=15.0)
+    began = time.monotonic()
+    result = _ask(running, members, published, 70)
+    assert result.records and time.monotonic() - began < 10
+    assert _on_chain(consortium, members.samr.oracle.address) == [result.receipt["sequence"]]
+
+
+def test_a_dead_anchoring_process_is_replaced_and_nothing_is_lost(consortium, members, published, start) -> None:
+    running = start(batch_max_age_seconds=0.2)
+    first = running.oracle.batcher.process
+    assert first is not None
+    _ask(running, members, published, 80)
+    _wait(lambda: running.oracle.outbox.pending_count() == 0, "the first record anchored")
+    os.kill(first.pid, signal.SIGKILL)
+    for i in range(3):  # answered meanwhile: the outbox keeps them
+        _ask(running, members, published, 81 + i)
+    _wait(lambda: running.oracle.batcher.process is not first and running.oracle.outbox.pending_count() == 0,
+          "a new anchoring process anchored the rest")
+    assert _on_chain(consortium, members.samr.oracle.address) == [1, 2, 3, 4]
+
+
+def test_stopping_anchors_what_is_pending(consortium, members, published, start) -> None:
+    running = start(batch_max_age_seconds=3600.0)
+    for i in range(4):
+        _ask(running, members, published, 90 + i)
+    assert _on_chain(consortium, members.samr.oracle.address) == []  # nothing was due
+    process = running.oracle.batcher.process
+    running.oracle.batcher.stop(flush=True)  # what the oracle's close does on a clean shutdown
+    assert _on_chain(consortium, members.samr.oracle.address) == [1, 2, 3, 4]
+    assert running.oracle.outbox.pending_count() == 0  # and marked, before stop returned
+    assert process is not None and process.poll() == 0
+
+
+def test_a_refusal_in_the_anchoring_process_is_reported_and_the_records_wait(consortium, members, published, start) -> None:
+    """The oracle account loses its ORACLE role: the chain refuses the batch, the anchoring process
+    says so, ``/v1/health`` shows it, and the records wait; once the role is back, they are anchored."""
+    from ledger.registry import Role
+
+    running = start(batch_max_age_seconds=0.2)
+    oracle = members.samr.oracle.address
+    consortium.registry.remove_account(members.samr.operator, oracle, Role.ORACLE)
+    _ask(running, members, published, 95)  # answered (fast mode) and durable
+    _wait(lambda: "AuditLogNotOracle" in (httpx.get(f"{running.url}/v1/health").json()["last_anchoring_error"] or ""),
+          "the refusal reported in /v1/health")
+    assert running.oracle.outbox.pending_count() == 1
+    consortium.registry.add_account(members.samr.operator, oracle, Role.ORACLE)
+    _wait(lambda: running.oracle.outbox.pending_count() == 0, "the record anchored once the role is back")
+    assert _on_chain(consortium, oracle) == [1]
+    assert httpx.get(f"{running.url}/v1/health").json()["last_anchoring_error"] is None
