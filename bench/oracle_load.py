@@ -69,7 +69,17 @@ from tests.oracle.conftest import TAX_FIELDS, publish  # noqa: E402
 
 PYTHON = sys.executable
 BENCH = Path(__file__).resolve().parent
-ANVIL = Path(os.environ.get("ANVIL", "/tmp/bench-node/node_modules/.bin/anvil"))
+def _anvil() -> Path:
+    """``$ANVIL``, else the platform binary the npm package @foundry-rs/anvil installed (not its node
+    wrapper: one process less on the shared cores, and its CPU time can be read), else the wrapper."""
+    if "ANVIL" in os.environ:
+        return Path(os.environ["ANVIL"])
+    modules = Path("/tmp/bench-node/node_modules")
+    native = sorted(modules.glob("@foundry-rs/anvil-*/bin/anvil"))
+    return native[0] if native else modules / ".bin" / "anvil"
+
+
+ANVIL = _anvil()
 PY_SPY = Path(PYTHON).parent / "py-spy"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 DAY = 86_400
@@ -93,8 +103,11 @@ class Proc:
 
     def cpu_seconds(self) -> float:
         """utime + stime of the process (all its threads) so far."""
-        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
+        return _cpu_seconds(self.pid)
+
+    def children_cpu_seconds(self) -> float:
+        """utime + stime so far of the process's live children (the oracle's anchoring process)."""
+        return sum(_cpu_seconds(child) for child in _children(self.pid))
 
     def stop(self, timeout: float = 60.0) -> None:
         if self.process.poll() is None:
@@ -105,6 +118,43 @@ class Proc:
                 self.process.kill()
                 self.process.wait()
         self._log.close()
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
+
+
+class MachineCounters:
+    """CPU time of the machine (``/proc/stat``: busy, and stolen by the hypervisor) and of the given
+    processes between :meth:`start` and :meth:`stop`, as shares of one core (process) or of all cores."""
+
+    def __init__(self, procs: dict[str, Proc]) -> None:
+        self.procs = procs
+
+    @staticmethod
+    def _stat() -> list[int]:
+        return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+
+    def start(self) -> None:
+        self._t0, self._stat0 = time.monotonic(), self._stat()
+        self._cpu0 = {name: p.cpu_seconds() for name, p in self.procs.items()}
+        self._anchoring0 = self.procs["oracle"].children_cpu_seconds() if "oracle" in self.procs else 0.0
+
+    def stop(self) -> dict[str, float]:
+        elapsed, stat = time.monotonic() - self._t0, self._stat()
+        delta = [b - a for a, b in zip(self._stat0, stat)]
+        total = sum(delta[:8]) or 1  # user nice system idle iowait irq softirq steal
+        out = {"machine_busy_pct": 100 * (total - delta[3] - delta[4]) / total, "steal_pct": 100 * delta[7] / total}
+        for name, p in self.procs.items():
+            out[f"{name}_core_pct"] = 100 * (p.cpu_seconds() - self._cpu0[name]) / elapsed
+        if "oracle" in self.procs:
+            out["anchoring_core_pct"] = 100 * (self.procs["oracle"].children_cpu_seconds() - self._anchoring0) / elapsed
+        return out
 
 
 def wait_http(url: str, proc: Proc | None = None, timeout: float = 60.0) -> None:
@@ -493,7 +543,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--open-duration", type=int, default=20, help="seconds per open-loop run")
-    parser.add_argument("--open-repeats", type=int, default=3,
+    parser.add_argument("--open-repeats", type=int, default=5,
                         help="open-loop pairs (direct, then oracle); the report's figures are the median pair's")
     parser.add_argument("--anchor-rate", type=float, default=50.0, help="requests/s during the 2 s block-time run")
     parser.add_argument("--anchor-duration", type=int, default=30)
@@ -556,9 +606,10 @@ def main(argv: list[str] | None = None) -> int:
         report["direct"] = direct
 
         log("closed loop: oracle, fast mode")
-        cpu0, api_cpu0 = oracle.cpu_seconds(), api.cpu_seconds()
+        cpu0, api_cpu0, anchoring_cpu0 = oracle.cpu_seconds(), api.cpu_seconds(), oracle.children_cpu_seconds()
         fast = run_wrk(oracle_url, "oracle_query.lua", bodies.take(per_run), workdir, "oracle-fast", **wrk_kw)
         fast["oracle_cpu_ms_per_request"] = (oracle.cpu_seconds() - cpu0) / max(1, fast["responses"]) * 1000
+        fast["anchoring_cpu_ms_per_request"] = (oracle.children_cpu_seconds() - anchoring_cpu0) / max(1, fast["responses"]) * 1000
         fast["api_cpu_ms_per_request"] = (api.cpu_seconds() - api_cpu0) / max(1, fast["responses"]) * 1000
         report["fast"] = fast
         report["fast_over_direct"] = fast["rps"] / direct["rps"]
@@ -584,11 +635,17 @@ def main(argv: list[str] | None = None) -> int:
         rate = round(fast["rps"] / 2)
         total = int(rate * (args.open_duration + OPEN_WARMUP)) + 1
         runs = []
+        counted = {"oracle": oracle, "api": api} | ({"anvil": node.proc} if node.proc else {})
         for k in range(args.open_repeats):  # direct then oracle, back to back: both see the machine alike
             log(f"open loop at half the fast-mode peak: {rate}/s ({k + 1} of {args.open_repeats})")
+            counters = MachineCounters(counted)
+            counters.start()
             direct_k = open_loop(api_url, direct_requests(api_url, paths), rate, args.open_duration, workdir, f"open-direct-{k}")
+            direct_k["machine"] = counters.stop()
+            counters.start()
             oracle_k = open_loop(oracle_url, oracle_requests(oracle_url, bodies.take(total)), rate, args.open_duration,
                                  workdir, f"open-oracle-{k}")
+            oracle_k["machine"] = counters.stop()
             runs.append({"direct": direct_k, "oracle": oracle_k,
                          "added_ms": {p: oracle_k[f"{p}_ms"] - direct_k[f"{p}_ms"] for p in ("p50", "p90", "p99")}})
         report["open_runs"] = runs
@@ -677,13 +734,20 @@ def render(r: dict[str, Any]) -> str:
              closed("oracle, strict, instant", r.get("strict_instant")),
              closed("oracle, strict, 2 s blocks", r.get("strict_2s_blocks")),
              f"  fast / direct: {r['fast_over_direct']:.3f}",
-             f"  CPU per audited query (oracle process): {r['fast']['oracle_cpu_ms_per_request']:.2f} ms; "
+             f"  CPU per audited query: answering process {r['fast']['oracle_cpu_ms_per_request']:.2f} ms, its anchoring process "
+             f"{r['fast'].get('anchoring_cpu_ms_per_request', 0):.2f} ms; "
              f"department API: {r['fast']['api_cpu_ms_per_request']:.2f} ms (direct: {r['direct']['api_cpu_ms_per_request']:.2f} ms)",
              "", f"open loop at half the fast-mode peak (bench/openloop.c), the median of {len(r['open_runs'])} pairs by added p99:",
              opened("direct department API", r["open_direct"]), opened("oracle, fast", r["open_oracle"]),
              "  added by the oracle: " + ", ".join(f"{k} {v:.1f} ms" for k, v in r["added_ms"].items()),
-             "  every pair, added p50 / p90 / p99: " + "; ".join(
-                 " / ".join(f"{run['added_ms'][p]:.1f}" for p in ("p50", "p90", "p99")) + " ms" for run in r["open_runs"])]
+             "  every pair, added p50 / p90 / p99 (during the oracle's run: machine busy, stolen by the hypervisor;"
+             " oracle, API, anvil CPU as % of a core):"]
+    for run in r["open_runs"]:
+        m = run["oracle"]["machine"]
+        lines.append("    " + " / ".join(f"{run['added_ms'][p]:.1f}" for p in ("p50", "p90", "p99")) + " ms"
+                     f"   (busy {m['machine_busy_pct']:.0f}%, steal {m['steal_pct']:.1f}%; oracle {m['oracle_core_pct']:.0f}%"
+                     f" + anchoring {m.get('anchoring_core_pct', 0):.0f}%,"
+                     f" API {m['api_core_pct']:.0f}%, anvil {m.get('anvil_core_pct', float('nan')):.0f}%)")
     a = r.get("anchoring_delay")
     if a:
         ts, seen = a["to_block_timestamp_s"], a["to_block_seen_s"]
