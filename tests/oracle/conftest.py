@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 import pytest
 
@@ -104,6 +104,26 @@ def start_oracle(config: OracleConfig, signer, consortium: Consortium) -> Runnin
     client = OracleClient(server.url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"],
                           oracle_address=signer.address)
     return RunningOracle(oracle, server, client)
+
+
+@pytest.fixture
+def start(tmp_path: Path, consortium: Consortium, members: Members, published: Published,
+          company_api: ServerThread) -> Iterator[Callable[..., RunningOracle]]:
+    """Start market supervision's oracle in front of the company registry with these config
+    overrides (``start(mode="strict", ...)``), as often as a test needs; all are stopped after it."""
+    started: list[RunningOracle] = []
+
+    def run(**overrides: object) -> RunningOracle:
+        datasets = {published.companies: DatasetConfig(id=published.companies, base_url=company_api.url,
+                                                       path="/companies", params=("company_id", "status"))}
+        running = start_oracle(oracle_config(tmp_path, consortium, "SAMR", datasets, **overrides), members.samr.oracle,
+                               consortium)
+        started.append(running)
+        return running
+
+    yield run
+    for running in started:
+        running.stop()
 
 
 @pytest.fixture

@@ -8,31 +8,12 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable
 
 import httpx
-import pytest
 
-from oracle.config import DatasetConfig
 from oracle.sample_data import companies
-from tests.oracle.conftest import RunningOracle, oracle_config, start_oracle
-
-
-@pytest.fixture
-def start(tmp_path, consortium, members, published, company_api) -> Iterator[Callable[..., RunningOracle]]:
-    started: list[RunningOracle] = []
-
-    def run(**overrides: object) -> RunningOracle:
-        datasets = {published.companies: DatasetConfig(id=published.companies, base_url=company_api.url,
-                                                       path="/companies", params=("company_id", "status"))}
-        config = oracle_config(tmp_path, consortium, "SAMR", datasets, anchoring="process", **overrides)
-        running = start_oracle(config, members.samr.oracle, consortium)
-        started.append(running)
-        return running
-
-    yield run
-    for running in started:
-        running.stop()
+from tests.oracle.conftest import RunningOracle
 
 
 def _ask(running: RunningOracle, members, published, index: int):
@@ -52,7 +33,7 @@ def _on_chain(consortium, oracle: str) -> list[int]:
 
 
 def test_records_reach_the_chain_and_are_marked_in_the_outbox(consortium, members, published, start) -> None:
-    running = start(batch_max_age_seconds=0.2)
+    running = start(anchoring="process", batch_max_age_seconds=0.2)
     process = running.oracle.batcher.process
     assert process is not None and process.poll() is None
     cmdline = Path(f"/proc/{process.pid}/cmdline").read_bytes()
@@ -72,7 +53,7 @@ def test_records_reach_the_chain_and_are_marked_in_the_outbox(consortium, member
 
 def test_a_strict_answer_is_anchored_at_once(consortium, members, published, start) -> None:
     """Nothing would fall due for an hour; the answer's wait, told to the anchoring process, anchors it."""
-    running = start(mode="strict", batch_max_age_seconds=3600.0, strict_timeout_seconds=15.0)
+    running = start(anchoring="process", mode="strict", batch_max_age_seconds=3600.0, strict_timeout_seconds=15.0)
     began = time.monotonic()
     result = _ask(running, members, published, 70)
     assert result.records and time.monotonic() - began < 10
@@ -80,7 +61,7 @@ def test_a_strict_answer_is_anchored_at_once(consortium, members, published, sta
 
 
 def test_a_dead_anchoring_process_is_replaced_and_nothing_is_lost(consortium, members, published, start) -> None:
-    running = start(batch_max_age_seconds=0.2)
+    running = start(anchoring="process", batch_max_age_seconds=0.2)
     first = running.oracle.batcher.process
     assert first is not None
     _ask(running, members, published, 80)
@@ -94,7 +75,7 @@ def test_a_dead_anchoring_process_is_replaced_and_nothing_is_lost(consortium, me
 
 
 def test_stopping_anchors_what_is_pending(consortium, members, published, start) -> None:
-    running = start(batch_max_age_seconds=3600.0)
+    running = start(anchoring="process", batch_max_age_seconds=3600.0)
     for i in range(4):
         _ask(running, members, published, 90 + i)
     assert _on_chain(consortium, members.samr.oracle.address) == []  # nothing was due
@@ -110,7 +91,7 @@ def test_a_refusal_in_the_anchoring_process_is_reported_and_the_records_wait(con
     says so, ``/v1/health`` shows it, and the records wait; once the role is back, they are anchored."""
     from ledger.registry import Role
 
-    running = start(batch_max_age_seconds=0.2)
+    running = start(anchoring="process", batch_max_age_seconds=0.2)
     oracle = members.samr.oracle.address
     consortium.registry.remove_account(members.samr.operator, oracle, Role.ORACLE)
     _ask(running, members, published, 95)  # answered (fast mode) and durable

@@ -14,12 +14,11 @@ import orjson
 import pytest
 
 from ledger.devnet import free_port
-from oracle.config import DatasetConfig
 from oracle.http import query_request
 from oracle.relay import DepartmentApi
 from oracle.sample_data import companies
 from oracle.service import OracleService, QueryAnswer, QueryRequest
-from tests.oracle.conftest import RunningOracle, oracle_config, start_oracle
+from tests.oracle.conftest import RunningOracle
 from tests.support.loop import LoopThread
 
 Driver = Callable[[OracleService, QueryRequest], QueryAnswer]
@@ -37,23 +36,6 @@ def drive(request: pytest.FixtureRequest, loop: LoopThread) -> Driver:
     if request.param == "blocking":
         return lambda service, signed: service.answer(signed)
     return lambda service, signed: loop.run(service.answer_async(signed))
-
-
-@pytest.fixture
-def start(tmp_path, consortium, members, published, company_api) -> Iterator[Callable[..., RunningOracle]]:
-    started: list[RunningOracle] = []
-
-    def run(**overrides: object) -> RunningOracle:
-        datasets = {published.companies: DatasetConfig(id=published.companies, base_url=company_api.url,
-                                                       path="/companies", params=("company_id", "status"))}
-        running = start_oracle(oracle_config(tmp_path, consortium, "SAMR", datasets, **overrides), members.samr.oracle,
-                               consortium)
-        started.append(running)
-        return running
-
-    yield run
-    for running in started:
-        running.stop()
 
 
 def signed(running: RunningOracle, members, published, index: int = 1, **overrides: object) -> QueryRequest:

@@ -3,31 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Iterator
 
 import pytest
 
 from ledger.audit_log import OracleReason, Outcome
 from oracle.client import QueryRefused, fetch_result
-from oracle.config import DatasetConfig
 from oracle.sample_data import companies
-from tests.oracle.conftest import RunningOracle, oracle_config, start_oracle
-
-
-@pytest.fixture
-def start(tmp_path, consortium, members, published, company_api) -> Iterator:
-    started: list[RunningOracle] = []
-
-    def run(**overrides) -> RunningOracle:
-        datasets = {published.companies: DatasetConfig(id=published.companies, base_url=company_api.url,
-                                                       path="/companies", params=("company_id", "status"))}
-        running = start_oracle(oracle_config(tmp_path, consortium, "SAMR", datasets, **overrides), members.samr.oracle, consortium)
-        started.append(running)
-        return running
-
-    yield run
-    for running in started:
-        running.stop()
 
 
 def _ask(running, members, published, index: int):
