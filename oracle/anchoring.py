@@ -257,11 +257,15 @@ class OutboxFile:
             self._parent_gone()
 
     def report(self, batcher: Batcher) -> None:
-        """The batcher's status, for the answering process's ``/v1/health``."""
+        """The batcher's status, for the answering process's ``/v1/health``; and what the answering
+        process said meanwhile (while the chain is down the batcher never waits for work, and a
+        stop must still be heard)."""
         try:
             self._conn.send(("status", batcher.last_error, batcher.anchored_batches))
         except OSError:
             self._parent_gone()
+            return
+        self.receive()
 
     def _parent_gone(self) -> None:
         self.parent_gone = True

@@ -102,3 +102,20 @@ def test_a_refusal_in_the_anchoring_process_is_reported_and_the_records_wait(con
     _wait(lambda: running.oracle.outbox.pending_count() == 0, "the record anchored once the role is back")
     assert _on_chain(consortium, oracle) == [1]
     assert httpx.get(f"{running.url}/v1/health").json()["last_anchoring_error"] is None
+
+
+def test_a_stop_is_heard_while_the_chain_keeps_refusing(consortium, members, published, start) -> None:
+    """While every batch is refused the anchoring process never waits for work; a stop still reaches
+    it between two attempts, and it exits by itself (not killed after the stop's timeout)."""
+    from ledger.registry import Role
+
+    running = start(anchoring="process", batch_max_age_seconds=0.2)
+    consortium.registry.remove_account(members.samr.operator, members.samr.oracle.address, Role.ORACLE)
+    _ask(running, members, published, 96)
+    _wait(lambda: running.oracle.batcher.last_error is not None, "the refusal reported")
+    process = running.oracle.batcher.process
+    began = time.monotonic()
+    running.oracle.batcher.stop(flush=False, timeout=20.0)
+    assert time.monotonic() - began < 10
+    assert process is not None and process.poll() == 0
+    assert running.oracle.outbox.pending_count() == 1  # the record waits in the outbox for the next start
