@@ -46,7 +46,7 @@ from ledger.deployment import Consortium, Deployment
 from ledger.errors import LedgerError
 from ledger.keys import Signer
 from oracle.batcher import Batcher
-from oracle.outbox import Outbox, OutboxRecord, WalCheckpoints, record_from_row
+from oracle.outbox import Outbox, OutboxRecord, copy_wal_back, record_from_row
 
 __all__ = ["AnchoringProcess", "AnchoringSettings", "OutboxFile", "run_anchoring"]
 
@@ -196,7 +196,6 @@ class OutboxFile:
 
     def __init__(self, path: Path, conn: Connection) -> None:
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-        self._checkpoints = WalCheckpoints(self._db, Path(f"{path}-wal"))
         self._conn = conn
         self._on_chain = 0  # every record up to this sequence is on chain
         self._awaited = 0
@@ -232,7 +231,7 @@ class OutboxFile:
         return self.backlog()[0]
 
     def checkpoint(self) -> None:
-        self._checkpoints.run()
+        copy_wal_back(self._db)
 
     def wait_for_work(self, timeout: float) -> None:
         """Read what the answering process says for up to ``POLL_SECONDS`` (so that the batcher looks

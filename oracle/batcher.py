@@ -145,7 +145,7 @@ class Batcher:
             self.reconcile()
             return False
         self.outbox.mark_anchored(batch[0].sequence, batch[-1].sequence, result.tx_hash, result.block_number)
-        self.outbox.checkpoint()  # here, off the answering path (the outbox's writer never checkpoints)
+        self.outbox.checkpoint()  # the bulk of the copying, off the answering path
         self.anchored_batches += 1
         self.last_error = None
         self._report()

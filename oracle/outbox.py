@@ -66,41 +66,33 @@ _INSERT_RECORD_WITH_NONCE = (f"INSERT INTO records_with_nonce ({_RECORD_COLUMNS}
 #: How many blocks back an access check may lag behind the newest anchoring block.
 ANCHORED_MEMORY_BLOCKS = 64
 
-#: Past this size the anchoring side's checkpoint also rewinds the WAL (see :class:`WalCheckpoints`).
-WAL_RESTART_BYTES = 256 << 20
-#: The size the WAL file is cut back to when it is rewound.
+#: WAL pages after which the writer's commit copies back what the anchoring side's checkpoints have
+#: not yet copied (see :func:`copy_wal_back`); SQLite's default ``wal_autocheckpoint``.
+WRITER_CHECKPOINT_PAGES = 1000
+#: The size the WAL file is cut back to when it is rewound (it grows past the bound above only
+#: while a reader holds an old snapshot, e.g. a long export).
 WAL_SIZE_LIMIT = 16 << 20
 
 
-class WalCheckpoints:
-    """Checkpoints of the outbox's WAL, from a connection of the anchoring side.
+def copy_wal_back(db: sqlite3.Connection) -> None:
+    """Checkpoint the outbox's WAL from a connection of the anchoring side (after each batch, and
+    every few seconds while nothing anchors).
 
     A PASSIVE checkpoint copies the WAL back into the database file without waiting for, or
-    blocking, the writer. But SQLite rewinds the WAL (writes from its start again) only when a
-    write begins while the whole WAL is copied back, and under a steady stream of answers some are
-    always written while a checkpoint syncs: measured here, 10 s of writes at 1,000 a second left
-    an 80-120 MB WAL behind PASSIVE checkpoints every 0.1 s, and it grows as long as answers do
-    (about 15 KB per answer). So once the WAL file passes ``WAL_RESTART_BYTES`` the checkpoint is
-    followed by a RESTART one: it holds new writes back while it copies the little written since
-    and syncs (3-10 ms here; a write waiting meanwhile sleeps in SQLite's busy handler, 8-25 ms),
-    and makes the next write rewind the WAL, which is then cut back to ``WAL_SIZE_LIMIT``. The bound
-    is set high so that this happens rarely (every 15 s or so at 1,000 answers a second, a few
-    answers held back each time) and the disk the WAL takes stays bounded; at a light load the WAL
-    rewinds by itself and no checkpoint ever holds a write back."""
-
-    def __init__(self, db: sqlite3.Connection, wal: Path) -> None:
-        self._db = db
-        self._wal = wal
-        self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
-
-    def run(self) -> None:
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()  # the bulk of the copying, never blocking
-        try:
-            size = self._wal.stat().st_size
-        except FileNotFoundError:
-            return
-        if size >= WAL_RESTART_BYTES:
-            self._db.execute("PRAGMA wal_checkpoint(RESTART)").fetchall()  # only what was written meanwhile
+    blocking, the writer, so it does the bulk of the copying off the answering path. It cannot by
+    itself keep the WAL small: SQLite rewinds the WAL (writes from its start again) only when a write
+    begins while the whole WAL is copied back, and under a steady stream of answers some are always
+    written while a checkpoint runs (measured here: 10 s at 1,000 answers a second left an 80-120 MB
+    WAL behind PASSIVE checkpoints every 0.1 s, growing about 15 KB per answer as long as answers
+    come). The writer completes the job: every ``WRITER_CHECKPOINT_PAGES`` pages its commit runs a
+    PASSIVE checkpoint of its own (SQLite's ``wal_autocheckpoint``), which copies the little the
+    anchoring side has not copied yet, and since no other write can come in meanwhile, it finishes
+    and the next write rewinds the WAL: it stays at about 4 MB. That costs the answer whose commit
+    runs it a few milliseconds (an fsync of the WAL and of the database) once every ~270 answers;
+    the earlier bound, a RESTART checkpoint from this side once the WAL passed 256 MB, held every
+    write back for about 100 ms each time (the busy handler's sleeps, then cutting the WAL file back
+    by 240 MB), the largest spike of the oracle's p99 latency."""
+    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 class OutboxMismatch(LedgerError):
@@ -135,17 +127,16 @@ class Outbox:
             raise OutboxMismatch(f"outbox {self.path} is in use by another oracle process") from None
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
-        # The connection that records accesses never copies the WAL back (a checkpoint can take tens
-        # of milliseconds, and every answer would queue behind it); :meth:`checkpoint` does, from
-        # its own connection, without blocking writers. The batcher calls it after each batch and
-        # every CHECKPOINT_SECONDS otherwise (a chain that is down must not let the WAL grow forever).
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        # The anchoring side copies the WAL back (:meth:`checkpoint`, from its own connection, never
+        # blocking writers: after each batch, and every CHECKPOINT_SECONDS while nothing anchors);
+        # this connection copies only the rest, every WRITER_CHECKPOINT_PAGES pages, which lets
+        # SQLite rewind the WAL (:func:`copy_wal_back`).
+        self._db.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")  # applied when the WAL is rewound
         # The anchoring side (unanchored, mark_anchored, checkpoint) reads through a connection of
         # its own, so that the answering path's lock is held only for the writes themselves; its
         # own lock makes each of its steps whole (two threads marking the same batch count it once).
         self._anchoring_db: sqlite3.Connection | None = None
-        self._checkpoints: WalCheckpoints | None = None
         self._anchoring_lock = threading.RLock()
         self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
         self._db.executescript(_SCHEMA)
@@ -181,14 +172,11 @@ class Outbox:
 
     def checkpoint(self) -> None:
         """Copy what the WAL holds back into the database file, from the anchoring side's
-        connection (:class:`WalCheckpoints`: it never blocks the writer but for a moment when the WAL
-        has grown past ``WAL_RESTART_BYTES``)."""
+        connection, without blocking the writer (:func:`copy_wal_back`)."""
         with self._anchoring_lock:
             if self._anchoring_db is None:
                 self._anchoring_db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            if self._checkpoints is None:
-                self._checkpoints = WalCheckpoints(self._anchoring_db, Path(f"{self.path}-wal"))
-            self._checkpoints.run()
+            copy_wal_back(self._anchoring_db)
 
     def close(self) -> None:
         with self._anchoring_lock:

@@ -99,25 +99,26 @@ def test_the_backlog_follows_writes_and_anchoring_and_survives_reopening(tmp_pat
         reopened.close()
 
 
-def test_the_wal_is_copied_back_by_checkpoints_not_by_the_answering_writer(tmp_path: Path) -> None:
-    """The writer never checkpoints (answers must not wait for one); the batcher's checkpoints keep
-    the WAL from growing: without them it holds every write."""
+def test_the_writers_own_checkpoints_keep_the_wal_small(tmp_path: Path, monkeypatch) -> None:
+    """With nothing else checkpointing, the writer's commits copy the WAL back every
+    WRITER_CHECKPOINT_PAGES pages and the WAL is rewound; without them it holds every write."""
+    import oracle.outbox as outbox_module
 
-    def wal_after(path: Path, checkpoint_every: int | None) -> int:
+    def wal_after(path: Path, writer_pages: int) -> int:
+        monkeypatch.setattr(outbox_module, "WRITER_CHECKPOINT_PAGES", writer_pages)
         box = Outbox(path)
         box.bind(IDENTITY, 0)
         try:
-            for n in range(1, 1501):
-                box.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32)
-                if checkpoint_every and n % checkpoint_every == 0:
-                    box.checkpoint()
+            for n in range(1, 2001):
+                box.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, str(n)))
             return Path(f"{path}-wal").stat().st_size
         finally:
             box.close()
 
-    unbounded = wal_after(tmp_path / "never.sqlite", None)
+    unbounded = wal_after(tmp_path / "never.sqlite", 0)
     bounded = wal_after(tmp_path / "checkpointed.sqlite", 100)
     assert bounded * 5 < unbounded, (bounded, unbounded)
+    assert bounded < 2 * 100 * 4096, bounded
 
 
 def test_anchoring_bookkeeping_matches_the_file_while_answers_are_written(tmp_path: Path) -> None:
@@ -179,9 +180,10 @@ def test_anchoring_bookkeeping_matches_the_file_while_answers_are_written(tmp_pa
 @pytest.mark.parametrize("side", ["thread", "process"])
 def test_checkpoints_keep_the_wal_bounded_while_answers_are_written_all_the_time(tmp_path: Path, monkeypatch, side) -> None:
     """Answers are written without a pause while the anchoring side checkpoints (as the batcher does
-    after each batch): PASSIVE checkpoints alone never let SQLite rewind the WAL, so it grows with
-    every write; the RESTART checkpoint once it is large keeps it small. Both anchoring sides are shown: the
-    outbox's own (``anchoring = "thread"``) and the anchoring process's ``OutboxFile``."""
+    after each batch): its PASSIVE checkpoints alone never let SQLite rewind the WAL, so it grows with
+    every write; the writer's own checkpoints (every WRITER_CHECKPOINT_PAGES pages) keep it small.
+    Both anchoring sides are shown: the outbox's own (``anchoring = "thread"``) and the anchoring
+    process's ``OutboxFile``."""
     import os
     import socket
     import threading
@@ -191,8 +193,8 @@ def test_checkpoints_keep_the_wal_bounded_while_answers_are_written_all_the_time
     import oracle.outbox as outbox_module
     from oracle.anchoring import OutboxFile
 
-    def largest_wal(path: Path, restart_past: int) -> int:
-        monkeypatch.setattr(outbox_module, "WAL_RESTART_BYTES", restart_past)
+    def largest_wal(path: Path, writer_pages: int) -> int:
+        monkeypatch.setattr(outbox_module, "WRITER_CHECKPOINT_PAGES", writer_pages)
         box = Outbox(path)
         box.bind(IDENTITY, 0)
         ours, theirs = socket.socketpair()
@@ -220,7 +222,9 @@ def test_checkpoints_keep_the_wal_bounded_while_answers_are_written_all_the_time
             theirs.close()
         return largest
 
-    passive_only = largest_wal(tmp_path / "passive.sqlite", restart_past=1 << 40)
-    restarting = largest_wal(tmp_path / "restarting.sqlite", restart_past=4 << 20)
-    print(f"{side}: largest WAL with PASSIVE checkpoints only {passive_only:,} bytes, rewound past 4 MiB {restarting:,}")
-    assert restarting * 3 < passive_only, (restarting, passive_only)
+    writer_pages = outbox_module.WRITER_CHECKPOINT_PAGES
+    passive_only = largest_wal(tmp_path / "passive.sqlite", writer_pages=0)
+    with_writer = largest_wal(tmp_path / "writer.sqlite", writer_pages=writer_pages)
+    print(f"{side}: largest WAL with the anchoring side's checkpoints only {passive_only:,} bytes, with the writer's too {with_writer:,}")
+    assert with_writer * 3 < passive_only, (with_writer, passive_only)
+    assert with_writer < 3 * writer_pages * 4096, with_writer

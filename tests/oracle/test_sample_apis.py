@@ -37,3 +37,17 @@ def test_resident_lookup(resident_api: str) -> None:
 def test_bad_queries_are_400(company_api: str) -> None:
     assert httpx.get(f"{company_api.url}/companies", params={"salary": "1"}).status_code == 400
     assert httpx.get(f"{company_api.url}/companies", params={"limit": "x"}).status_code == 400
+
+
+def test_the_registries_answer_on_the_event_loop() -> None:
+    """Their handlers do no I/O, so they are coroutines: a plain ``def`` would send every request to
+    a worker thread and back (the benchmark's baseline and the oracle's relay both pay for that)."""
+    import inspect
+
+    from fastapi.routing import APIRoute
+
+    from oracle.sample_apis import company_registry_app, resident_registry_app
+
+    for app in (company_registry_app(10), resident_registry_app(10)):
+        endpoints = [route.endpoint for route in app.routes if isinstance(route, APIRoute)]
+        assert len(endpoints) == 2 and all(inspect.iscoroutinefunction(e) for e in endpoints)
