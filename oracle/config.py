@@ -71,7 +71,7 @@ class DatasetConfig:
     timeout_seconds: float = 2.0
     max_response_bytes: int = 1_048_576
     max_records: int = 100
-    max_connections: int = 16
+    max_connections: int = 64
     fixed_params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     masking: Mapping[str, MaskRule] = field(default_factory=lambda: MappingProxyType({}))
 
@@ -306,7 +306,7 @@ class _Loader:
             timeout_seconds=self.seconds(table, "timeout_seconds", f"{prefix}.timeout_seconds", 2.0),
             max_response_bytes=self.integer(table, "max_response_bytes", f"{prefix}.max_response_bytes", 1_048_576, 1),
             max_records=self.integer(table, "max_records", f"{prefix}.max_records", 100, 1),
-            max_connections=self.integer(table, "max_connections", f"{prefix}.max_connections", 16, 1, 1024),
+            max_connections=self.integer(table, "max_connections", f"{prefix}.max_connections", 64, 1, 1024),
             fixed_params=MappingProxyType(fixed),
             masking=MappingProxyType(masking),
         )

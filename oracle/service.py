@@ -604,24 +604,24 @@ class OracleService:
         return made[0] if made else answer_of(self._receipt(sequence, entry, request_salt, response_salt))
 
     def _receipt(self, sequence: int, entry: AuditEntry, request_salt: bytes, response_salt: bytes | None) -> Receipt:
-        unsigned = Receipt(
-            record_id=hex(record_id(self.signer.address, sequence)),
-            oracle=self.signer.address,
-            sequence=sequence,
-            dataset_id=entry.dataset_id,
-            dataset_version=entry.dataset_version,
-            grant_id=entry.grant_id,
-            requester=entry.requester,
-            outcome=int(entry.outcome),
-            reason=entry.reason,
-            checked_at_block=entry.checked_at_block,
-            request_hash="0x" + entry.request_hash.hex(),
-            response_hash="0x" + entry.response_hash.hex(),
-            request_salt="0x" + request_salt.hex(),
-            response_salt="0x" + response_salt.hex() if response_salt else "",
-        )
-        signature = self.signer.sign_eip191_hash(unsigned.digest())
-        return replace(unsigned, signature="0x" + signature.hex())
+        body = {
+            "record_id": hex(record_id(self.signer.address, sequence)),
+            "oracle": self.signer.address,
+            "sequence": sequence,
+            "dataset_id": entry.dataset_id,
+            "dataset_version": entry.dataset_version,
+            "grant_id": entry.grant_id,
+            "requester": entry.requester,
+            "outcome": int(entry.outcome),
+            "reason": entry.reason,
+            "checked_at_block": entry.checked_at_block,
+            "request_hash": "0x" + entry.request_hash.hex(),
+            "response_hash": "0x" + entry.response_hash.hex(),
+            "request_salt": "0x" + request_salt.hex(),
+            "response_salt": "0x" + response_salt.hex() if response_salt else "",
+        }
+        signature = self.signer.sign_eip191_hash(canonical_hash(body))  # what Receipt.digest() hashes
+        return Receipt(**body, signature="0x" + signature.hex())
 
 
 def _check_key(access: Access) -> tuple:
