@@ -17,7 +17,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 from ledger.audit_log import AuditEntry, Outcome
 from ledger.errors import LedgerError
@@ -110,6 +110,19 @@ class OutboxRecord:
     created_at: float
     anchored_tx: str | None = None
     anchored_block: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RecordWrite:
+    """One access to write with :meth:`Outbox.record_many` (the arguments of :meth:`Outbox.record`
+    without ``keep_result``)."""
+
+    entry: AuditEntry
+    request_salt: bytes | None
+    response_salt: bytes | None
+    nonce: tuple[str, str] | None = None
+    quota_room: int | None = None
+    checked_at_block: int = 0
 
 
 class Outbox:
@@ -259,6 +272,60 @@ class Outbox:
                 self._pending_served[entry.grant_id] = self._pending_served.get(entry.grant_id, 0) + 1
             self._changed.notify_all()
             return sequence
+
+    def record_many(self, writes: Sequence[RecordWrite]) -> list[int | NonceReplayed | QuotaUsedUp]:
+        """:meth:`record` for several accesses in one transaction (group commit: the answering
+        path's event loop writes together the records its answers reach at the same time); for each,
+        in order, its sequence or the refusal :meth:`record` would have raised (nothing is written
+        for that one). A replay or a used-up quota refuses only its own write; any other failure
+        rolls the whole group back and is raised. Sequences stay contiguous: a refused write takes none."""
+        with self._lock:
+            if self._next is None:
+                raise OutboxMismatch("outbox not bound to an oracle yet")
+            results: list[int | NonceReplayed | QuotaUsedUp] = []
+            sequence = self._next
+            served: dict[int, int] = {}  # this group's served records, per grant
+            created_at = time.time()
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                for write in writes:
+                    entry = write.entry
+                    is_served = entry.outcome is Outcome.SERVED
+                    if write.quota_room is not None and is_served and \
+                            self._uncounted(entry.grant_id, write.checked_at_block) + served.get(entry.grant_id, 0) >= write.quota_room:
+                        results.append(QuotaUsedUp("the grant's quota is used up (counting accesses not yet on chain)"))
+                        continue
+                    values = (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version,
+                              int(entry.outcome), entry.reason, entry.checked_at_block, entry.request_hash,
+                              entry.response_hash, write.request_salt, write.response_salt, created_at)
+                    try:  # a failing statement is undone alone (its trigger's insert too); the transaction goes on
+                        if write.nonce is None:
+                            self._db.execute(_INSERT_RECORD, values)
+                        else:
+                            self._db.execute(_INSERT_RECORD_WITH_NONCE, (*values, write.nonce[0], str(write.nonce[1])))
+                    except sqlite3.IntegrityError as exc:
+                        if "nonces" not in str(exc):
+                            raise OutboxMismatch(f"outbox {self.path}: {exc}") from None
+                        results.append(NonceReplayed("this nonce was already used by this requester"))
+                        continue
+                    results.append(sequence)
+                    sequence += 1
+                    if is_served:
+                        served[entry.grant_id] = served.get(entry.grant_id, 0) + 1
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            written = sequence - self._next
+            self._next = sequence
+            self._backlog_count += written
+            if written and self._backlog_oldest is None:
+                self._backlog_oldest = created_at
+            for grant_id, count in served.items():
+                self._pending_served[grant_id] = self._pending_served.get(grant_id, 0) + count
+            if written:
+                self._changed.notify_all()
+            return results
 
     def _record_with_result(self, values: tuple, nonce: tuple[str, str] | None,
                             keep_result: Callable[[int], tuple[int, str, bytes]]) -> None:

@@ -59,7 +59,7 @@ from oracle.errors import (
     UnknownDataset,
 )
 from oracle.masking import MaskingPolicy
-from oracle.outbox import Outbox
+from oracle.outbox import Outbox, RecordWrite
 from oracle.relay import DepartmentApi
 
 ZERO_HASH = b"\x00" * 32
@@ -243,6 +243,23 @@ class Fetch(Step):
         return await self.relay.fetch_async(self.params)
 
 
+@dataclass(frozen=True, slots=True)
+class WriteRecord(Step):
+    """A served access written to the outbox (with its nonce, within its quota): its sequence, or
+    :class:`NonceReplayed` / :class:`QuotaUsedUp`. Awaited, it is written together with the other
+    answers' records the event loop reaches at the same time, in one transaction (group commit)."""
+
+    write: RecordWrite
+
+    def run(self, service: OracleService) -> int:
+        w = self.write
+        return service.outbox.record(w.entry, request_salt=w.request_salt, response_salt=w.response_salt, nonce=w.nonce,
+                                     quota_room=w.quota_room, checked_at_block=w.checked_at_block)
+
+    async def run_async(self, service: OracleService) -> int:
+        return await service._write_with_others(self.write)
+
+
 #: The decision path: yields steps, is sent their results (or thrown their errors), returns the answer.
 Path = Generator[Step, Any, "QueryAnswer"]
 
@@ -273,11 +290,46 @@ class OracleService:
         self._head_at = 0.0
         self._head_refresh: asyncio.Future[int] | None = None  # the event loop's shared head read
         self._chain_threads = ThreadPoolExecutor(CHAIN_THREADS, thread_name_prefix="govshare-chain")
+        # records waiting for the event loop's next group commit (only ever touched on the loop thread)
+        self._group: list[tuple[RecordWrite, asyncio.Future[int]]] = []
 
     def close(self) -> None:
         self._chain_threads.shutdown(wait=True)
         for info in self._datasets.values():
             info.relay.close()
+
+    async def _write_with_others(self, write: RecordWrite) -> int:
+        """``write``'s sequence once it is durably written, in one transaction with the other
+        records that reach this point in the same turn of the event loop (the first of them
+        schedules the commit; it runs after the rest joined)."""
+        loop = asyncio.get_running_loop()
+        written: asyncio.Future[int] = loop.create_future()
+        self._group.append((write, written))
+        if len(self._group) == 1:
+            loop.call_soon(self._commit_group)
+        return await written
+
+    def _commit_group(self) -> None:
+        group, self._group = self._group, []
+        try:
+            if len(group) == 1:  # one statement on its own (no BEGIN/COMMIT round trips)
+                results: list[Any] = [WriteRecord(group[0][0]).run(self)]
+            else:
+                results = self.outbox.record_many([write for write, _ in group])
+        except OracleError as exc:  # NonceReplayed / QuotaUsedUp of a lone write
+            results = [exc]
+        except Exception as exc:  # the file failed: every answer of the group fails (nothing was written)
+            for _, written in group:
+                if not written.done():
+                    written.set_exception(exc)
+            return
+        for (_, written), result in zip(group, results):
+            if written.done():  # its answer was cancelled: the record stands all the same
+                continue
+            if isinstance(result, BaseException):
+                written.set_exception(result)
+            else:
+                written.set_result(result)
 
     # ------------------------------------------------------------------ the path
 
@@ -400,8 +452,13 @@ class OracleService:
         entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, Outcome.SERVED,
                            int(AccessReason.GRANTED), progress.checked_at, request_hash, response_hash)
         try:
-            answer = self._record(entry, progress, request_salt, response_salt, lambda r: QueryAnswer(200, r, records),
-                                  nonce=progress.nonce, quota_room=quota_room)
+            if progress.keep_result is None:
+                sequence = yield WriteRecord(RecordWrite(entry, request_salt, response_salt, progress.nonce, quota_room,
+                                                         progress.checked_at))
+                answer = QueryAnswer(200, self._receipt(sequence, entry, request_salt, response_salt), records)
+            else:  # the answer is stored with its record, in the same transaction
+                answer = self._record(entry, progress, request_salt, response_salt, lambda r: QueryAnswer(200, r, records),
+                                      nonce=progress.nonce, quota_room=quota_room)
         except NonceReplayed as exc:  # a replay (or the same nonce racing on another thread): no data leaves
             progress.nonce = None
             return self._refuse(exc, request_hash, request_salt, progress)

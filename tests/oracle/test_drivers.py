@@ -130,3 +130,37 @@ def test_concurrent_answers_on_the_loop_share_one_head_read_and_one_access_check
     time.sleep(2.1)  # the poll interval has passed
     assert loop.run(service.answer_async(signed(running, members, published, 300))).status == 200
     assert calls == {"head": 2, "check": 2}
+
+
+def test_answers_reaching_the_outbox_together_are_written_in_one_transaction(
+        consortium, members, published, start, loop: LoopThread, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Twenty queries at once on the event loop, one of them sent twice: their records go to the
+    outbox in groups (``Outbox.record_many``, counted on its way to the real file), the replay is
+    refused within its group and audited, and every receipt names the record the file holds, with
+    no sequence skipped."""
+    running = start(head_poll_interval_seconds=2.0)
+    service, outbox = running.oracle.service, running.oracle.outbox
+    groups: list[int] = []
+    real_record_many = outbox.record_many
+
+    def counted(writes):
+        groups.append(len(writes))
+        return real_record_many(writes)
+
+    monkeypatch.setattr(outbox, "record_many", counted)
+    requests = [signed(running, members, published, 400 + i) for i in range(19)]
+    requests.append(requests[7])  # the same nonce again, in the same turn of the loop
+
+    async def all_at_once() -> list[QueryAnswer]:
+        return await asyncio.gather(*(service.answer_async(r) for r in requests))
+
+    answers = loop.run(all_at_once())
+    assert sorted(a.status for a in answers) == [200] * 19 + [409]
+    assert answers[-1].reason_name == "NONCE_REPLAYED"
+    assert groups and max(groups) > 1 and sum(groups) <= 20, groups
+    sequences = sorted(a.receipt.sequence for a in answers)
+    assert sequences == list(range(sequences[0], sequences[0] + 20))  # the refusal is recorded too, no gap
+    for answer in answers:
+        record = outbox.get(answer.receipt.sequence)
+        assert record is not None and "0x" + record.entry.request_hash.hex() == answer.receipt.request_hash
+        assert int(record.entry.outcome) == answer.receipt.outcome

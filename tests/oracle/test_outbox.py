@@ -9,7 +9,7 @@ import pytest
 
 from ledger.audit_log import AuditEntry, Outcome
 from oracle.errors import NonceReplayed, QuotaUsedUp
-from oracle.outbox import Outbox, OutboxMismatch
+from oracle.outbox import Outbox, OutboxMismatch, RecordWrite
 
 REQUESTER = "0x" + "ab" * 20
 IDENTITY = {"oracle": "0x" + "01" * 20, "chain_id": "1337", "audit_log": "0x" + "02" * 20}
@@ -78,6 +78,27 @@ def test_quota_room_counts_waiting_records_and_those_anchored_after_the_check(ou
     # checked at block 101 the chain's count includes the anchored two, so the room given is smaller
     outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, quota_room=2, checked_at_block=101)
     assert outbox.pending_served(7) == 2
+
+
+def test_a_group_commit_refuses_only_its_replays_and_overruns(outbox: Outbox) -> None:
+    """record_many writes a group in one transaction; a nonce used before or twice within the group,
+    and a served access past its quota (counting the group's own), are refused alone: nothing is
+    written for them and they take no sequence; the bookkeeping matches the file."""
+    outbox.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "used"))
+    results = outbox.record_many([
+        RecordWrite(entry(), b"a" * 32, b"b" * 32, (REQUESTER, "n1"), quota_room=3, checked_at_block=100),
+        RecordWrite(entry(), b"a" * 32, b"b" * 32, (REQUESTER, "used"), quota_room=3, checked_at_block=100),
+        RecordWrite(entry(), b"a" * 32, b"b" * 32, (REQUESTER, "n2"), quota_room=3, checked_at_block=100),
+        RecordWrite(entry(), b"a" * 32, b"b" * 32, (REQUESTER, "n2"), quota_room=9, checked_at_block=100),
+        RecordWrite(entry(), b"a" * 32, b"b" * 32, (REQUESTER, "n3"), quota_room=3, checked_at_block=100),
+        RecordWrite(entry(outcome=Outcome.DENIED), b"a" * 32, None, None),
+    ])
+    assert [type(r) for r in results] == [int, NonceReplayed, int, NonceReplayed, QuotaUsedUp, int]
+    assert results[0] == 2 and results[2] == 3 and results[5] == 4  # contiguous after the lone record
+    assert outbox.backlog()[0] == 4 and outbox.pending_served(7) == 3
+    assert [r.sequence for r in outbox.all_records()] == [1, 2, 3, 4]
+    assert outbox.nonce_used(REQUESTER, "n1") and outbox.nonce_used(REQUESTER, "n2") and not outbox.nonce_used(REQUESTER, "n3")
+    assert outbox.record(entry(), request_salt=b"s" * 32, response_salt=None) == 5
 
 
 def test_the_backlog_follows_writes_and_anchoring_and_survives_reopening(tmp_path: Path) -> None:
