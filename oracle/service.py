@@ -290,8 +290,8 @@ class OracleService:
         self._head_at = 0.0
         self._head_refresh: asyncio.Future[int] | None = None  # the event loop's shared head read
         self._chain_threads = ThreadPoolExecutor(CHAIN_THREADS, thread_name_prefix="govshare-chain")
-        # records waiting for the event loop's next group commit (only ever touched on the loop thread)
-        self._group: list[tuple[RecordWrite, asyncio.Future[int]]] = []
+        # records waiting for their event loop's next group commit (each list only touched on its loop's thread)
+        self._groups: dict[asyncio.AbstractEventLoop, list[tuple[RecordWrite, asyncio.Future[int]]]] = {}
 
     def close(self) -> None:
         self._chain_threads.shutdown(wait=True)
@@ -304,13 +304,14 @@ class OracleService:
         schedules the commit; it runs after the rest joined)."""
         loop = asyncio.get_running_loop()
         written: asyncio.Future[int] = loop.create_future()
-        self._group.append((write, written))
-        if len(self._group) == 1:
-            loop.call_soon(self._commit_group)
+        group = self._groups.setdefault(loop, [])
+        group.append((write, written))
+        if len(group) == 1:
+            loop.call_soon(self._commit_group, loop)
         return await written
 
-    def _commit_group(self) -> None:
-        group, self._group = self._group, []
+    def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
+        group = self._groups.pop(loop, [])
         try:
             if len(group) == 1:  # one statement on its own (no BEGIN/COMMIT round trips)
                 results: list[Any] = [WriteRecord(group[0][0]).run(self)]
