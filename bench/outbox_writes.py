@@ -19,7 +19,6 @@ import argparse
 import gc
 import json
 import multiprocessing
-import os
 import secrets
 import sqlite3
 import sys
