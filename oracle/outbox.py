@@ -61,6 +61,7 @@ _RECORD_COLUMNS = ("sequence, grant_id, requester, dataset_id, dataset_version, 
 _INSERT_RECORD = f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
 _INSERT_RECORD_WITH_NONCE = (f"INSERT INTO records_with_nonce ({_RECORD_COLUMNS}, nonce_requester, nonce)"
                              " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+_QUOTA_USED_UP = "the grant's quota is used up (counting accesses not yet on chain)"
 
 
 #: How many blocks back an access check may lag behind the newest anchoring block.
@@ -241,36 +242,22 @@ class Outbox:
         are one step, so concurrent queries cannot overrun a quota between them. ``keep_result``,
         called with the new sequence, gives the (request id, requester, encrypted answer) of an
         on-chain request, stored in the same transaction as its record."""
+        write = RecordWrite(entry, request_salt, response_salt, nonce, quota_room, checked_at_block)
+        if keep_result is None:
+            (result,) = self.record_many([write])
+            if isinstance(result, Exception):
+                raise result
+            return result
         with self._lock:
-            if self._next is None:
-                raise OutboxMismatch("outbox not bound to an oracle yet")
-            if quota_room is not None and entry.outcome is Outcome.SERVED and \
-                    self._uncounted(entry.grant_id, checked_at_block) >= quota_room:
-                raise QuotaUsedUp("the grant's quota is used up (counting accesses not yet on chain)")
-            sequence = self._next
+            sequence = self._bound_next()
+            if self._over_quota(write, 0):
+                raise QuotaUsedUp(_QUOTA_USED_UP)
             created_at = time.time()
-            values = (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version, int(entry.outcome),
-                      entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, request_salt,
-                      response_salt, created_at)
             try:
-                if keep_result is None:  # one statement, committed on its own (atomic with its trigger)
-                    if nonce is None:
-                        self._db.execute(_INSERT_RECORD, values)
-                    else:
-                        self._db.execute(_INSERT_RECORD_WITH_NONCE, (*values, nonce[0], str(nonce[1])))
-                else:
-                    self._record_with_result(values, nonce, keep_result)
+                self._record_with_result(self._values(sequence, write, created_at), nonce, keep_result)
             except sqlite3.IntegrityError as exc:
-                if "nonces" not in str(exc):
-                    raise OutboxMismatch(f"outbox {self.path}: {exc}") from None
-                raise NonceReplayed("this nonce was already used by this requester") from None
-            self._next = sequence + 1
-            self._backlog_count += 1
-            if self._backlog_oldest is None:
-                self._backlog_oldest = created_at
-            if entry.outcome is Outcome.SERVED:
-                self._pending_served[entry.grant_id] = self._pending_served.get(entry.grant_id, 0) + 1
-            self._changed.notify_all()
+                raise self._refusal(exc) from None
+            self._count_written(sequence + 1, created_at, {entry.grant_id: 1} if entry.outcome is Outcome.SERVED else {})
             return sequence
 
     def record_many(self, writes: Sequence[RecordWrite]) -> list[int | NonceReplayed | QuotaUsedUp]:
@@ -278,54 +265,86 @@ class Outbox:
         path's event loop writes together the records its answers reach at the same time); for each,
         in order, its sequence or the refusal :meth:`record` would have raised (nothing is written
         for that one). A replay or a used-up quota refuses only its own write; any other failure
-        rolls the whole group back and is raised. Sequences stay contiguous: a refused write takes none."""
+        rolls the whole group back and is raised. Sequences stay contiguous: a refused write takes
+        none. A single write is one statement on its own (atomic with its trigger), without BEGIN
+        and COMMIT."""
         with self._lock:
-            if self._next is None:
-                raise OutboxMismatch("outbox not bound to an oracle yet")
+            sequence = self._bound_next()
             results: list[int | NonceReplayed | QuotaUsedUp] = []
-            sequence = self._next
             served: dict[int, int] = {}  # this group's served records, per grant
             created_at = time.time()
-            self._db.execute("BEGIN IMMEDIATE")
+            explicit = len(writes) > 1
+            if explicit:
+                self._db.execute("BEGIN IMMEDIATE")
             try:
                 for write in writes:
-                    entry = write.entry
-                    is_served = entry.outcome is Outcome.SERVED
-                    if write.quota_room is not None and is_served and \
-                            self._uncounted(entry.grant_id, write.checked_at_block) + served.get(entry.grant_id, 0) >= write.quota_room:
-                        results.append(QuotaUsedUp("the grant's quota is used up (counting accesses not yet on chain)"))
+                    grant_id, is_served = write.entry.grant_id, write.entry.outcome is Outcome.SERVED
+                    if self._over_quota(write, served.get(grant_id, 0)):
+                        results.append(QuotaUsedUp(_QUOTA_USED_UP))
                         continue
-                    values = (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version,
-                              int(entry.outcome), entry.reason, entry.checked_at_block, entry.request_hash,
-                              entry.response_hash, write.request_salt, write.response_salt, created_at)
                     try:  # a failing statement is undone alone (its trigger's insert too); the transaction goes on
-                        if write.nonce is None:
-                            self._db.execute(_INSERT_RECORD, values)
-                        else:
-                            self._db.execute(_INSERT_RECORD_WITH_NONCE, (*values, write.nonce[0], str(write.nonce[1])))
+                        self._insert(self._values(sequence, write, created_at), write.nonce)
                     except sqlite3.IntegrityError as exc:
-                        if "nonces" not in str(exc):
-                            raise OutboxMismatch(f"outbox {self.path}: {exc}") from None
-                        results.append(NonceReplayed("this nonce was already used by this requester"))
+                        results.append(self._refusal(exc))
                         continue
                     results.append(sequence)
                     sequence += 1
                     if is_served:
-                        served[entry.grant_id] = served.get(entry.grant_id, 0) + 1
-                self._db.execute("COMMIT")
+                        served[grant_id] = served.get(grant_id, 0) + 1
+                if explicit:
+                    self._db.execute("COMMIT")
             except BaseException:
-                self._db.execute("ROLLBACK")
+                if explicit:
+                    self._db.execute("ROLLBACK")
                 raise
-            written = sequence - self._next
-            self._next = sequence
-            self._backlog_count += written
-            if written and self._backlog_oldest is None:
-                self._backlog_oldest = created_at
-            for grant_id, count in served.items():
-                self._pending_served[grant_id] = self._pending_served.get(grant_id, 0) + count
-            if written:
-                self._changed.notify_all()
+            self._count_written(sequence, created_at, served)
             return results
+
+    def _bound_next(self) -> int:
+        """The next sequence (under the lock); refuses an outbox not bound to an oracle yet."""
+        if self._next is None:
+            raise OutboxMismatch("outbox not bound to an oracle yet")
+        return self._next
+
+    def _over_quota(self, write: RecordWrite, also_written: int) -> bool:
+        """Whether a served ``write`` would overrun its quota, counting ``also_written`` served
+        records of its grant written beside it (under the lock)."""
+        return write.quota_room is not None and write.entry.outcome is Outcome.SERVED and \
+            self._uncounted(write.entry.grant_id, write.checked_at_block) + also_written >= write.quota_room
+
+    @staticmethod
+    def _values(sequence: int, write: RecordWrite, created_at: float) -> tuple:
+        entry = write.entry
+        return (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version, int(entry.outcome),
+                entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, write.request_salt,
+                write.response_salt, created_at)
+
+    def _insert(self, values: tuple, nonce: tuple[str, str] | None) -> None:
+        """A record, with its requester's nonce in the same statement (through the view's trigger)."""
+        if nonce is None:
+            self._db.execute(_INSERT_RECORD, values)
+        else:
+            self._db.execute(_INSERT_RECORD_WITH_NONCE, (*values, nonce[0], str(nonce[1])))
+
+    def _refusal(self, exc: sqlite3.IntegrityError) -> NonceReplayed:
+        """The refusal an insert's integrity error means: a used nonce (anything else is an outbox
+        that disagrees with this oracle, raised)."""
+        if "nonces" not in str(exc):
+            raise OutboxMismatch(f"outbox {self.path}: {exc}") from None
+        return NonceReplayed("this nonce was already used by this requester")
+
+    def _count_written(self, next_sequence: int, created_at: float, served: dict[int, int]) -> None:
+        """The bookkeeping of records written up to ``next_sequence`` at ``created_at`` (under the lock)."""
+        written = next_sequence - self._next
+        if not written:
+            return
+        self._next = next_sequence
+        self._backlog_count += written
+        if self._backlog_oldest is None:
+            self._backlog_oldest = created_at
+        for grant_id, count in served.items():
+            self._pending_served[grant_id] = self._pending_served.get(grant_id, 0) + count
+        self._changed.notify_all()
 
     def _record_with_result(self, values: tuple, nonce: tuple[str, str] | None,
                             keep_result: Callable[[int], tuple[int, str, bytes]]) -> None:
@@ -333,10 +352,7 @@ class Outbox:
         sequence = values[0]
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            if nonce is None:
-                self._db.execute(_INSERT_RECORD, values)
-            else:
-                self._db.execute(_INSERT_RECORD_WITH_NONCE, (*values, nonce[0], str(nonce[1])))
+            self._insert(values, nonce)
             request_id, requester, blob = keep_result(sequence)
             self._db.execute("INSERT INTO chain_requests VALUES (?, ?, ?, ?, NULL)", (request_id, requester, sequence, blob))
             self._db.execute("COMMIT")

@@ -313,12 +313,7 @@ class OracleService:
     def _commit_group(self, loop: asyncio.AbstractEventLoop) -> None:
         group = self._groups.pop(loop, [])
         try:
-            if len(group) == 1:  # one statement on its own (no BEGIN/COMMIT round trips)
-                results: list[Any] = [WriteRecord(group[0][0]).run(self)]
-            else:
-                results = self.outbox.record_many([write for write, _ in group])
-        except OracleError as exc:  # NonceReplayed / QuotaUsedUp of a lone write
-            results = [exc]
+            results = self.outbox.record_many([write for write, _ in group])
         except Exception as exc:  # the file failed: every answer of the group fails (nothing was written)
             for _, written in group:
                 if not written.done():
