@@ -43,6 +43,22 @@ def test_keccak_known_values() -> None:
     assert len(keccak(b"x" * 1000)) == 32
 
 
+def test_keccak_backends_agree_for_every_length_and_type(monkeypatch: pytest.MonkeyPatch) -> None:
+    """safe-pysha3 (used when installed) and the reused pycryptodome state give pycryptodome's
+    reference digest for every length across the 136-byte rate boundary, for every bytes-like type."""
+    import ledger.hashing as hashing
+
+    assert hashing.SHA3_KECCAK, "safe-pysha3 is a dependency: keccak should use it"
+    samples = [bytes((i * 7 + n) % 256 for i in range(n)) for n in range(0, 300)]
+    with_sha3 = [keccak(data) for data in samples]
+    monkeypatch.setattr(hashing, "SHA3_KECCAK", False)
+    with_pycryptodome = [keccak(data) for data in samples]
+    assert with_sha3 == with_pycryptodome == [ref_keccak(data) for data in samples]
+    monkeypatch.setattr(hashing, "SHA3_KECCAK", True)
+    for data in (samples[200], bytearray(samples[200]), memoryview(samples[200])):
+        assert keccak(data) == ref_keccak(samples[200])
+
+
 def test_keccak_refuses_str() -> None:
     with pytest.raises(TypeError):
         keccak("abc")  # type: ignore[arg-type]
