@@ -323,6 +323,10 @@ def test_json_accepts_ints_or_decimal_strings() -> None:
         ({"fields": "-1"}, "fields must be"),
         ({"fields": " 11"}, "fields must be"),
         ({"fields": "011"}, "fields must be"),
+        ({"fields": "11\n"}, "fields must be"),  # a regex's $ would let a trailing newline through
+        ({"fields": "١١"}, "fields must be"),  # digits, but not ASCII ones
+        ({"fields": ""}, "fields must be"),
+        ({"fields": "9" * 79}, "fields must be"),
         ({"fields": 1.5}, "fields must be"),
         ({"fields": True}, "fields must be"),
         ({"fields": str(1 << 256)}, "uint256"),
