@@ -36,6 +36,8 @@ from ledger.verification import DataFileCheck, RecordProofCheck, verify_audit_tr
 from oracle.client import OracleClient, QueryRefused
 from oracle.config import DatasetConfig, OracleConfig
 from oracle.export import export_outbox
+from oracle.http import OracleHttpApp
+from oracle.http_server import OracleServerThread
 from oracle.masking import MaskRule
 from oracle.sample_apis import ServerThread, company_registry_app, resident_registry_app
 from oracle.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
@@ -88,8 +90,18 @@ TAX_FIELDS = ("company_id", "name", "registration_date", "status")
 
 
 @contextmanager
-def _serving(app) -> Iterator[ServerThread]:  # noqa: ANN001 - a FastAPI app
+def _serving(app) -> Iterator[ServerThread]:  # noqa: ANN001 - a department API (FastAPI app)
     server = ServerThread(app, free_port()).start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def _serving_oracle(app: OracleHttpApp) -> Iterator[OracleServerThread]:
+    """The oracle's own HTTP server (as ``govshare oracle serve`` runs it), in a thread."""
+    server = OracleServerThread(app, free_port()).start()
     try:
         yield server
     finally:
@@ -170,7 +182,7 @@ def _play(node: GanacheNode, console: Console, stack: ExitStack, data_dir: Path)
             )
             running = build_oracle(config, signer=oracle_signer, consortium=consortium)
             stack.callback(running.close)
-            server = stack.enter_context(_serving(running.app))
+            server = stack.enter_context(_serving_oracle(running.app))
             registry.set_oracle_url(operator, server.url)
             oracles.append(running)
 

@@ -97,20 +97,22 @@ class OracleHttpApp:
                 await _send(send, *_too_large(limit))
                 return
             more = message.get("more_body", False)
+        await _send(send, *await self.answer_query(body))
+
+    async def answer_query(self, body: bytes | bytearray) -> tuple[int, bytes, bytes]:
+        """The answer to a ``POST /v1/query`` body (within the size limit): status, JSON body, content type."""
         try:
             signed = query_request(body)
         except (ValueError, ValidationError) as exc:  # InvalidQuery is a ValueError
-            await _send(send, *_problem(400, "malformed request", _short(exc)))
-            return
+            return _problem(400, "malformed request", _short(exc))
         answer = await self.service.answer_async(signed)
         if answer.withhold is not None:  # strict mode: the records leave only once the access is on chain
             answer = await self._once_anchored(answer)
         receipt = answer.receipt.as_dict()
         if answer.status == 200:
-            await _send(send, 200, orjson.dumps({"records": answer.records, "receipt": receipt}), JSON)
-        else:
-            await _send(send, *_problem(answer.status, answer.reason_name or "refused", answer.error or "",
-                                        reason=answer.reason_name, receipt=receipt))
+            return 200, orjson.dumps({"records": answer.records, "receipt": receipt}), JSON
+        return _problem(answer.status, answer.reason_name or "refused", answer.error or "",
+                        reason=answer.reason_name, receipt=receipt)
 
     async def _once_anchored(self, answer: QueryAnswer) -> QueryAnswer:
         """Wait, on the event loop, until the answer's record is on chain; past

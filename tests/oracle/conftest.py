@@ -17,6 +17,7 @@ from ledger.merkle import MerkleTree
 from oracle.client import OracleClient
 from oracle.config import DatasetConfig, OracleConfig
 from oracle.masking import MaskRule
+from oracle.http_server import OracleServerThread
 from oracle.sample_apis import ServerThread, company_registry_app, resident_registry_app
 from oracle.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from oracle.server import Oracle, build_oracle
@@ -85,7 +86,7 @@ def oracle_config(tmp_path: Path, consortium: Consortium, department: str, datas
 @dataclass
 class RunningOracle:
     oracle: Oracle
-    server: ServerThread
+    server: OracleServerThread
     client: OracleClient
 
     @property
@@ -100,7 +101,7 @@ class RunningOracle:
 
 def start_oracle(config: OracleConfig, signer, consortium: Consortium) -> RunningOracle:
     oracle = build_oracle(config, signer=signer, consortium=consortium, follow_requests=False)  # tests poll explicitly
-    server = ServerThread(oracle.app, free_port()).start()
+    server = OracleServerThread(oracle.app, free_port()).start()  # as `govshare oracle serve` serves it
     client = OracleClient(server.url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"],
                           oracle_address=signer.address)
     return RunningOracle(oracle, server, client)

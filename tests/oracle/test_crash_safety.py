@@ -275,3 +275,22 @@ def test_batch_on_chain_but_not_marked_is_reconciled_not_resent(setup, anchored_
     assert "(reconciled)" not in {r.anchored_tx for r in records[anchored_before_crash:]}
     denials = [r for r in setup.consortium.audit_log.records() if r.entry.outcome == Outcome.DENIED]
     assert [d.entry.reason for d in denials] == [AccessReason.FIELDS_NOT_GRANTED] * 2
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_oracle_cleanly_and_flushes_the_outbox(setup, signum):
+    """The oracle's HTTP server returns on SIGTERM or SIGINT (it finishes answers in progress), and
+    the oracle then anchors what is waiting before it exits with status 0."""
+    setup.write_config(batch_max_age_seconds=3600)  # nothing is due: only the shutdown's flush anchors
+    setup.oracle.start()
+    for i in range(3):
+        setup.serve(40 + i)
+    setup.deny()
+    assert setup.last_sequence() == 0
+    process = setup.oracle.process
+    process.send_signal(signum)
+    assert process.wait(timeout=30) == 0, setup.oracle.log_path.read_text()
+    assert setup.last_sequence() == 4
+    setup.check_chain()
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(f"{setup.oracle.url}/v1/health", timeout=2.0)
