@@ -76,7 +76,7 @@ class OracleHttpApp:
             if scope["method"] == "POST":
                 await self._query(scope, receive, send)
             else:
-                await _send(send, 405, *_problem(405, "method not allowed", "POST a signed query here"), [(b"allow", b"POST")])
+                await _send(send, *_problem(405, "method not allowed", "POST a signed query here"), [(b"allow", b"POST")])
             return
         await self.api(scope, receive, send)
 

@@ -16,8 +16,8 @@ from ledger.hashing import content_hash, record_hash
 from ledger.merkle import MerkleTree
 from oracle.client import OracleClient
 from oracle.config import DatasetConfig, OracleConfig
-from oracle.masking import MaskRule
 from oracle.http_server import OracleServerThread
+from oracle.masking import MaskRule
 from oracle.sample_apis import ServerThread, company_registry_app, resident_registry_app
 from oracle.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from oracle.server import Oracle, build_oracle

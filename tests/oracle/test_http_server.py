@@ -13,8 +13,12 @@ import time
 import pytest
 from fastapi import FastAPI
 
+from ledger.audit_log import Outcome
+from ledger.devnet import free_port
+from oracle.client import OracleClient
 from oracle.http import OracleHttpApp
 from oracle.http_server import MAX_PIPELINED, OracleServerThread
+from oracle.sample_apis import ServerThread
 from oracle.sample_data import companies
 
 
@@ -292,3 +296,29 @@ def test_shutdown_finishes_answers_in_progress_and_stops_accepting(samr_oracle):
     assert not stopper.is_alive()
     with pytest.raises(OSError):
         _connect(url).close()
+
+
+def test_the_app_is_also_an_asgi_app_for_any_asgi_server(samr_oracle, consortium, members, published):
+    """OracleHttpApp keeps its ASGI face (here under uvicorn): the same answers, limits and refusals."""
+    server = ServerThread(samr_oracle.oracle.app, free_port()).start()
+    client = OracleClient(server.url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"],
+                          oracle_address=members.samr.oracle.address)
+    try:
+        target = companies()[11]
+        result = client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant,
+                              published.company_fields, {"company_id": target["company_id"]})
+        assert result.records[0]["company_id"] == target["company_id"] and result.receipt["outcome"] == Outcome.SERVED
+        limit = samr_oracle.oracle.config.max_request_bytes
+        with _connect(server.url) as sock:
+            reader = _Reader(sock)
+            sock.sendall(_post("/v1/query", b"{not json"))
+            assert reader.response()[0] == 400
+            sock.sendall(_get("/v1/query"))
+            assert reader.response()[1]["allow"] == "POST"
+            sock.sendall(_get("/v1/health"))
+            assert json.loads(reader.response()[2])["department"] == "SAMR"
+            sock.sendall(f"POST /v1/query HTTP/1.1\r\nHost: x\r\nContent-Length: {limit + 1}\r\n\r\n".encode())
+            assert reader.response()[0] == 413
+    finally:
+        client.close()
+        server.stop()
