@@ -47,9 +47,9 @@ from typing import Any
 from urllib.parse import unquote
 
 import httptools
-import orjson
 
 from oracle.http import OracleHttpApp
+from oracle.http import _problem as problem_parts  # one problem body for the app and the server
 
 log = logging.getLogger("govshare.oracle.http")
 
@@ -57,7 +57,6 @@ log = logging.getLogger("govshare.oracle.http")
 MAX_PIPELINED = 16
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in HTTPStatus}
-_PROBLEM = b"application/problem+json"
 
 
 class _Request:
@@ -123,11 +122,9 @@ class _Connection(asyncio.Protocol):
         self.last_active = self.loop.time()
         try:
             self.parser.feed_data(data)
-        except _Refusal as refusal:
-            self._refuse(refusal)
         except httptools.HttpParserUpgrade:  # the request is answered, the upgrade ignored (RFC 9110 7.8); what follows is not HTTP/1.1
             self._stop_reading()
-        except httptools.HttpParserCallbackError as exc:
+        except httptools.HttpParserCallbackError as exc:  # what a callback raised is its context
             cause = exc.__context__
             if isinstance(cause, _Refusal):
                 self._refuse(cause)
@@ -224,7 +221,7 @@ class _Connection(asyncio.Protocol):
             # a closing connection (the client half-closed, or sent something refused after this)
             # still gets the answers to what it sent before; the last one closes it
             keep_alive = request.keep_alive and not self.server.stopping and (not self.closing or bool(self.waiting))
-            self._write(request, status, headers, body, keep_alive)
+            self._write(status, headers, body, keep_alive, head_only=request.method == b"HEAD")
         finally:
             self.server.in_flight -= 1
             self.busy = False
@@ -240,7 +237,8 @@ class _Connection(asyncio.Protocol):
         elif self.closing:  # nothing more will come: every request received has had its answer
             self.transport.close()
 
-    def _write(self, request: _Request, status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool) -> None:
+    def _write(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes, keep_alive: bool, *,
+               head_only: bool = False) -> None:
         if self.transport is None or self.transport.is_closing():
             return
         head = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b"")), self.server.date_header()]
@@ -251,7 +249,7 @@ class _Connection(asyncio.Protocol):
         if not keep_alive:
             head.append(b"connection: close\r\n")
         head.append(b"\r\n")
-        if request.method != b"HEAD":
+        if not head_only:
             head.append(body)
         self.transport.write(b"".join(head))
 
@@ -259,15 +257,14 @@ class _Connection(asyncio.Protocol):
         """Answer a request the server will not pass on, then close (the rest of the stream cannot
         be trusted). Requests received before it are answered first; then the connection closes
         without the refusal (it cannot follow them in order without holding the stream open)."""
+        if self.busy:  # earlier requests are being answered: they go first, then the connection closes
+            self._stop_reading()
+            return
         self.parser = httptools.HttpRequestParser(self)  # nothing more is parsed from this connection
         self.closing = True
         if self.transport is None or self.transport.is_closing():
             return
-        if self.busy:  # earlier requests are being answered: they go first, then the connection closes
-            self.transport.pause_reading()
-            return
-        status, headers, body = _problem(refusal.status, refusal.title, refusal.detail)
-        self._write(_Request(b"", b"", [], b"", False, "1.1"), status, headers, body, False)
+        self._write(*_problem(refusal.status, refusal.title, refusal.detail), False)
         self.transport.close()
 
     def _stop_reading(self) -> None:
@@ -294,8 +291,9 @@ class _Connection(asyncio.Protocol):
 
 
 def _problem(status: int, title: str, detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    body = orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
-    return status, [(b"content-type", _PROBLEM)], body
+    """The oracle's RFC 9457 problem (``oracle.http``'s), as (status, headers, body)."""
+    status, body, content_type = problem_parts(status, title, detail)
+    return status, [(b"content-type", content_type)], body
 
 
 class OracleHttpServer:
@@ -329,7 +327,7 @@ class OracleHttpServer:
     async def handle(self, request: _Request) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         """The answer to one request: (status, headers, body)."""
         target = request.target
-        if target == b"/v1/query" or target.partition(b"?")[0] == b"/v1/query":
+        if target.partition(b"?")[0] == b"/v1/query":
             if request.method != b"POST":
                 status, headers, body = _problem(405, "method not allowed", "POST a signed query here")
                 return status, headers + [(b"allow", b"POST")], body
