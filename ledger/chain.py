@@ -37,6 +37,10 @@ RECEIPT_POLL_SECONDS = 0.05
 #: Gas added on top of the node's estimate (estimates on some nodes are exact to the unit).
 GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR = 12, 10
 
+#: Seconds the first ``eth_estimateGas`` is given to answer; an unanswered estimate is asked again
+#: on a new connection, each time waiting twice as long, all within the chain's ``timeout``.
+ESTIMATE_FIRST_WAIT_SECONDS = 2.0
+
 
 class RpcErrorAnswer(TransactionFailed):
     """The node answered a JSON-RPC call with an error object (kept undecoded in ``error``)."""
@@ -83,10 +87,11 @@ class Chain:
         self.receipt_timeout = receipt_timeout
         self._nonces: dict[str, int] = {}
         self._nonce_lock = threading.Lock()
-        # Gas estimation and sending, one transaction at a time per connection: ganache 7 (eager
-        # instamine) can leave an eth_estimateGas unanswered when it arrives while another
-        # transaction is being mined (reproduced with three oracles anchoring at once). Sending is
-        # quick on real nodes (the receipt is waited for outside this lock), so little is lost.
+        # Gas estimation and sending, one transaction at a time per connection: ganache 7 can leave
+        # an eth_estimateGas unanswered when it arrives while another transaction is being mined.
+        # This lock keeps one Chain's own transactions from doing that to each other; when another
+        # connection's did (the oracle's batcher is a process of its own), estimate_gas asks again.
+        # Sending is quick on real nodes (the receipt is waited for outside this lock).
         self._send_lock = threading.RLock()
         self._chain_id: int | None = None
         self._fee_mode: str | None = None
@@ -124,11 +129,16 @@ class Chain:
         sends them). A node that cannot be reached raises :class:`ChainUnavailable`; an error
         answer raises :class:`RpcErrorAnswer` (undecoded: callers that need a revert decoded by
         name repeat the call through web3)."""
+        return self._raw_rpc(method, params, self._timeout)
+
+    def _raw_rpc(self, method: str, params: list[Any], timeout: float) -> Any:
         body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
         request = self._rpc_head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
         try:
-            reply = self._rpc_pool.exchange(request, ResponseReader(MAX_RPC_ANSWER_BYTES), timeout=self._timeout)
+            reply = self._rpc_pool.exchange(request, ResponseReader(MAX_RPC_ANSWER_BYTES), timeout=timeout)
             answer = orjson.loads(reply.body())
+        except TimeoutError as exc:  # the socket is closed, never reused: a late answer cannot be misread
+            raise _Unanswered(f"{self.url} did not answer {method} within {timeout:.1f}s") from exc
         except (OSError, httptools.HttpParserError, AnswerTooLarge, ValueError) as exc:  # orjson's error is a ValueError
             raise ChainUnavailable(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from exc
         if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
@@ -136,6 +146,25 @@ class Chain:
         if answer.get("error") is not None:
             raise RpcErrorAnswer(method, answer["error"])
         return answer["result"]
+
+    def estimate_gas(self, call: dict[str, Any]) -> int:
+        """The node's ``eth_estimateGas`` for ``call`` (JSON-RPC form: hex quantities). The question
+        is only a question, so one left unanswered is asked again on a new connection, first after
+        :data:`ESTIMATE_FIRST_WAIT_SECONDS`, then after twice as long each time, within the chain's
+        ``timeout`` in all; then :class:`ChainUnavailable`. (ganache 7 drops an estimate now and
+        then while transactions from other connections are being mined; a loaded real node that is
+        merely slow gets its full ``timeout``.) A node that refuses the connection fails at once,
+        and an error answer (a revert) raises :class:`RpcErrorAnswer`."""
+        deadline = time.monotonic() + self._timeout
+        wait = min(ESTIMATE_FIRST_WAIT_SECONDS, self._timeout)
+        while True:
+            try:
+                return int(self._raw_rpc("eth_estimateGas", [call], wait), 16)
+            except _Unanswered as exc:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0.05:
+                    raise ChainUnavailable(f"{self.url} did not answer eth_estimateGas within {self._timeout:.0f}s") from exc
+                wait = min(2 * wait, remaining)
 
     def send_call_data(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None) -> TxResult:
         """Send ``data`` to ``to`` from ``signer`` and wait for success, entirely over plain JSON-RPC:
@@ -151,8 +180,7 @@ class Chain:
             fees = {k: hex(v) for k, v in self._fees().items()}
             call = {"from": signer.address, "to": to, "data": "0x" + data.hex(), **fees}
             if gas is None:
-                estimate = int(self.raw_rpc("eth_estimateGas", [call]), 16)
-                gas = estimate * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
+                gas = _with_margin(self.estimate_gas(call))
             tx = {"to": to, "data": data, "value": 0, "chainId": self.chain_id,
                   **{k: int(v, 16) for k, v in fees.items()}}
             with self._nonce_lock:
@@ -214,12 +242,18 @@ class Chain:
         with self._send_lock:  # estimate and send as one step per connection (see _send_lock)
             fees = self._fees()
             try:
-                # Without "gas", web3 asks the node for an estimate; a revert surfaces here with its data.
-                tx = self._rpc(lambda: build({**base, **fees, **({"gas": gas} if gas else {})}))
+                tx = self._rpc(lambda: build({**base, **fees, "gas": gas or 0}))  # with gas, web3 asks the node nothing
+                if not gas:
+                    try:
+                        gas = _with_margin(self.estimate_gas(_as_call(tx)))
+                    except RpcErrorAnswer:
+                        # Refused (a revert, most often): asked again through web3, whose error carries
+                        # the revert data to decode by name; should the state have changed meanwhile
+                        # and the estimate succeed, that estimate is used.
+                        tx = self._rpc(lambda: build({**base, **fees}))
+                        gas = _with_margin(int(tx["gas"]))
             except (ContractLogicError, Web3RPCError) as exc:
                 raise self._revert(exc) from exc
-            if gas is None:
-                gas = int(tx["gas"]) * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
             tx_hash = self._submit(signer, tx, gas)
         return self.wait(tx_hash)
 
@@ -316,6 +350,26 @@ class Chain:
 
 
 LedgerFailure = ContractRevert | TransactionFailed
+
+
+class _Unanswered(ChainUnavailable):
+    """The node took the call but sent no answer in time (the connection was closed)."""
+
+
+def _with_margin(estimate: int) -> int:
+    return estimate * GAS_MARGIN_NUMERATOR // GAS_MARGIN_DENOMINATOR + 10_000
+
+
+def _as_call(tx: dict[str, Any]) -> dict[str, Any]:
+    """A transaction web3 built (ints, checksum addresses) as an ``eth_call``/``eth_estimateGas``
+    object: the sender, recipient (none for a deployment), data, value and fee fields."""
+    call: dict[str, Any] = {"from": tx["from"], "data": tx.get("data", "0x")}
+    if tx.get("to"):
+        call["to"] = tx["to"]
+    for key in ("value", "gasPrice", "maxFeePerGas", "maxPriorityFeePerGas"):
+        if key in tx:
+            call[key] = hex(tx[key])
+    return call
 
 
 def _is_nonce_error(exc: BaseException) -> bool:

@@ -55,6 +55,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+#: How every ganache here mines: "strict" instamine answers eth_sendRawTransaction with the hash
+#: and mines right after, as a real node answers before its block (clients wait for the receipt).
+#: ganache's default, "eager", answers only once the block is mined, and with transactions arriving
+#: from several connections at once (a department's while oracles' batchers anchor) it left an
+#: eth_sendRawTransaction unanswered (tests/ledger/test_chain.py reproduced it in two runs of two).
+GANACHE_MINING = ("--miner.instamine", "strict")
+
+
 class GanacheNode:
     """A ganache process: ``url`` while running; ``stop()`` ends it."""
 
@@ -81,6 +89,7 @@ class GanacheNode:
             "--wallet.deterministic",
             "--wallet.totalAccounts", str(accounts),
             "--chain.chainId", str(chain_id),
+            *GANACHE_MINING,
             "--logging.quiet",
             *(["--database.dbPath", str(db_path)] if db_path else []),
             *extra,
@@ -292,6 +301,7 @@ class Devnet:
             "--wallet.totalAccounts", str(DEVNET_ACCOUNTS),
             "--chain.chainId", str(DEVNET_CHAIN_ID),
             "--database.dbPath", str(self.db_path),
+            *GANACHE_MINING,
             "--logging.quiet",
         ]
         with open(self.log_file, "ab") as log:

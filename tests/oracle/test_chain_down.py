@@ -105,6 +105,8 @@ def test_chain_down_refuses_records_and_anchors_when_back(world: World):
     first = ask(world.companies, 1)  # served; the dataset is now cached by the oracle
     assert first.receipt["outcome"] == Outcome.SERVED
     _wait(lambda: last_sequence() == 1, "the first record on chain")
+    # and confirmed by its receipt: the chain holds it a moment before the batcher has read the receipt
+    _wait(lambda: running.oracle.outbox.pending_count() == 0, "the first record confirmed in the outbox")
     block_before = consortium.chain.block_number()
 
     # ---- the chain goes away
