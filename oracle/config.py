@@ -17,6 +17,7 @@ Example: ``oracle/examples/samr-oracle.toml`` and ``oracle/examples/psb-oracle.t
 from __future__ import annotations
 
 import math
+import ssl
 import os
 import re
 import tomllib
@@ -27,6 +28,7 @@ from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 from ledger.catalog import Classification
+from ledger.http1 import client_tls_context
 from ledger.keys import read_password
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
@@ -51,7 +53,7 @@ _TOP_KEYS = frozenset({
 })
 _DATASET_KEYS = frozenset({
     "base_url", "path", "timeout_seconds", "max_response_bytes", "params", "fixed_params", "max_records",
-    "max_connections", "masking",
+    "max_connections", "masking", "ca_file", "client_cert_file", "client_key_file",
 })
 
 
@@ -62,6 +64,11 @@ class DatasetConfig:
     ``params`` are the query parameter names a requester may send (anything else is refused as
     ``MalformedRequest``); ``fixed_params`` are sent on every request (e.g. a page size, ``limit``),
     and a requester cannot override them. ``masking`` overrides the classification's rules per field.
+
+    For an ``https`` source: ``ca_file`` (PEM) holds the certificate authorities trusted for the
+    source's certificate instead of the system's (a department's internal CA); ``client_cert_file``
+    and ``client_key_file`` (PEM, the key unencrypted) are the certificate the oracle presents when
+    the source asks for one (mutual TLS). See :func:`ledger.http1.client_tls_context`.
     """
 
     id: int
@@ -74,6 +81,9 @@ class DatasetConfig:
     max_connections: int = 64
     fixed_params: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
     masking: Mapping[str, MaskRule] = field(default_factory=lambda: MappingProxyType({}))
+    ca_file: Path | None = None
+    client_cert_file: Path | None = None
+    client_key_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -298,6 +308,7 @@ class _Loader:
         fixed = self.fixed_params(table, prefix, params)
         masking_key = f"{prefix}.masking"
         masking = self.rules(self.table(table["masking"], masking_key), masking_key) if "masking" in table else {}
+        tls = self.source_tls(table, prefix, base_url)
         return DatasetConfig(
             id=int(key),
             base_url=base_url,
@@ -309,7 +320,37 @@ class _Loader:
             max_connections=self.integer(table, "max_connections", f"{prefix}.max_connections", 64, 1, 1024),
             fixed_params=MappingProxyType(fixed),
             masking=MappingProxyType(masking),
+            **tls,
         )
+
+    def source_tls(self, table: Mapping[str, Any], prefix: str, base_url: str) -> dict[str, Path | None]:
+        """``ca_file``, ``client_cert_file`` and ``client_key_file`` of a dataset: only for an https
+        source, the certificate and its key together, each a file the oracle can load now (a
+        mistake shows when the oracle starts, not at the first query)."""
+        files = {key: self.path(table, key, f"{prefix}.{key}") for key in ("ca_file", "client_cert_file", "client_key_file")}
+        given = [key for key, path in files.items() if path is not None]
+        if not given:
+            return files
+        if not base_url.startswith("https://"):
+            raise self.fail(f"{prefix}.{given[0]}", "is for an https source; base_url is http")
+        if (files["client_cert_file"] is None) != (files["client_key_file"] is None):
+            missing = "client_key_file" if files["client_key_file"] is None else "client_cert_file"
+            raise self.fail(f"{prefix}.{missing}", "is required with the other: a client certificate needs its key")
+        for key in given:
+            if not files[key].is_file():  # type: ignore[union-attr]
+                raise self.fail(f"{prefix}.{key}", f"no such file: {files[key]}")
+        # Loaded as the relay will load them; OpenSSL's messages never quote a file's content.
+        try:
+            client_tls_context(files["ca_file"])
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise self.fail(f"{prefix}.ca_file", f"cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
+        if files["client_cert_file"] is not None:
+            try:
+                client_tls_context(None, files["client_cert_file"], files["client_key_file"])
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise self.fail(f"{prefix}.client_cert_file", "with client_key_file cannot be loaded as a PEM certificate and "
+                                f"its matching unencrypted key ({type(exc).__name__}: {exc})") from None
+        return files
 
     def param_names(self, table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:
         dotted = f"{prefix}.params"

@@ -44,7 +44,6 @@ import asyncio
 import json
 import logging
 import socket
-import ssl
 import threading
 import time
 from typing import Any, Callable, Mapping
@@ -52,7 +51,7 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import httptools
 
-from ledger.http1 import AnswerTooLarge, ConnectionCutShort, KeepAlivePool, Origin, ResponseReader
+from ledger.http1 import AnswerTooLarge, ConnectionCutShort, KeepAlivePool, Origin, ResponseReader, client_tls_context
 from oracle.config import DatasetConfig
 from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
 
@@ -205,8 +204,8 @@ class DepartmentApi:
         self._path = origin.path
         self._head = (f"Host: {origin.host_header}\r\nAccept: application/json\r\nAccept-Encoding: identity\r\n"
                       "User-Agent: govshare-oracle\r\n\r\n").encode("ascii")
-        self._pool = KeepAlivePool(origin, max_idle=config.max_connections)
-        self._ssl = ssl.create_default_context() if origin.tls else None
+        self._ssl = client_tls_context(config.ca_file, config.client_cert_file, config.client_key_file) if origin.tls else None
+        self._pool = KeepAlivePool(origin, max_idle=config.max_connections, ssl_context=self._ssl)
         self._async_idle: list[_AsyncConnection] = []
         self._async_loop: asyncio.AbstractEventLoop | None = None
         self._lock = threading.Lock()

@@ -14,7 +14,7 @@ import argparse
 import threading
 import time
 from collections import defaultdict
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
@@ -64,11 +64,14 @@ def resident_registry_app(count: int = 3000) -> FastAPI:
 
 
 class ServerThread:
-    """A uvicorn server on 127.0.0.1 in a background thread (tests, demo)."""
+    """A uvicorn server on 127.0.0.1 in a background thread (tests, demo). ``tls``: uvicorn's
+    ``ssl_*`` options (``ssl_certfile``, ``ssl_keyfile``, ``ssl_ca_certs``, ``ssl_cert_reqs``), which
+    make it an https server."""
 
-    def __init__(self, app: FastAPI, port: int) -> None:
-        self.url = f"http://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False))
+    def __init__(self, app: FastAPI, port: int, *, tls: Mapping[str, Any] | None = None) -> None:
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
+                                                    **(tls or {})))
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 
     def start(self, timeout: float = 20.0) -> ServerThread:

@@ -212,3 +212,39 @@ def test_config_error_pickles() -> None:
 
     error = pickle.loads(pickle.dumps(ConfigError("a.toml", "mode", "bad")))
     assert (error.path, error.key, error.problem, str(error)) == ("a.toml", "mode", "bad", "a.toml: mode: bad")
+
+
+def test_an_https_source_takes_its_ca_and_a_client_certificate(tmp_path: Path) -> None:
+    """Paths relative to the config file; loaded once at start, so a mistake names its key then."""
+    from tests.support.certificates import TestAuthority
+
+    (tmp_path / "tls").mkdir()
+    authority = TestAuthority(tmp_path / "tls", "department")
+    issued = authority.issue("samr-oracle", server=False)
+    files = {"ca_file": '"tls/department-ca.pem"', "client_cert_file": '"tls/samr-oracle.pem"',
+             "client_key_file": '"tls/samr-oracle-key.pem"'}
+    https = {"base_url": '"https://registry.samr.example"'}
+    config = OracleConfig.load(write(tmp_path, render(dataset={**https, **files})))
+    dataset = config.datasets[1]
+    assert (dataset.ca_file, dataset.client_cert_file, dataset.client_key_file) == (
+        authority.ca_file, issued.cert_file, issued.key_file)
+    assert OracleConfig.load(write(tmp_path, render(dataset={**https, "ca_file": files["ca_file"]}))).datasets[1].client_cert_file is None
+    assert OracleConfig.load(write(tmp_path, render(dataset=https))).datasets[1].ca_file is None  # the system's trust
+
+    (tmp_path / "tls" / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nhunter2\n-----END CERTIFICATE-----\n")
+    refused = [
+        ({"ca_file": files["ca_file"]}, "datasets.1.ca_file", "is for an https source"),  # base_url stays http
+        ({**https, "client_cert_file": files["client_cert_file"]}, "datasets.1.client_key_file", "needs its key"),
+        ({**https, "client_key_file": files["client_key_file"]}, "datasets.1.client_cert_file", "needs its key"),
+        ({**https, "ca_file": '"tls/missing.pem"'}, "datasets.1.ca_file", "no such file"),
+        ({**https, "ca_file": '"tls/garbage.pem"'}, "datasets.1.ca_file", "cannot be loaded as PEM certificates"),
+        ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": files["ca_file"]},
+         "datasets.1.client_cert_file", "matching unencrypted key"),  # a certificate where the key should be
+        ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/department-ca.pem"',
+          "ca_file": '"tls/garbage.pem"'}, "datasets.1.ca_file", "cannot be loaded"),
+    ]
+    for dataset_keys, key, problem in refused:
+        with pytest.raises(ConfigError) as caught:
+            OracleConfig.load(write(tmp_path, render(dataset=dataset_keys)))
+        assert caught.value.key == key and problem in str(caught.value), str(caught.value)
+        assert "hunter2" not in str(caught.value)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import socketserver
+import ssl
 import statistics
 import threading
 import time
 import traceback
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest
@@ -24,8 +26,9 @@ from ledger.devnet import free_port
 from oracle.config import DatasetConfig
 from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
 from oracle.relay import DepartmentApi
-from oracle.sample_apis import ServerThread
+from oracle.sample_apis import ServerThread, company_registry_app
 from oracle.sample_data import companies, residents
+from tests.support.certificates import IssuedCertificate, TestAuthority
 from tests.support.loop import LoopThread
 
 LIMIT = 64 * 1024
@@ -372,3 +375,61 @@ def test_a_stale_kept_alive_connection_is_replaced_once(client: Loop) -> None:
 def test_an_encoded_body_is_refused(client: Loop, bad_api: str) -> None:
     error = fetch_error(client, dataset(bad_api, "/gzip"))
     assert type(error) is SourceBadResponse and "encoded" in str(error)
+
+
+# ---- an https source: its own CA, and a client certificate it requires (mutual TLS) ---------------
+
+
+@dataclass(frozen=True)
+class TlsSource:
+    url: str  # https, the sample company registry
+    department_ca: TestAuthority  # issued the source's certificate
+    oracle_cert: IssuedCertificate  # issued by the CA the source trusts for clients
+    stranger_ca: TestAuthority  # trusted by nobody here
+
+
+@pytest.fixture(scope="module")
+def tls_source(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsSource]:
+    directory = tmp_path_factory.mktemp("tls")
+    department_ca, oracle_ca, stranger_ca = (TestAuthority(directory, n) for n in ("department", "oracle", "stranger"))
+    server_cert = department_ca.issue("company-registry", server=True)
+    tls = {"ssl_certfile": str(server_cert.cert_file), "ssl_keyfile": str(server_cert.key_file),
+           "ssl_ca_certs": str(oracle_ca.ca_file), "ssl_cert_reqs": ssl.CERT_REQUIRED}
+    server = ServerThread(company_registry_app(), free_port(), tls=tls).start()
+    yield TlsSource(server.url, department_ca, oracle_ca.issue("samr-oracle", server=False), stranger_ca)
+    server.stop()
+
+
+def tls_dataset(source: TlsSource, **files: Any) -> DatasetConfig:
+    return dataset(source.url, "/companies", ("company_id",), timeout_seconds=2.0, **files)
+
+
+def test_an_https_source_is_reached_with_its_ca_and_the_oracles_certificate(client: Loop, tls_source: TlsSource) -> None:
+    target = companies()[77]
+    config = tls_dataset(tls_source, ca_file=tls_source.department_ca.ca_file,
+                         client_cert_file=tls_source.oracle_cert.cert_file, client_key_file=tls_source.oracle_cert.key_file)
+    with Relay(config, client) as api:
+        assert tls_source.url.startswith("https://")
+        assert api.fetch({"company_id": target["company_id"]}) == [target]
+        assert api.fetch({"company_id": target["company_id"]}) == [target]  # again, on the kept-alive connection
+
+
+def test_an_https_source_whose_ca_is_not_trusted_is_refused(client: Loop, tls_source: TlsSource) -> None:
+    """Without its CA (the system's trust), or with a CA that did not issue its certificate: no data,
+    a clear error, whatever client certificate the oracle has."""
+    cert = {"client_cert_file": tls_source.oracle_cert.cert_file, "client_key_file": tls_source.oracle_cert.key_file}
+    for ca in (None, tls_source.stranger_ca.ca_file):
+        error = fetch_error(client, tls_dataset(tls_source, ca_file=ca, **cert), {"company_id": SECRET})
+        assert type(error) is SourceUnavailable and "CERTIFICATE_VERIFY_FAILED" in str(error), error
+
+
+def test_an_https_source_that_requires_a_client_certificate_refuses_an_oracle_without_the_right_one(
+    client: Loop, tls_source: TlsSource
+) -> None:
+    """No certificate, or one from a CA the source does not trust for clients: the source ends the
+    handshake, and the relay reports the source unavailable (nothing is read as an answer)."""
+    stranger = tls_source.stranger_ca.issue("impostor", server=False)
+    for cert in ({}, {"client_cert_file": stranger.cert_file, "client_key_file": stranger.key_file}):
+        error = fetch_error(client, tls_dataset(tls_source, ca_file=tls_source.department_ca.ca_file, **cert),
+                            {"company_id": SECRET})
+        assert type(error) is SourceUnavailable, error
