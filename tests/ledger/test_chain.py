@@ -316,13 +316,18 @@ def test_an_unanswered_gas_estimate_is_asked_again_on_a_new_connection(
     assert consortium.registry.department(members.samr.id).oracle_url == "https://oracle.samr.example/v2"
 
 
-def test_a_node_that_never_answers_estimates_is_unavailable_within_the_timeout(members: Members, gateway) -> None:
+def test_a_node_that_never_answers_estimates_is_unavailable_within_the_timeout(
+    consortium: Consortium, members: Members, gateway
+) -> None:
     """Waits of 2 s, then the rest of a 5 s timeout: two questions, then ChainUnavailable, and
     nothing sent."""
     gateway.estimates_to_drop = 99
+    sender = members.samr.operator.address
+    nonce = consortium.chain.w3.eth.get_transaction_count(sender, "pending")
     chain = Chain(f"http://127.0.0.1:{gateway.server_address[1]}", timeout=5)
     started = time.monotonic()
     with pytest.raises(ChainUnavailable, match="did not answer eth_estimateGas within 5s"):
         chain.send_call_data(members.samr.operator, members.tax.operator.address, b"")
     assert 4.5 <= time.monotonic() - started < 8
     assert gateway.estimates == 2
+    assert consortium.chain.w3.eth.get_transaction_count(sender, "pending") == nonce
