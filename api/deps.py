@@ -49,7 +49,8 @@ class ApiContext:
         if self._consortium is None:
             with self._lock:
                 if self._consortium is None:
-                    self._consortium = Consortium.connect(self.settings.rpc_url, self.settings.manifest)
+                    self._consortium = Consortium.connect(self.settings.rpc_url, self.settings.manifest,
+                                                          ca_file=self.settings.rpc_ca_file)
         return self._consortium
 
     def signer_for(self, account: str) -> Signer | None:

@@ -16,6 +16,8 @@ this file.
 * ``oracle_urls`` overrides, per department code, the oracle URL a department publishes in the
   consortium registry.
 * ``index_path`` is the audit index's SQLite file (used by the audit routes).
+* ``rpc_ca_file`` (PEM) holds the certificate authorities trusted for an https ``rpc_url`` instead of
+  the system's (a consortium's own CA).
 
 Relative paths are relative to the TOML file's directory (or to the working directory without a
 file); ``~`` is expanded. Example: ``api/examples/samr-api.toml``.
@@ -25,6 +27,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import ssl
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -47,6 +50,7 @@ from pydantic_settings import (
 )
 
 from api.errors import ConfigError
+from ledger.http1 import client_tls_context
 
 __all__ = ["ApiSettings", "KeystoreEntry", "TokenBinding", "token_sha256"]
 
@@ -107,6 +111,8 @@ class ApiSettings(BaseSettings):
 
     rpc_url: str = Field(min_length=1, description="JSON-RPC URL of the consortium chain")
     manifest: Path | None = Field(default=None, description="deployment manifest (default deployments/<chain-id>.json)")
+    rpc_ca_file: Path | None = Field(default=None, description="PEM certificate authorities trusted for an https rpc_url "
+                                                               "(default: the system's)")
     keystores: tuple[KeystoreEntry, ...] = Field(default=(), description="the accounts the service acts with")
     password_file: Path | None = Field(default=None, description="keystore password file (else $GOVSHARE_KEY_PASSWORD)")
     tokens: tuple[TokenBinding, ...] = Field(default=(), description="bearer tokens (SHA-256) and their accounts")
@@ -149,6 +155,16 @@ class ApiSettings(BaseSettings):
         root = base.parent if base is not None else None
         resolve = lambda p: _resolve(p, root)
         object.__setattr__(self, "manifest", resolve(self.manifest))
+        object.__setattr__(self, "rpc_ca_file", resolve(self.rpc_ca_file))
+        if self.rpc_ca_file is not None:
+            if not self.rpc_url.startswith("https://"):
+                raise ValueError("rpc_ca_file is for an https rpc_url")
+            if not self.rpc_ca_file.is_file():
+                raise ValueError(f"rpc_ca_file: no such file: {self.rpc_ca_file}")
+            try:  # loaded now, so that a bad file shows at start (OpenSSL never quotes its content)
+                client_tls_context(self.rpc_ca_file)
+            except (ssl.SSLError, OSError) as exc:
+                raise ValueError(f"rpc_ca_file: cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
         object.__setattr__(self, "password_file", resolve(self.password_file))
         object.__setattr__(self, "index_path", resolve(self.index_path))
         object.__setattr__(self, "keystores", tuple(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable, Iterable
 
 import base64
@@ -23,7 +24,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
 from ledger.errors import ChainUnavailable, ContractRevert, OutOfGas, TransactionFailed
-from ledger.http1 import AnswerTooLarge, KeepAlivePool, Origin, ResponseReader
+from ledger.http1 import AnswerTooLarge, KeepAlivePool, Origin, ResponseReader, client_tls_context
 from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
 
@@ -66,10 +67,14 @@ class TxResult:
 class Chain:
     """One JSON-RPC endpoint and the per-account state needed to send transactions to it."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0, ca_file: Path | None = None) -> None:
+        """``ca_file`` (PEM): the certificate authorities trusted for an https node instead of the
+        system's (a consortium's own CA), on both paths (web3's and the plain JSON-RPC one)."""
         self.url = url
         session = requests.Session()
         session.trust_env = False  # no proxy or .netrc lookups per call: the node is reached directly
+        if ca_file is not None:
+            session.verify = str(ca_file)
         # No silent retries inside web3: callers (the batcher, the oracle) decide how to retry,
         # and a node that is down is reported at once (deny by default).
         self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}, session=session,
@@ -83,7 +88,7 @@ class Chain:
         target = origin.path + (f"?{origin.query}" if origin.query else "")
         self._rpc_head = (f"POST {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
                           "Content-Type: application/json\r\nAccept-Encoding: identity\r\n").encode() + credentials
-        self._rpc_pool = KeepAlivePool(origin, max_idle=8)
+        self._rpc_pool = KeepAlivePool(origin, max_idle=8, ssl_context=client_tls_context(ca_file) if origin.tls else None)
         self.receipt_timeout = receipt_timeout
         self._nonces: dict[str, int] = {}
         self._nonce_lock = threading.Lock()

@@ -68,7 +68,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
 
     signer = load_keystore(Path(args.key_file), read_password(args.password_file))
     committee = args.committee or [signer.address]
-    chain = Chain(args.rpc)
+    chain = Chain(args.rpc, ca_file=Path(args.rpc_ca_file) if args.rpc_ca_file else None)
     deployment = deploy_consortium(chain, signer, committee, args.threshold)
     path = deployment.save(Path(args.manifest_dir)) if args.manifest_dir else deployment.save()
     _emit(args, {"manifest": str(path), **json.loads(deployment.to_json())}, lambda: "\n".join(
@@ -83,7 +83,7 @@ def _cmd_chain_status(args: argparse.Namespace) -> int:
     from ledger.deployment import Consortium
 
     endpoint = resolve_endpoint(args)
-    consortium = Consortium.connect(endpoint.rpc_url, endpoint.manifest)
+    consortium = Consortium.connect(endpoint.rpc_url, endpoint.manifest, ca_file=endpoint.ca_file)
     depts = consortium.registry.departments()
     data = {
         "chain_id": consortium.chain.chain_id,
@@ -154,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("deploy", help="deploy the consortium contracts and write deployments/<chain-id>.json")
     p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
+    p.add_argument("--rpc-ca-file", metavar="FILE", help="PEM certificate authorities trusted for an https node (default: the system's)")
     p.add_argument("--key-file", required=True, help="encrypted keystore of the deploying account")
     p.add_argument("--password-file", help="file holding the keystore password (default: $GOVSHARE_KEY_PASSWORD)")
     p.add_argument("--committee", nargs="+", metavar="ADDRESS", help="founding committee (default: the deployer)")

@@ -6,6 +6,7 @@ First found wins:
   data directory is ``$GOVSHARE_DEVNET_DIR`` or ``.devnet/chain``).
 * **manifest**: ``--manifest``, ``$GOVSHARE_MANIFEST``, the devnet's own when the RPC URL is the
   devnet's, else ``deployments/<chain-id>.json``.
+* **the CAs trusted for an https node**: ``--rpc-ca-file``, ``$GOVSHARE_RPC_CA_FILE``, else the system's.
 * **acting key**: ``--key-file``, ``--as NAME`` (a devnet dev key: ``samr``, ``tax``, ``audit-auditor``,
   ``committee-1`` …), ``$GOVSHARE_KEY_FILE``.
 * **keystore password**: ``--password-file``; for a devnet dev key the devnet's dev password file;
@@ -35,6 +36,7 @@ __all__ = [
     "ENV_KEY_FILE",
     "ENV_MANIFEST",
     "ENV_RPC",
+    "ENV_RPC_CA_FILE",
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_UNREACHABLE",
@@ -56,6 +58,7 @@ EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
 ENV_RPC = "GOVSHARE_RPC"
 ENV_MANIFEST = "GOVSHARE_MANIFEST"
+ENV_RPC_CA_FILE = "GOVSHARE_RPC_CA_FILE"
 ENV_KEY_FILE = "GOVSHARE_KEY_FILE"
 
 _DEV_KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -76,6 +79,7 @@ class Endpoint:
     rpc_url: str
     manifest: Path | None  # None: deployments/<chain-id>.json
     source: str  # where the RPC URL came from: "--rpc", "$GOVSHARE_RPC" or "devnet"
+    ca_file: Path | None = None  # the CAs trusted for an https node (None: the system's)
 
 
 # ---------------------------------------------------------------------------- options
@@ -87,6 +91,8 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rpc", metavar="URL", help=f"JSON-RPC URL of the chain (default: ${ENV_RPC}, else the running devnet)")
     group.add_argument("--manifest", metavar="FILE",
                        help=f"deployment manifest (default: ${ENV_MANIFEST}, the devnet's, else deployments/<chain-id>.json)")
+    group.add_argument("--rpc-ca-file", metavar="FILE",
+                       help=f"PEM certificate authorities trusted for an https node (default: ${ENV_RPC_CA_FILE}, else the system's)")
 
 
 def add_signer_options(parser: argparse.ArgumentParser) -> None:
@@ -136,7 +142,13 @@ def resolve_endpoint(args: argparse.Namespace, environ: Mapping[str, str] | None
         raise CliUsageError(f"the RPC URL must start with http:// or https://, not {rpc!r}")
     if manifest is None and devnet.exists() and rpc.rstrip("/") == devnet.rpc_url and devnet.manifest_path.is_file():
         manifest = devnet.manifest_path
-    return Endpoint(rpc, Path(manifest) if manifest else None, source)
+    ca_file = getattr(args, "rpc_ca_file", None) or env.get(ENV_RPC_CA_FILE) or None
+    if ca_file is not None:
+        if not rpc.startswith("https://"):
+            raise CliUsageError(f"--rpc-ca-file (or ${ENV_RPC_CA_FILE}) is for an https node, not {rpc}")
+        if not Path(ca_file).is_file():
+            raise CliUsageError(f"the CA file {ca_file} does not exist")
+    return Endpoint(rpc, Path(manifest) if manifest else None, source, Path(ca_file) if ca_file else None)
 
 
 def connect(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Consortium:
@@ -147,7 +159,7 @@ def connect(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     from ledger.errors import ChainUnavailable
 
     try:
-        return Consortium.connect(endpoint.rpc_url, endpoint.manifest)
+        return Consortium.connect(endpoint.rpc_url, endpoint.manifest, ca_file=endpoint.ca_file)
     except ChainUnavailable:
         if endpoint.source == "devnet":
             raise ChainUnavailable(f"the devnet in {Devnet(devnet_dir(environ)).data_dir} is not running "

@@ -108,9 +108,11 @@ class Consortium:
         self.queries: QueryRequestsClient = client(QueryRequestsClient, "QueryRequests")
 
     @classmethod
-    def connect(cls, rpc_url: str, manifest: Path | None = None, *, verify_code: bool = True) -> Consortium:
-        """Connect to ``rpc_url`` using its manifest (default ``deployments/<chain-id>.json``)."""
-        chain = Chain(rpc_url)
+    def connect(cls, rpc_url: str, manifest: Path | None = None, *, verify_code: bool = True,
+                ca_file: Path | None = None) -> Consortium:
+        """Connect to ``rpc_url`` using its manifest (default ``deployments/<chain-id>.json``);
+        ``ca_file``: the CAs trusted for an https node (:class:`ledger.chain.Chain`)."""
+        chain = Chain(rpc_url, ca_file=ca_file)
         deployment = Deployment.load(manifest) if manifest else Deployment.for_chain(chain.chain_id)
         consortium = cls(chain, deployment, compile_contracts())
         if verify_code:

@@ -68,6 +68,7 @@ class AnchoringSettings:
     max_records: int
     max_age: float
     retry_delay: float = 1.0
+    rpc_ca_file: Path | None = None  # the CAs trusted for an https rpc_url
 
 
 # ------------------------------------------------------------------------------ the answering side
@@ -282,7 +283,8 @@ def run_anchoring(conn: Connection) -> int:
         return 2
     signer = Signer(Account.from_key(key))
     del key
-    consortium = Consortium(Chain(settings.rpc_url), Deployment.from_json(settings.deployment_json), settings.compilation)
+    consortium = Consortium(Chain(settings.rpc_url, ca_file=settings.rpc_ca_file), Deployment.from_json(settings.deployment_json),
+                            settings.compilation)
     outbox = OutboxFile(settings.outbox, conn)
     batcher = Batcher(outbox, consortium.audit_log, signer, max_records=settings.max_records, max_age=settings.max_age,
                       retry_delay=settings.retry_delay, on_status=outbox.report)

@@ -4,8 +4,8 @@
 :class:`oracle.errors.ConfigError` naming the file and the dotted key (``datasets.1.timeout_seconds``).
 Unknown keys are refused too (a misspelt key would otherwise silently fall back to its default).
 
-Relative paths (``manifest``, ``key_file``, ``password_file``, ``outbox``) are relative to the
-directory of the config file; ``~`` is expanded. Files are not opened at load: the keystore and the
+Relative paths (``manifest``, ``key_file``, ``password_file``, ``outbox``, the TLS files) are relative to the
+directory of the config file; ``~`` is expanded. The TLS files are loaded to check them; others are not opened at load: the keystore and the
 password are read when the oracle starts (:meth:`OracleConfig.password`).
 
 The keystore password is never in this file: a ``password`` key is refused; the password comes from
@@ -47,7 +47,7 @@ _DEPT_CODE_MAX_BYTES = 32  # the registry stores a department's short code as by
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 
 _TOP_KEYS = frozenset({
-    "rpc_url", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
+    "rpc_url", "rpc_ca_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "head_poll_interval_seconds", "max_request_bytes",
     "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets", "masking",
 })
@@ -100,7 +100,8 @@ class OracleConfig:
     is the longest a signed query may be valid for; ``head_poll_interval_seconds`` 0 asks the chain
     for its head on every request. ``anchoring``: ``process`` runs the batcher in a process of its own
     (``oracle.anchoring``: its CPU stays off the answering process's GIL), ``thread`` on a thread
-    beside the answering loop (tests that drive the batcher by hand use it).
+    beside the answering loop (tests that drive the batcher by hand use it). ``rpc_ca_file``: the
+    certificate authorities trusted for an https ``rpc_url`` instead of the system's.
     """
 
     source: Path
@@ -110,6 +111,7 @@ class OracleConfig:
     outbox: Path
     datasets: Mapping[int, DatasetConfig]
     manifest: Path | None = None
+    rpc_ca_file: Path | None = None
     password_file: Path | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 8700
@@ -275,6 +277,7 @@ class _Loader:
             outbox=self.path(data, "outbox", "outbox") or self.base_dir / "oracle-outbox.sqlite",
             datasets=MappingProxyType(datasets),
             manifest=self.path(data, "manifest", "manifest"),
+            rpc_ca_file=self.ca_file(data, "rpc_ca_file", "rpc_ca_file", rpc_url, "chain node"),
             password_file=self.path(data, "password_file", "password_file"),
             listen_host=self.string(data, "listen_host", "listen_host", "127.0.0.1"),
             listen_port=self.integer(data, "listen_port", "listen_port", 8700, 1, 65_535),
@@ -323,28 +326,37 @@ class _Loader:
             **tls,
         )
 
+    def ca_file(self, table: Mapping[str, Any], key: str, dotted: str, url: str, what: str) -> Path | None:
+        """A PEM file of certificate authorities to trust for ``url`` (https only), loaded now so that
+        a mistake shows when the oracle starts, not at the first call."""
+        path = self.path(table, key, dotted)
+        if path is None:
+            return None
+        if not url.startswith("https://"):
+            raise self.fail(dotted, f"is for an https {what}; the URL is http")
+        if not path.is_file():
+            raise self.fail(dotted, f"no such file: {path}")
+        try:  # OpenSSL's messages never quote a file's content
+            client_tls_context(path)
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            raise self.fail(dotted, f"cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
+        return path
+
     def source_tls(self, table: Mapping[str, Any], prefix: str, base_url: str) -> dict[str, Path | None]:
         """``ca_file``, ``client_cert_file`` and ``client_key_file`` of a dataset: only for an https
-        source, the certificate and its key together, each a file the oracle can load now (a
-        mistake shows when the oracle starts, not at the first query)."""
-        files = {key: self.path(table, key, f"{prefix}.{key}") for key in ("ca_file", "client_cert_file", "client_key_file")}
-        given = [key for key, path in files.items() if path is not None]
-        if not given:
-            return files
-        if not base_url.startswith("https://"):
-            raise self.fail(f"{prefix}.{given[0]}", "is for an https source; base_url is http")
+        source, the certificate and its key together, each loaded as the relay will load it."""
+        files = {"ca_file": self.ca_file(table, "ca_file", f"{prefix}.ca_file", base_url, "source")}
+        for key in ("client_cert_file", "client_key_file"):
+            files[key] = self.path(table, key, f"{prefix}.{key}")
+            if files[key] is not None and not base_url.startswith("https://"):
+                raise self.fail(f"{prefix}.{key}", "is for an https source; the URL is http")
         if (files["client_cert_file"] is None) != (files["client_key_file"] is None):
             missing = "client_key_file" if files["client_key_file"] is None else "client_cert_file"
             raise self.fail(f"{prefix}.{missing}", "is required with the other: a client certificate needs its key")
-        for key in given:
-            if not files[key].is_file():  # type: ignore[union-attr]
-                raise self.fail(f"{prefix}.{key}", f"no such file: {files[key]}")
-        # Loaded as the relay will load them; OpenSSL's messages never quote a file's content.
-        try:
-            client_tls_context(files["ca_file"])
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise self.fail(f"{prefix}.ca_file", f"cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
         if files["client_cert_file"] is not None:
+            for key in ("client_cert_file", "client_key_file"):
+                if not files[key].is_file():  # type: ignore[union-attr]
+                    raise self.fail(f"{prefix}.{key}", f"no such file: {files[key]}")
             try:
                 client_tls_context(None, files["client_cert_file"], files["client_key_file"])
             except (ssl.SSLError, OSError, ValueError) as exc:

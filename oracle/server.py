@@ -53,7 +53,7 @@ def build_oracle(
     if signer is None:
         signer = load_keystore(config.key_file, read_password(config.password_file))
     if consortium is None:
-        consortium = Consortium.connect(config.rpc_url, config.manifest)
+        consortium = Consortium.connect(config.rpc_url, config.manifest, ca_file=config.rpc_ca_file)
     outbox = Outbox(config.outbox)
     identity = {
         "oracle": signer.address,
@@ -64,7 +64,8 @@ def build_oracle(
     service = OracleService(config, consortium, signer, outbox)
     batcher: Batcher | AnchoringProcess
     if config.anchoring == "process":
-        settings = AnchoringSettings(rpc_url=consortium.chain.url, deployment_json=consortium.deployment.to_json(),
+        settings = AnchoringSettings(rpc_url=consortium.chain.url, rpc_ca_file=config.rpc_ca_file,
+                                     deployment_json=consortium.deployment.to_json(),
                                      compilation=consortium.compilation, outbox=config.outbox,
                                      max_records=config.batch_max_records, max_age=config.batch_max_age_seconds)
         batcher = AnchoringProcess(outbox, signer, settings).start()  # it reconciles with the chain first

@@ -133,6 +133,9 @@ samr = "http://10.0.0.5:8700/"
     ('rpc_url = "http://x"\n[[tokens]]\nsha256 = "abc"\naccount = "0x%s"' % ("12" * 20), "tokens.0.sha256"),
     ('rpc_url = "http://x"\n[oracle_urls]\nSAMR = "ftp://x"', "oracle_urls"),
     ('rpc_url = "http://x"\nmax_body_bytes = 12', "max_body_bytes"),
+    ('rpc_url = "http://x"\nrpc_ca_file = "api.toml"', "rpc_ca_file is for an https rpc_url"),
+    ('rpc_url = "https://x"\nrpc_ca_file = "absent.pem"', "rpc_ca_file: no such file"),
+    ('rpc_url = "https://x"\nrpc_ca_file = "api.toml"', "rpc_ca_file: cannot be loaded as PEM certificates"),
     ("rpc_url = ", "not valid TOML"),
 ])
 def test_bad_settings_name_the_key(tmp_path: Path, monkeypatch, content: str, message: str):
@@ -141,6 +144,15 @@ def test_bad_settings_name_the_key(tmp_path: Path, monkeypatch, content: str, me
     with pytest.raises(ConfigError) as info:
         ApiSettings.load(tmp_path / "api.toml")
     assert message in str(info.value) and "hunter2" not in str(info.value)
+
+
+def test_an_https_node_takes_its_ca_file(tmp_path: Path, monkeypatch):
+    monkeypatch.delenv("GOVSHARE_API_RPC_URL", raising=False)
+    from tests.support.certificates import TestAuthority
+
+    authority = TestAuthority(tmp_path, "consortium")
+    (tmp_path / "api.toml").write_text('rpc_url = "https://besu.consortium.example"\nrpc_ca_file = "consortium-ca.pem"\n')
+    assert ApiSettings.load(tmp_path / "api.toml").rpc_ca_file == authority.ca_file
 
 
 def test_missing_settings_file(tmp_path: Path):

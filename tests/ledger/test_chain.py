@@ -5,11 +5,9 @@ through a real gateway."""
 from __future__ import annotations
 
 import base64
-import http.server
-import json
+import ssl
 import threading
 import time
-import urllib.request
 from typing import Iterator
 
 import pytest
@@ -23,6 +21,8 @@ from ledger.keys import Signer, generate_signer
 from ledger.registry import AccountRole, Role
 from tests.conftest import Members, admit
 from tests.support.ganache import GanacheNode, free_port
+from tests.support.certificates import TestAuthority, https_server_context
+from tests.support.rpc_gateway import RpcGateway
 
 
 @pytest.fixture(scope="module")
@@ -221,56 +221,12 @@ def test_transactions_estimated_while_oracles_anchor_from_other_connections_are_
 # --------------------------------------------------------------------------- the plain JSON-RPC path
 
 
-class _Gateway(http.server.BaseHTTPRequestHandler):
-    """A JSON-RPC gateway in front of the test chain, as hosted endpoints are (a path, credentials):
-    it records what it was sent and forwards it. ``server.close_after_answer`` makes it close every
-    connection right after answering although it announced keep-alive (as a server whose idle timeout
-    is short does), so the client's next call finds its kept-alive connection stale;
-    ``server.estimates_to_drop`` leaves that many ``eth_estimateGas`` calls unanswered (``estimates``
-    counts them all)."""
-
-    protocol_version = "HTTP/1.1"
-
-    def do_POST(self) -> None:  # noqa: N802 - the name http.server calls
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        self.server.seen.append((self.path, self.headers.get("Authorization")))  # type: ignore[attr-defined]
-        if json.loads(body)["method"] == "eth_estimateGas":
-            self.server.estimates += 1  # type: ignore[attr-defined]
-            if self.server.estimates_to_drop > 0:  # type: ignore[attr-defined]
-                self.server.estimates_to_drop -= 1  # type: ignore[attr-defined]
-                self.server.released.wait(30)  # type: ignore[attr-defined]  # no answer, as ganache drops one
-                self.close_connection = True
-                return
-        if self.server.answer_garbage:  # type: ignore[attr-defined]
-            reply = b"<html>502 Bad Gateway</html>"
-        else:
-            forward = urllib.request.Request(self.server.upstream, body, {"Content-Type": "application/json"})  # type: ignore[attr-defined]
-            with urllib.request.urlopen(forward, timeout=10) as answer:
-                reply = answer.read()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(reply)))
-        self.end_headers()
-        self.wfile.write(reply)
-        self.wfile.flush()
-        if self.server.close_after_answer:  # type: ignore[attr-defined]
-            self.close_connection = True
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def gateway(consortium: Consortium) -> Iterator[http.server.ThreadingHTTPServer]:
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Gateway)
-    server.upstream, server.seen, server.close_after_answer, server.answer_garbage = consortium.chain.url, [], False, False  # type: ignore[attr-defined]
-    server.estimates, server.estimates_to_drop, server.released = 0, 0, threading.Event()  # type: ignore[attr-defined]
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
+def gateway(consortium: Consortium) -> Iterator[RpcGateway]:
+    """A JSON-RPC gateway in front of the test chain (tests/support/rpc_gateway.py)."""
+    server = RpcGateway(consortium.chain.url).start()
     yield server
-    server.released.set()  # type: ignore[attr-defined]
-    server.shutdown()
-    server.server_close()
+    server.stop()
 
 
 def test_plain_json_rpc_sends_the_path_query_and_credentials_of_the_url(consortium: Consortium, gateway) -> None:
@@ -331,3 +287,37 @@ def test_a_node_that_never_answers_estimates_is_unavailable_within_the_timeout(
     assert 4.5 <= time.monotonic() - started < 8
     assert gateway.estimates == 2
     assert consortium.chain.w3.eth.get_transaction_count(sender, "pending") == nonce
+
+
+# --------------------------------------------------------------------------- an https node with its own CA
+
+
+@pytest.fixture(scope="module")
+def consortium_ca(tmp_path_factory: pytest.TempPathFactory) -> tuple[TestAuthority, ssl.SSLContext]:
+    """A consortium's own CA, and the server context of a node whose certificate it issued."""
+    authority = TestAuthority(tmp_path_factory.mktemp("node-tls"), "consortium")
+    return authority, https_server_context(authority, "besu-node")
+
+
+def test_an_https_node_is_reached_through_its_ca_on_both_paths(
+    consortium: Consortium, members: Members, compilation: CompilationResult, consortium_ca
+) -> None:
+    """The plain JSON-RPC path (head reads, estimates, sends) and web3's (receipts, calls) both
+    trust the CA given; without it, both refuse the node's certificate."""
+    authority, server_context = consortium_ca
+    gateway = RpcGateway(consortium.chain.url, tls=server_context).start()
+    try:
+        over_tls = Consortium(Chain(gateway.url, ca_file=authority.ca_file), consortium.deployment, compilation)
+        assert over_tls.chain.head() == consortium.chain.block_number()  # plain path
+        result = over_tls.registry.set_oracle_url(members.samr.operator, "https://oracle.samr.example/tls")  # both
+        assert over_tls.registry.department(members.samr.id).oracle_url == "https://oracle.samr.example/tls"
+        assert result.block_number == over_tls.chain.block_number()  # web3 path
+        assert {"eth_estimateGas", "eth_sendRawTransaction", "eth_getTransactionReceipt"} <= set(gateway.methods)
+
+        untrusting = Chain(gateway.url, timeout=5)  # the system's CAs only
+        with pytest.raises(ChainUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.head()
+        with pytest.raises(ChainUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
+            untrusting.block_number()
+    finally:
+        gateway.stop()

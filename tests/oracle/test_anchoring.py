@@ -119,3 +119,38 @@ def test_a_stop_is_heard_while_the_chain_keeps_refusing(consortium, members, pub
     assert time.monotonic() - began < 10
     assert process is not None and process.poll() == 0
     assert running.oracle.outbox.pending_count() == 1  # the record waits in the outbox for the next start
+
+
+def test_an_oracle_on_an_https_node_with_its_own_ca_answers_and_anchors(
+    tmp_path, consortium, members, published, company_api, compilation
+) -> None:
+    """The chain behind TLS with a certificate from the consortium's own CA (``rpc_ca_file``): the
+    answering process checks the grant over it, and the anchoring process, which connects by
+    itself from the settings it is sent, anchors over it."""
+    from ledger.chain import Chain
+    from ledger.deployment import Consortium
+    from oracle.config import DatasetConfig
+    from tests.oracle.conftest import oracle_config, start_oracle
+    from tests.support.certificates import TestAuthority, https_server_context
+    from tests.support.rpc_gateway import RpcGateway
+
+    authority = TestAuthority(tmp_path, "consortium")
+    gateway = RpcGateway(consortium.chain.url, tls=https_server_context(authority, "besu-node")).start()
+    running = None
+    try:
+        over_tls = Consortium(Chain(gateway.url, ca_file=authority.ca_file), consortium.deployment, compilation)
+        datasets = {published.companies: DatasetConfig(id=published.companies, base_url=company_api.url,
+                                                       path="/companies", params=("company_id", "status"))}
+        config = oracle_config(tmp_path, over_tls, "SAMR", datasets, anchoring="process", batch_max_age_seconds=0.2,
+                               rpc_ca_file=authority.ca_file)
+        assert config.rpc_url.startswith("https://")
+        running = start_oracle(config, members.samr.oracle, over_tls)
+        answer = _ask(running, members, published, 12)
+        assert answer.records and answer.receipt["sequence"] == 1
+        _wait(lambda: running.oracle.outbox.pending_count() == 0, "the record anchored over TLS")
+        assert _on_chain(consortium, members.samr.oracle.address) == [1]
+        assert "eth_sendRawTransaction" in gateway.methods  # it went through the https node
+    finally:
+        if running is not None:
+            running.stop()
+        gateway.stop()

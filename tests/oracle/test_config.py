@@ -248,3 +248,21 @@ def test_an_https_source_takes_its_ca_and_a_client_certificate(tmp_path: Path) -
             OracleConfig.load(write(tmp_path, render(dataset=dataset_keys)))
         assert caught.value.key == key and problem in str(caught.value), str(caught.value)
         assert "hunter2" not in str(caught.value)
+
+
+def test_an_https_chain_node_takes_its_ca(tmp_path: Path) -> None:
+    from tests.support.certificates import TestAuthority
+
+    authority = TestAuthority(tmp_path, "consortium")
+    https = {"rpc_url": '"https://besu.consortium.example:8545"'}
+    config = OracleConfig.load(write(tmp_path, render({**https, "rpc_ca_file": '"consortium-ca.pem"'})))
+    assert config.rpc_ca_file == authority.ca_file
+    assert OracleConfig.load(write(tmp_path, render(https))).rpc_ca_file is None
+    (tmp_path / "not-pem.pem").write_text("hunter2\n")
+    for top, problem in [({"rpc_ca_file": '"consortium-ca.pem"'}, "is for an https chain node"),
+                         ({**https, "rpc_ca_file": '"missing.pem"'}, "no such file"),
+                         ({**https, "rpc_ca_file": '"not-pem.pem"'}, "cannot be loaded as PEM certificates")]:
+        with pytest.raises(ConfigError) as caught:
+            OracleConfig.load(write(tmp_path, render(top)))
+        assert caught.value.key == "rpc_ca_file" and problem in str(caught.value), str(caught.value)
+        assert "hunter2" not in str(caught.value)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -67,3 +68,11 @@ class TestAuthority:
                                                       serialization.NoEncryption()))
         issued.key_file.chmod(0o600)
         return issued
+
+
+def https_server_context(authority: TestAuthority, name: str) -> ssl.SSLContext:
+    """The server side of TLS for a test server on 127.0.0.1, with a certificate ``authority`` issued."""
+    issued = authority.issue(name, server=True)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(issued.cert_file, issued.key_file)
+    return context
