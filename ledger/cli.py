@@ -63,12 +63,14 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
 
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from ledger.chain import Chain
+    from ledger.cli_context import ENV_RPC_CA_FILE, rpc_ca_file
     from ledger.deployment import deploy_consortium
     from ledger.keys import load_keystore, read_password
 
+    ca_file = rpc_ca_file(args.rpc_ca_file or os.environ.get(ENV_RPC_CA_FILE) or None, args.rpc)  # before the password
     signer = load_keystore(Path(args.key_file), read_password(args.password_file))
     committee = args.committee or [signer.address]
-    chain = Chain(args.rpc, ca_file=Path(args.rpc_ca_file) if args.rpc_ca_file else None)
+    chain = Chain(args.rpc, ca_file=ca_file)
     deployment = deploy_consortium(chain, signer, committee, args.threshold)
     path = deployment.save(Path(args.manifest_dir)) if args.manifest_dir else deployment.save()
     _emit(args, {"manifest": str(path), **json.loads(deployment.to_json())}, lambda: "\n".join(
@@ -154,7 +156,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = commands.add_parser("deploy", help="deploy the consortium contracts and write deployments/<chain-id>.json")
     p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
-    p.add_argument("--rpc-ca-file", metavar="FILE", help="PEM certificate authorities trusted for an https node (default: the system's)")
+    p.add_argument("--rpc-ca-file", metavar="FILE",
+                   help="PEM certificate authorities trusted for an https node (default: $GOVSHARE_RPC_CA_FILE, else the system's)")
     p.add_argument("--key-file", required=True, help="encrypted keystore of the deploying account")
     p.add_argument("--password-file", help="file holding the keystore password (default: $GOVSHARE_KEY_PASSWORD)")
     p.add_argument("--committee", nargs="+", metavar="ADDRESS", help="founding committee (default: the deployer)")

@@ -142,13 +142,28 @@ def resolve_endpoint(args: argparse.Namespace, environ: Mapping[str, str] | None
         raise CliUsageError(f"the RPC URL must start with http:// or https://, not {rpc!r}")
     if manifest is None and devnet.exists() and rpc.rstrip("/") == devnet.rpc_url and devnet.manifest_path.is_file():
         manifest = devnet.manifest_path
-    ca_file = getattr(args, "rpc_ca_file", None) or env.get(ENV_RPC_CA_FILE) or None
-    if ca_file is not None:
-        if not rpc.startswith("https://"):
-            raise CliUsageError(f"--rpc-ca-file (or ${ENV_RPC_CA_FILE}) is for an https node, not {rpc}")
-        if not Path(ca_file).is_file():
-            raise CliUsageError(f"the CA file {ca_file} does not exist")
-    return Endpoint(rpc, Path(manifest) if manifest else None, source, Path(ca_file) if ca_file else None)
+    ca_file = rpc_ca_file(getattr(args, "rpc_ca_file", None) or env.get(ENV_RPC_CA_FILE) or None, rpc)
+    return Endpoint(rpc, Path(manifest) if manifest else None, source, ca_file)
+
+
+def rpc_ca_file(value: str | None, rpc: str) -> Path | None:
+    """``--rpc-ca-file`` checked: for an https node, a file that loads as PEM certificates."""
+    if value is None:
+        return None
+    if not rpc.startswith("https://"):
+        raise CliUsageError(f"--rpc-ca-file (or ${ENV_RPC_CA_FILE}) is for an https node, not {rpc}")
+    path = Path(value)
+    if not path.is_file():
+        raise CliUsageError(f"the CA file {value} does not exist")
+    import ssl
+
+    from ledger.http1 import client_tls_context
+
+    try:
+        client_tls_context(path)
+    except (ssl.SSLError, OSError) as exc:
+        raise CliUsageError(f"the CA file {value} cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
+    return path
 
 
 def connect(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Consortium:

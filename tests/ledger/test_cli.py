@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from ledger.keys import Signer, save_keystore
+from tests.support.certificates import TestAuthority, https_server_context
 from tests.support.ganache import GanacheNode, free_port
+from tests.support.rpc_gateway import RpcGateway
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 PASSWORD = "correct horse battery staple"  # test password
@@ -94,3 +96,25 @@ def test_usage_error_exits_2() -> None:
 def test_every_command_has_help(command: list[str]) -> None:
     out = govshare(*command)
     assert out.returncode == 0 and "usage: govshare" in out.stdout
+
+
+def test_deploy_and_status_on_an_https_node_with_the_consortiums_ca(
+    ganache: GanacheNode, accounts: list[Signer], tmp_path: Path
+) -> None:
+    """``--rpc-ca-file`` on both commands; without it, the node's certificate is refused (exit 3)."""
+    authority = TestAuthority(tmp_path, "consortium")
+    gateway = RpcGateway(ganache.url, tls=https_server_context(authority, "besu-node")).start()
+    try:
+        key_file = save_keystore(accounts[24], tmp_path / "deployer.json", PASSWORD, iterations=2)
+        out = govshare("--json", "deploy", "--rpc", gateway.url, "--rpc-ca-file", str(authority.ca_file),
+                       "--key-file", str(key_file), "--manifest-dir", str(tmp_path / "deployments"))
+        assert out.returncode == 0, out.stderr
+        manifest = json.loads(out.stdout)["manifest"]
+        status = govshare("--json", "chain", "status", "--rpc", gateway.url, "--rpc-ca-file", str(authority.ca_file),
+                          "--manifest", manifest)
+        assert status.returncode == 0, status.stderr
+        assert json.loads(status.stdout)["committee"] == [accounts[24].address]
+        untrusting = govshare("chain", "status", "--rpc", gateway.url, "--manifest", manifest)
+        assert untrusting.returncode == 3 and "CERTIFICATE_VERIFY_FAILED" in untrusting.stderr, untrusting.stderr
+    finally:
+        gateway.stop()

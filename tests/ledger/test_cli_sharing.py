@@ -179,6 +179,7 @@ def test_chain_unreachable_exits_3(tmp_path: Path) -> None:
       "--classification", "internal"], "--as needs a devnet"),
     (["dept", "list", "--rpc", "http://127.0.0.1:1", "--rpc-ca-file", "/etc/hostname"], "--rpc-ca-file (or $GOVSHARE_RPC_CA_FILE) is for an https node"),
     (["dept", "list", "--rpc", "https://127.0.0.1:1", "--rpc-ca-file", "/nonexistent/ca.pem"], "the CA file /nonexistent/ca.pem does not exist"),
+    (["dept", "list", "--rpc", "https://127.0.0.1:1", "--rpc-ca-file", "/etc/hostname"], "cannot be loaded as PEM certificates"),
 ])
 def test_usage_errors_exit_2(tmp_path: Path, args: list[str], message: str) -> None:
     run = govshare(*args, env=cli_env(tmp_path / "no-devnet"))
