@@ -126,7 +126,8 @@ def client_tls_context(ca_file: Path | None = None, cert_file: Path | None = Non
     certificate. Raises ``ssl.SSLError`` (or ``OSError``) for a file that does not load."""
     context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
     if cert_file is not None:
-        context.load_cert_chain(str(cert_file), str(key_file) if key_file is not None else None)
+        # An encrypted key is refused (SSLError), never prompted for on a terminal by OpenSSL.
+        context.load_cert_chain(str(cert_file), str(key_file) if key_file is not None else None, password=lambda: b"")
     return context
 
 

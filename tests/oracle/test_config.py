@@ -232,6 +232,11 @@ def test_an_https_source_takes_its_ca_and_a_client_certificate(tmp_path: Path) -
     assert OracleConfig.load(write(tmp_path, render(dataset=https))).datasets[1].ca_file is None  # the system's trust
 
     (tmp_path / "tls" / "garbage.pem").write_text("-----BEGIN CERTIFICATE-----\nhunter2\n-----END CERTIFICATE-----\n")
+    from cryptography.hazmat.primitives import serialization
+
+    key = serialization.load_pem_private_key(issued.key_file.read_bytes(), None)
+    (tmp_path / "tls" / "encrypted-key.pem").write_bytes(key.private_bytes(  # refused, never prompted for
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"hunter2")))
     refused = [
         ({"ca_file": files["ca_file"]}, "datasets.1.ca_file", "is for an https source"),  # base_url stays http
         ({**https, "client_cert_file": files["client_cert_file"]}, "datasets.1.client_key_file", "needs its key"),
@@ -240,6 +245,8 @@ def test_an_https_source_takes_its_ca_and_a_client_certificate(tmp_path: Path) -
         ({**https, "ca_file": '"tls/garbage.pem"'}, "datasets.1.ca_file", "cannot be loaded as PEM certificates"),
         ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": files["ca_file"]},
          "datasets.1.client_cert_file", "matching unencrypted key"),  # a certificate where the key should be
+        ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/encrypted-key.pem"'},
+         "datasets.1.client_cert_file", "matching unencrypted key"),
         ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/department-ca.pem"',
           "ca_file": '"tls/garbage.pem"'}, "datasets.1.ca_file", "cannot be loaded"),
     ]
