@@ -24,7 +24,7 @@ from __future__ import annotations
 import json
 import secrets
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -69,8 +69,18 @@ def keccak(data: bytes) -> bytes:
     try:
         hasher = _per_thread.hasher
     except AttributeError:
-        hasher = _per_thread.hasher = ReusedStateKeccak() if FAST_KECCAK else _keccak256
+        hasher = _per_thread.hasher = keccak_hasher()
     return hasher(data)
+
+
+def keccak_hasher() -> Callable[[bytes], bytes]:
+    """The cheapest keccak-256 of ``bytes`` this installation has, for a caller that hashes many
+    inputs it has checked itself (a Merkle tree build; :func:`keccak` checks every input): safe-pysha3
+    where it works (:data:`SHA3_KECCAK`), else a reused pycryptodome state (:data:`FAST_KECCAK`; not
+    thread-safe: one per user), else eth_hash."""
+    if SHA3_KECCAK:
+        return _sha3_digest
+    return ReusedStateKeccak() if FAST_KECCAK else _keccak256
 
 
 def to_hex(data: bytes) -> str:
@@ -285,11 +295,15 @@ class ReusedStateKeccak:
         return _ffi.buffer(self._out)[:]
 
 
+#: Inputs a keccak backend must hash as eth_hash does before it is used (lengths on both sides of
+#: the 136-byte rate).
+_BACKEND_CHECKS = (b"", b"\x00" * 32, bytes(range(64)), b"govshare" * 40)
+
+
 def _fast_keccak_works() -> bool:
     try:
         hasher = ReusedStateKeccak()
-        samples = (b"", b"\x00" * 32, bytes(range(64)), b"govshare" * 40)
-        return all(hasher(sample) == _keccak256(sample) for sample in samples)
+        return all(hasher(sample) == _keccak256(sample) for sample in _BACKEND_CHECKS)
     except (NameError, AttributeError, TypeError, RuntimeError, OSError):
         return False
 
@@ -307,9 +321,12 @@ else:
     FAST_KECCAK = _fast_keccak_works()
 
 
+def _sha3_digest(data: bytes) -> bytes:
+    return _sha3_keccak_256(data).digest()
+
+
 def _sha3_keccak_works() -> bool:
-    samples = (b"", b"\x00" * 32, bytes(range(64)), b"govshare" * 40)
-    return _sha3_keccak_256 is not None and all(_sha3_keccak_256(s).digest() == _keccak256(s) for s in samples)
+    return _sha3_keccak_256 is not None and all(_sha3_digest(s) == _keccak256(s) for s in _BACKEND_CHECKS)
 
 
 try:  # safe-pysha3 (the keccak eth-hash's "pysha3" backend uses): the cheapest call per hash

@@ -22,13 +22,11 @@ Exported API: :class:`MerkleTree` (build, ``.root``, ``.proof(index)``), :func:`
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
-
-from eth_hash.auto import keccak as _keccak
+from collections.abc import Iterable, Sequence
 
 from ledger.errors import HashLengthError, MerkleIndexError, MerkleProofError
-from ledger.hashing import FAST_KECCAK as _FAST_KECCAK
-from ledger.hashing import ReusedStateKeccak as _ReusedStateKeccak
+from ledger.hashing import keccak as _keccak
+from ledger.hashing import keccak_hasher
 
 __all__ = [
     "EMPTY_ROOT",
@@ -75,7 +73,7 @@ class MerkleTree:
     __slots__ = ("_levels",)
 
     def __init__(self, record_hashes: Iterable[bytes]) -> None:
-        keccak = _build_hasher()
+        keccak = keccak_hasher()  # the inputs are checked here; one hasher per build (it may keep state)
         leaves: list[bytes] = []
         for i, record_hash in enumerate(record_hashes):
             leaves.append(keccak(_check_hash(record_hash, f"record hash [{i}]")))
@@ -180,7 +178,3 @@ def _check_hash(value: bytes, what: str) -> bytes:
     if len(value) != HASH_LENGTH:
         raise HashLengthError(f"{what}: expected {HASH_LENGTH} bytes, found {len(value)}")
     return bytes(value)
-
-
-def _build_hasher() -> Callable[[bytes], bytes]:
-    return _ReusedStateKeccak() if _FAST_KECCAK else _keccak

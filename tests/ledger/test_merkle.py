@@ -187,20 +187,22 @@ def test_tree_accepts_a_generator_and_bytearray() -> None:
 
 
 def test_eth_hash_fallback_builds_the_same_tree(monkeypatch: pytest.MonkeyPatch) -> None:
-    import ledger.merkle as merkle_module
+    import ledger.hashing as hashing
 
     hashes = hashes_for(11)
     fast_root = MerkleTree(hashes).root
-    monkeypatch.setattr(merkle_module, "_FAST_KECCAK", False)
-    assert MerkleTree(hashes).root == fast_root == ref_tree_root(hashes)
+    monkeypatch.setattr(hashing, "SHA3_KECCAK", False)
+    reused_state_root = MerkleTree(hashes).root
+    monkeypatch.setattr(hashing, "FAST_KECCAK", False)
+    assert MerkleTree(hashes).root == reused_state_root == fast_root == ref_tree_root(hashes)
 
 
 def test_reused_state_keccak_matches_reference_for_all_lengths() -> None:
-    import ledger.merkle as merkle_module
+    import ledger.hashing as hashing
 
-    if not merkle_module._FAST_KECCAK:
+    if not hashing.FAST_KECCAK:
         pytest.skip("pycryptodome raw keccak unavailable; eth_hash fallback in use")
-    hasher = merkle_module._build_hasher()
+    hasher = hashing.ReusedStateKeccak()
     for length in range(0, 300):
         data = bytes((i * 7 + length) % 256 for i in range(length))
         assert hasher(data) == ref_keccak(data), length
