@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import ssl
 import tomllib
 from contextvars import ContextVar
 from pathlib import Path
@@ -50,7 +49,7 @@ from pydantic_settings import (
 )
 
 from api.errors import ConfigError
-from ledger.http1 import client_tls_context
+from ledger.http1 import check_ca_file
 
 __all__ = ["ApiSettings", "KeystoreEntry", "TokenBinding", "token_sha256"]
 
@@ -159,12 +158,10 @@ class ApiSettings(BaseSettings):
         if self.rpc_ca_file is not None:
             if not self.rpc_url.startswith("https://"):
                 raise ValueError("rpc_ca_file is for an https rpc_url")
-            if not self.rpc_ca_file.is_file():
-                raise ValueError(f"rpc_ca_file: no such file: {self.rpc_ca_file}")
-            try:  # loaded now, so that a bad file shows at start (OpenSSL never quotes its content)
-                client_tls_context(self.rpc_ca_file)
-            except (ssl.SSLError, OSError) as exc:
-                raise ValueError(f"rpc_ca_file: cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
+            try:
+                check_ca_file(self.rpc_ca_file)
+            except ValueError as exc:
+                raise ValueError(f"rpc_ca_file: {exc}") from None
         object.__setattr__(self, "password_file", resolve(self.password_file))
         object.__setattr__(self, "index_path", resolve(self.index_path))
         object.__setattr__(self, "keystores", tuple(

@@ -155,14 +155,12 @@ def rpc_ca_file(value: str | None, rpc: str) -> Path | None:
     path = Path(value)
     if not path.is_file():
         raise CliUsageError(f"the CA file {value} does not exist")
-    import ssl
-
-    from ledger.http1 import client_tls_context
+    from ledger.http1 import check_ca_file
 
     try:
-        client_tls_context(path)
-    except (ssl.SSLError, OSError) as exc:
-        raise CliUsageError(f"the CA file {value} cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
+        check_ca_file(path)
+    except ValueError as exc:
+        raise CliUsageError(f"the CA file {value} {exc}") from None
     return path
 
 

@@ -131,6 +131,17 @@ def client_tls_context(ca_file: Path | None = None, cert_file: Path | None = Non
     return context
 
 
+def check_ca_file(path: Path) -> None:
+    """Refuse, with a ``ValueError`` saying why, a CA file that is missing or does not load as PEM
+    certificates (settings check theirs at start; OpenSSL's messages never quote a file's content)."""
+    if not path.is_file():
+        raise ValueError(f"no such file: {path}")
+    try:
+        client_tls_context(path)
+    except (ssl.SSLError, OSError) as exc:
+        raise ValueError(f"cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
+
+
 class Origin:
     """Where requests go: scheme, host, port, and the ``Host`` header to send."""
 

@@ -28,7 +28,7 @@ from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 from ledger.catalog import Classification
-from ledger.http1 import client_tls_context
+from ledger.http1 import check_ca_file, client_tls_context
 from ledger.keys import read_password
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
@@ -334,12 +334,10 @@ class _Loader:
             return None
         if not url.startswith("https://"):
             raise self.fail(dotted, f"is for an https {what}; the URL is http")
-        if not path.is_file():
-            raise self.fail(dotted, f"no such file: {path}")
-        try:  # OpenSSL's messages never quote a file's content
-            client_tls_context(path)
-        except (ssl.SSLError, OSError, ValueError) as exc:
-            raise self.fail(dotted, f"cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
+        try:
+            check_ca_file(path)
+        except ValueError as exc:
+            raise self.fail(dotted, str(exc)) from None
         return path
 
     def source_tls(self, table: Mapping[str, Any], prefix: str, base_url: str) -> dict[str, Path | None]:
