@@ -15,7 +15,7 @@ import shutil
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator
+from typing import Iterator, TypeVar
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -36,7 +36,6 @@ from ledger.verification import DataFileCheck, RecordProofCheck, verify_audit_tr
 from oracle.client import OracleClient, QueryRefused
 from oracle.config import DatasetConfig, OracleConfig
 from oracle.export import export_outbox
-from oracle.http import OracleHttpApp
 from oracle.http_server import OracleServerThread
 from oracle.masking import MaskRule
 from oracle.sample_apis import ServerThread, company_registry_app, resident_registry_app
@@ -89,19 +88,14 @@ def _table(console: Console, title: str, columns: list[str], rows: list[list[obj
 TAX_FIELDS = ("company_id", "name", "registration_date", "status")
 
 
-@contextmanager
-def _serving(app) -> Iterator[ServerThread]:  # noqa: ANN001 - a department API (FastAPI app)
-    server = ServerThread(app, free_port()).start()
-    try:
-        yield server
-    finally:
-        server.stop()
+Server = TypeVar("Server", ServerThread, OracleServerThread)
 
 
 @contextmanager
-def _serving_oracle(app: OracleHttpApp) -> Iterator[OracleServerThread]:
-    """The oracle's own HTTP server (as ``govshare oracle serve`` runs it), in a thread."""
-    server = OracleServerThread(app, free_port()).start()
+def _serving(server: Server) -> Iterator[Server]:
+    """A server thread started, and stopped on leaving: a department API (uvicorn), or an oracle
+    on its own HTTP server (as ``govshare oracle serve`` runs it)."""
+    server.start()
     try:
         yield server
     finally:
@@ -173,7 +167,7 @@ def _play(node: GanacheNode, console: Console, stack: ExitStack, data_dir: Path)
             ("SAMR", samr_op, samr_oracle, companies_id, company_registry_app(), "/companies", ("company_id", "status")),
             ("PSB", psb_op, psb_oracle, residents_id, resident_registry_app(), "/residents", ("id_number",)),
         ):
-            api = stack.enter_context(_serving(app))
+            api = stack.enter_context(_serving(ServerThread(app, free_port())))
             config = OracleConfig(
                 source=data_dir / f"{code}.toml", rpc_url=node.url, department=code, key_file=data_dir / "unused",
                 outbox=data_dir / f"{code}-outbox.sqlite", batch_max_age_seconds=0.5,
@@ -182,7 +176,7 @@ def _play(node: GanacheNode, console: Console, stack: ExitStack, data_dir: Path)
             )
             running = build_oracle(config, signer=oracle_signer, consortium=consortium)
             stack.callback(running.close)
-            server = stack.enter_context(_serving_oracle(running.app))
+            server = stack.enter_context(_serving(OracleServerThread(running.app, free_port())))
             registry.set_oracle_url(operator, server.url)
             oracles.append(running)
 
