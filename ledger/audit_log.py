@@ -19,7 +19,7 @@ from eth_typing import ChecksumAddress
 from eth_utils import keccak, to_checksum_address
 
 from ledger.base import ContractClient
-from ledger.chain import RpcErrorAnswer
+from ledger.chain import RpcErrorAnswer, TxResult
 from ledger.errors import LedgerError, OutOfGas, TransactionFailed
 from ledger.events import ChainEvent, read_events
 from ledger.grants import AccessReason
@@ -303,7 +303,7 @@ class AuditLogClient(ContractClient):
         is decoded by name from its replay (the same :class:`ContractRevert` as :meth:`append`'s);
         a batch that needed more gas than the bound, or a bound the node will not take, is sent
         again with the node's estimate."""
-        data = _APPEND_SELECTOR + abi_encode(["uint64", "bytes"], [first_sequence, pack_entries(entries)])
+        data = self._append_call_data(first_sequence, entries)
         try:
             try:
                 result = self.chain.send_call_data(signer, self.address, data, gas=anchoring_gas_limit(entries, data))
@@ -311,6 +311,29 @@ class AuditLogClient(ContractClient):
                 result = self.chain.send_call_data(signer, self.address, data)
         except RpcErrorAnswer:
             return self.append(signer, first_sequence, entries)
+        return self._batch_result(result)
+
+    def submit_anchor(self, signer: Signer, first_sequence: int, entries: Sequence[AuditEntry]) -> str:
+        """The sending half of :meth:`anchor`, for a batcher with several batches in flight: send the
+        batch with :func:`anchoring_gas_limit` as its gas and return the transaction's hash at once
+        (:meth:`anchored` reads the outcome). Nothing is retried here: an error answer raises
+        :class:`RpcErrorAnswer`, and a refusal surfaces from :meth:`anchored` once it is mined; the
+        caller falls back to :meth:`anchor`, which has the retries."""
+        data = self._append_call_data(first_sequence, entries)
+        return self.chain.submit_call_data(signer, self.address, data, gas=anchoring_gas_limit(entries, data))
+
+    def anchored(self, tx_hash: str) -> AppendResult | None:
+        """The outcome of a batch sent with :meth:`submit_anchor`: None while it is not mined, its
+        result once it is; a refused batch raises the decoded refusal (:class:`ContractRevert`,
+        e.g. ``AuditLogSequenceMismatch`` after a batch before it failed, or :class:`OutOfGas`)."""
+        result = self.chain.mined(tx_hash)
+        return None if result is None else self._batch_result(result)
+
+    @staticmethod
+    def _append_call_data(first_sequence: int, entries: Sequence[AuditEntry]) -> bytes:
+        return _APPEND_SELECTOR + abi_encode(["uint64", "bytes"], [first_sequence, pack_entries(entries)])
+
+    def _batch_result(self, result: TxResult) -> AppendResult:
         batch_topic = "0x" + _BATCH_EVENT_TOPIC.hex()
         for log in result.logs:
             if log["topics"] and log["topics"][0] == batch_topic and log["address"].lower() == self.address.lower():

@@ -181,6 +181,18 @@ class Chain:
         after nothing was accepted, so the caller can repeat the call through :meth:`transact` to
         get the revert decoded by name; a transaction mined with status 0 is replayed through web3
         and raises the decoded revert, or :class:`OutOfGas` if it only lacked gas."""
+        tx_hash = self.submit_call_data(signer, to, data, gas=gas)
+        deadline = time.monotonic() + self.receipt_timeout
+        while (result := self.mined(tx_hash)) is None:
+            if time.monotonic() > deadline:
+                raise TransactionFailed(f"transaction {tx_hash} not mined in {self.receipt_timeout}s")
+            time.sleep(RECEIPT_POLL_SECONDS)
+        return result
+
+    def submit_call_data(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None) -> str:
+        """The sending half of :meth:`send_call_data`: sign with the next nonce, send, and return the
+        transaction's hash without waiting for it to be mined (:meth:`mined` tells when it is). A
+        sender may have several in flight: the node mines them in nonce order."""
         with self._send_lock:  # estimate and send as one step per connection (see _send_lock)
             fees = {k: hex(v) for k, v in self._fees().items()}
             call = {"from": signer.address, "to": to, "data": "0x" + data.hex(), **fees}
@@ -197,11 +209,15 @@ class Chain:
                     self._nonces.pop(signer.address, None)  # resynchronise from the node
                     raise
                 self._nonces[signer.address] = nonce + 1
-        deadline = time.monotonic() + self.receipt_timeout
-        while (receipt := self.raw_rpc("eth_getTransactionReceipt", [tx_hash])) is None:
-            if time.monotonic() > deadline:
-                raise TransactionFailed(f"transaction {tx_hash} not mined in {self.receipt_timeout}s")
-            time.sleep(RECEIPT_POLL_SECONDS)
+        return str(tx_hash)
+
+    def mined(self, tx_hash: str) -> TxResult | None:
+        """The result of a transaction sent with :meth:`submit_call_data` if it is mined (one
+        ``eth_getTransactionReceipt``), None if not yet; a transaction mined with status 0 raises its
+        decoded failure, as :meth:`send_call_data` does."""
+        receipt = self.raw_rpc("eth_getTransactionReceipt", [tx_hash])
+        if receipt is None:
+            return None
         if int(receipt["status"], 16) != 1:
             self.wait(tx_hash)  # raises the decoded failure
         return TxResult(tx_hash=tx_hash, block_number=int(receipt["blockNumber"], 16),

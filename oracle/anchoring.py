@@ -45,7 +45,7 @@ from ledger.compiler import CompilationResult
 from ledger.deployment import Consortium, Deployment
 from ledger.errors import LedgerError
 from ledger.keys import Signer
-from oracle.batcher import Batcher
+from oracle.batcher import MAX_IN_FLIGHT, Batcher
 from oracle.outbox import Outbox, OutboxRecord, copy_wal_back, record_from_row
 
 __all__ = ["AnchoringProcess", "AnchoringSettings", "OutboxFile", "run_anchoring"]
@@ -67,6 +67,7 @@ class AnchoringSettings:
     outbox: Path
     max_records: int
     max_age: float
+    max_in_flight: int = MAX_IN_FLIGHT
     retry_delay: float = 1.0
     rpc_ca_file: Path | None = None  # the CAs trusted for an https rpc_url
 
@@ -204,18 +205,19 @@ class OutboxFile:
         self.flush_requested = False
         self.parent_gone = False
 
-    def backlog(self) -> tuple[int, float | None, bool]:
+    def backlog(self, after: int = 0) -> tuple[int, float | None, bool]:
+        start = max(self._on_chain, after)
         (top,) = self._db.execute("SELECT COALESCE(MAX(sequence), 0) FROM records").fetchone()
-        count = max(0, top - self._on_chain)
+        count = max(0, top - start)
         oldest = None
         if count:
-            row = self._db.execute("SELECT created_at FROM records WHERE sequence = ?", (self._on_chain + 1,)).fetchone()
+            row = self._db.execute("SELECT created_at FROM records WHERE sequence = ?", (start + 1,)).fetchone()
             oldest = row[0] if row else None
-        return count, oldest, self._awaited > self._on_chain
+        return count, oldest, self._awaited > start
 
-    def unanchored(self, limit: int) -> list[OutboxRecord]:
+    def unanchored(self, limit: int, after: int = 0) -> list[OutboxRecord]:
         rows = self._db.execute("SELECT * FROM records WHERE sequence > ? ORDER BY sequence LIMIT ?",
-                                (self._on_chain, limit)).fetchall()
+                                (max(self._on_chain, after), limit)).fetchall()
         return [record_from_row(r) for r in rows]
 
     def mark_anchored(self, first: int, last: int, tx_hash: str, block: int) -> None:
@@ -287,7 +289,7 @@ def run_anchoring(conn: Connection) -> int:
                             settings.compilation)
     outbox = OutboxFile(settings.outbox, conn)
     batcher = Batcher(outbox, consortium.audit_log, signer, max_records=settings.max_records, max_age=settings.max_age,
-                      retry_delay=settings.retry_delay, on_status=outbox.report)
+                      retry_delay=settings.retry_delay, max_in_flight=settings.max_in_flight, on_status=outbox.report)
     outbox.batcher = batcher
     while True:  # nothing is anchored before the chain's state is known (it may be down at first)
         try:

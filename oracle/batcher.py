@@ -7,6 +7,15 @@ The contract accepts a batch only if it starts exactly one past the oracle's las
 sequence, so a retry after a lost receipt cannot anchor twice: the batcher reads the oracle's
 state from the chain, marks what the chain already holds as anchored (after checking that the
 chain's head is the head of the local records), and carries on from there.
+
+Batches are pipelined: the next batch is sent as soon as it is due, while earlier ones still wait
+to be mined (up to ``max_in_flight``, each with the next nonce, so the node mines them in order).
+Sending only after the previous receipt made a record that came just after a batch went out wait
+for that batch's block and then for its own: up to two block periods after it was due, against
+one. If a batch in flight fails (refused, out of gas, dropped by the node), the ones after it fail
+too (they do not start one past the chain's last sequence) or are harmless: the batcher forgets
+them, re-reads its nonce, and anchors the next batch on its own (``AuditLogClient.anchor``, which
+has the retries) before pipelining again; the contract's sequence check keeps this exactly-once.
 """
 
 from __future__ import annotations
@@ -14,9 +23,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections import deque
+from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
-from ledger.audit_log import AuditLogClient, recompute_head
+from ledger.audit_log import AppendResult, AuditLogClient, recompute_head
+from ledger.chain import RECEIPT_POLL_SECONDS, RpcErrorAnswer
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
 from ledger.keys import Signer
 from oracle.outbox import OutboxMismatch, OutboxRecord
@@ -26,13 +38,27 @@ log = logging.getLogger("govshare.oracle.batcher")
 #: Seconds between two WAL checkpoints of the outbox when no batch is anchored meanwhile.
 CHECKPOINT_SECONDS = 10.0
 
+#: Batches sent and not yet mined, at most, by default (``batch_max_in_flight``; 1 sends each batch
+#: after the previous one's receipt).
+MAX_IN_FLIGHT = 4
+
+
+@dataclass(frozen=True)
+class SentBatch:
+    """A batch sent and not yet confirmed: records ``first``..``last`` in transaction ``tx_hash``."""
+
+    first: int
+    last: int
+    tx_hash: str
+    sent_at: float  # time.monotonic()
+
 
 class AnchoringSide(Protocol):
     """What the batcher needs of the outbox: :class:`oracle.outbox.Outbox` itself when the batcher
     runs in the answering process, ``oracle.anchoring.OutboxFile`` when it runs in a process of its own."""
 
-    def backlog(self) -> tuple[int, float | None, bool]: ...
-    def unanchored(self, limit: int) -> list[OutboxRecord]: ...
+    def backlog(self, after: int = 0) -> tuple[int, float | None, bool]: ...
+    def unanchored(self, limit: int, after: int = 0) -> list[OutboxRecord]: ...
     def mark_anchored(self, first: int, last: int, tx_hash: str, block: int) -> None: ...
     def on_chain_through(self, sequence: int) -> None: ...
     def all_records(self) -> Iterator[OutboxRecord]: ...
@@ -55,6 +81,7 @@ class Batcher:
         max_records: int = 100,
         max_age: float = 2.0,
         retry_delay: float = 1.0,
+        max_in_flight: int = MAX_IN_FLIGHT,
         on_status: Callable[[Batcher], None] | None = None,
     ) -> None:
         self.outbox = outbox
@@ -63,9 +90,14 @@ class Batcher:
         self.max_records = max_records
         self.max_age = max_age
         self.retry_delay = retry_delay
+        self.max_in_flight = max(1, max_in_flight)
         self.on_status = on_status
         self.anchored_batches = 0
         self.last_error: str | None = None
+        self._in_flight: deque[SentBatch] = deque()
+        self._send_alone = False  # after a failure in flight: the next batch goes out on its own
+        self._receipts_read = 0.0
+        self._step_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.run, name="govshare-batcher", daemon=True)
 
@@ -99,6 +131,11 @@ class Batcher:
                 log.warning("could not anchor the outbox before stopping: %s", exc)
                 break
 
+    @property
+    def in_flight(self) -> tuple[SentBatch, ...]:
+        """The batches sent and not yet confirmed, oldest first."""
+        return tuple(self._in_flight)
+
     def run(self) -> None:
         """Anchor batches as they fall due until :meth:`request_stop`; failures are retried."""
         checkpointed = time.monotonic()
@@ -107,8 +144,9 @@ class Batcher:
                 if time.monotonic() - checkpointed > CHECKPOINT_SECONDS:
                     self.outbox.checkpoint()  # also while nothing anchors (a chain that is down)
                     checkpointed = time.monotonic()
-                if not self.anchor_once():
-                    self.outbox.wait_for_work(min(self.max_age, 0.5) or 0.05)
+                if not self.step():
+                    idle = min(self.max_age, 0.5) or 0.05
+                    self.outbox.wait_for_work(RECEIPT_POLL_SECONDS if self._in_flight else idle)
                 continue
             except (ChainUnavailable, TransactionFailed) as exc:
                 self.last_error = str(exc)
@@ -126,30 +164,132 @@ class Batcher:
         if self.on_status is not None:
             self.on_status(self)
 
+    def step(self) -> bool:
+        """One pass of the pipeline: confirm the batches in flight that are mined (their receipts
+        read at most every ``RECEIPT_POLL_SECONDS``), then send the next batch if one is due and
+        fewer than ``max_in_flight`` are in flight; True if anything was confirmed or sent."""
+
+        def one_pass() -> bool:
+            progressed = False
+            if self._in_flight and time.monotonic() - self._receipts_read >= RECEIPT_POLL_SECONDS:
+                progressed = self._confirm_mined()
+            if len(self._in_flight) < self.max_in_flight:
+                progressed = self._send_due() or progressed
+            return progressed
+
+        return self._reconciling(one_pass)
+
     def anchor_once(self, *, force: bool = False) -> bool:
         """Anchor one batch if one is due (full, or its oldest record is ``max_age`` old, or
-        ``force``); True if a batch went on chain."""
-        count, oldest, awaited = self.outbox.backlog()
+        ``force``) and wait until it is mined, after the batches in flight before it; True if a
+        batch went on chain."""
+
+        def anchor() -> bool:
+            self._drain()
+            batch = self._due_batch(force=force)
+            if batch:
+                self._anchor_alone(batch)
+            return bool(batch)
+
+        return self._reconciling(anchor)
+
+    def _reconciling(self, work: Callable[[], bool]) -> bool:
+        """``work`` under the step lock (the thread's :meth:`run` and a caller's :meth:`anchor_once`,
+        in tests or at shutdown, share the pipeline); a batch refused because it does not start one
+        past the chain's last sequence reconciles with the chain instead (False)."""
+        with self._step_lock:
+            try:
+                return work()
+            except ContractRevert as exc:
+                if exc.name != "AuditLogSequenceMismatch":
+                    raise
+                self.reconcile()
+                return False
+
+    def _due_batch(self, *, force: bool = False) -> list[OutboxRecord]:
+        """The next batch after those in flight if it is due (full, old enough, awaited by a strict
+        answer, or ``force``); empty if none is."""
+        after = self._in_flight[-1].last if self._in_flight else 0
+        count, oldest, awaited = self.outbox.backlog(after)
         if count == 0 or oldest is None:
-            return False
+            return []
         if not (force or awaited or count >= self.max_records or time.time() - oldest >= self.max_age):
-            return False
-        batch = self.outbox.unanchored(self.max_records)
+            return []
+        return self.outbox.unanchored(self.max_records, after)
+
+    def _send_due(self) -> bool:
+        batch = self._due_batch()
         if not batch:
             return False
+        if self._send_alone or self.max_in_flight == 1:
+            self._drain()
+            self._anchor_alone(batch)
+            self._send_alone = False
+            return True
         try:
-            result = self.audit_log.anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
-        except ContractRevert as exc:
-            if exc.name != "AuditLogSequenceMismatch":
+            tx_hash = self.audit_log.submit_anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
+        except RpcErrorAnswer:  # e.g. a gas bound the node will not take: anchor() knows what to do
+            self._drain()
+            self._anchor_alone(batch)
+            return True
+        self._in_flight.append(SentBatch(batch[0].sequence, batch[-1].sequence, tx_hash, time.monotonic()))
+        return True
+
+    def _anchor_alone(self, batch: list[OutboxRecord]) -> None:
+        """Send ``batch`` and wait for it (nothing may be in flight)."""
+        result = self.audit_log.anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
+        self._confirmed(batch[0].sequence, batch[-1].sequence, result)
+
+    def _confirm_mined(self) -> bool:
+        """Confirm, oldest first, the batches in flight whose transactions are mined; True if any
+        was. A chain that cannot be reached leaves them in flight (asked again on the next pass).
+        Any other failure forgets them all (see the module's docstring) and reconciles with the
+        chain: if the chain holds the failed batch's records (another sender with the oracle's key
+        anchored them first), that is the end of it; otherwise the failure is raised."""
+        self._receipts_read = time.monotonic()
+        confirmed = False
+        while self._in_flight:
+            sent = self._in_flight[0]
+            try:
+                result = self.audit_log.anchored(sent.tx_hash)
+                if result is None and time.monotonic() - sent.sent_at > self.audit_log.chain.receipt_timeout:
+                    raise TransactionFailed(f"batch {sent.first}..{sent.last} (transaction {sent.tx_hash}) not mined in "
+                                            f"{self.audit_log.chain.receipt_timeout:.0f} s")
+            except ChainUnavailable:
                 raise
-            self.reconcile()
-            return False
-        self.outbox.mark_anchored(batch[0].sequence, batch[-1].sequence, result.tx_hash, result.block_number)
+            except LedgerError as exc:
+                self._forget_in_flight()
+                if self.reconcile() >= sent.last:
+                    log.warning("batch %d..%d failed but its records are on chain already: %s", sent.first, sent.last, exc)
+                    return True
+                raise
+            if result is None:
+                break
+            self._in_flight.popleft()
+            self._confirmed(sent.first, sent.last, result)
+            confirmed = True
+        return confirmed
+
+    def _drain(self) -> None:
+        """Wait until every batch in flight is confirmed (or has failed: raised)."""
+        while self._in_flight:
+            if not self._confirm_mined() and self._in_flight:
+                time.sleep(RECEIPT_POLL_SECONDS)
+
+    def _forget_in_flight(self) -> None:
+        """After a failure in flight: the batches after it are not confirmed (they fail or, if they
+        were valid after all, the next reconciliation marks them), the nonce is re-read from the
+        node, and the next batch goes out on its own."""
+        self._in_flight.clear()
+        self.audit_log.chain.reset_nonce(self.oracle.address)
+        self._send_alone = True
+
+    def _confirmed(self, first: int, last: int, result: AppendResult) -> None:
+        self.outbox.mark_anchored(first, last, result.tx_hash, result.block_number)
         self.outbox.checkpoint()  # the bulk of the copying, off the answering path
         self.anchored_batches += 1
         self.last_error = None
         self._report()
-        return True
 
     def reconcile(self) -> int:
         """Mark as anchored what the chain already holds (a batch whose receipt was lost, or one

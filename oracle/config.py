@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 from ledger.catalog import Classification
 from ledger.http1 import check_ca_file, client_tls_context
 from ledger.keys import read_password
+from oracle.batcher import MAX_IN_FLIGHT
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
 
@@ -43,13 +44,17 @@ ANCHORINGS: tuple[str, ...] = ("process", "thread")
 
 #: ``batch_max_records`` bounds (the audit log's batch size stays well under the block gas limit).
 BATCH_MAX_RECORDS_RANGE = (1, 500)
+#: ``batch_max_in_flight`` bounds: batches sent and not yet mined (a node keeps a bounded number of
+#: one sender's transactions in its pool; Besu's default is well above this).
+BATCH_MAX_IN_FLIGHT_RANGE = (1, 16)
 _DEPT_CODE_MAX_BYTES = 32  # the registry stores a department's short code as bytes32
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 
 _TOP_KEYS = frozenset({
     "rpc_url", "rpc_ca_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
-    "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "head_poll_interval_seconds", "max_request_bytes",
-    "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets", "masking",
+    "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "batch_max_in_flight", "head_poll_interval_seconds",
+    "max_request_bytes", "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets",
+    "masking",
 })
 _DATASET_KEYS = frozenset({
     "base_url", "path", "timeout_seconds", "max_response_bytes", "params", "fixed_params", "max_records",
@@ -119,6 +124,7 @@ class OracleConfig:
     anchoring: Anchoring = "process"
     batch_max_records: int = 100
     batch_max_age_seconds: float = 2.0
+    batch_max_in_flight: int = MAX_IN_FLIGHT  # batches sent before the first of them is mined (1: one at a time)
     head_poll_interval_seconds: float = 0.0
     max_request_bytes: int = 65_536
     request_deadline_max_seconds: int = 300
@@ -285,6 +291,8 @@ class _Loader:
             anchoring=anchoring,  # type: ignore[arg-type]  # checked against ANCHORINGS above
             batch_max_records=self.integer(data, "batch_max_records", "batch_max_records", 100, low, high),
             batch_max_age_seconds=self.seconds(data, "batch_max_age_seconds", "batch_max_age_seconds", 2.0),
+            batch_max_in_flight=self.integer(data, "batch_max_in_flight", "batch_max_in_flight", MAX_IN_FLIGHT,
+                                             *BATCH_MAX_IN_FLIGHT_RANGE),
             head_poll_interval_seconds=self.seconds(
                 data, "head_poll_interval_seconds", "head_poll_interval_seconds", 0.0, allow_zero=True
             ),

@@ -412,20 +412,32 @@ class Outbox:
 
     # ------------------------------------------------------------------ reads
 
-    def unanchored(self, limit: int) -> list[OutboxRecord]:
-        """The oldest records not yet on chain, in sequence order."""
-        rows = self._anchoring_read("SELECT * FROM records WHERE anchored_block IS NULL ORDER BY sequence LIMIT ?", (limit,))
+    def unanchored(self, limit: int, after: int = 0) -> list[OutboxRecord]:
+        """The oldest records not yet on chain (and past sequence ``after``: those not yet sent while
+        batches are in flight), in sequence order."""
+        rows = self._anchoring_read(
+            "SELECT * FROM records WHERE anchored_block IS NULL AND sequence > ? ORDER BY sequence LIMIT ?", (after, limit)
+        )
         return [record_from_row(r) for r in rows]
 
     def pending_count(self) -> int:
         """Records not yet on chain."""
         return self._backlog_count
 
-    def backlog(self) -> tuple[int, float | None, bool]:
+    def backlog(self, after: int = 0) -> tuple[int, float | None, bool]:
         """(records not yet on chain, ``created_at`` of the oldest of them, whether an answer is
-        waiting for its record to be anchored), without touching the file."""
+        waiting for its record to be anchored), without touching the file; with ``after``, only
+        the records past that sequence count (the batcher's batches in flight end there)."""
         with self._lock:
-            return self._backlog_count, self._backlog_oldest, bool(self._anchor_waiters)
+            count, oldest = self._backlog_count, self._backlog_oldest
+            if self._next is None or after <= self._next - 1 - count:  # nothing in flight past what is on chain
+                return count, oldest, bool(self._anchor_waiters)
+            unsent = max(0, self._next - 1 - after)
+            awaited = any(sequence > after for sequence in self._anchor_waiters)
+        if not unsent:
+            return 0, None, False
+        row = self._anchoring_read("SELECT created_at FROM records WHERE sequence = ?", (after + 1,))
+        return unsent, (row[0][0] if row else None), awaited
 
     def pending_served(self, grant_id: int, checked_at_block: int | None = None) -> int:
         """Served records of ``grant_id`` not yet on chain (they count toward its quota); kept in

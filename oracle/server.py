@@ -67,11 +67,12 @@ def build_oracle(
         settings = AnchoringSettings(rpc_url=consortium.chain.url, rpc_ca_file=config.rpc_ca_file,
                                      deployment_json=consortium.deployment.to_json(),
                                      compilation=consortium.compilation, outbox=config.outbox,
-                                     max_records=config.batch_max_records, max_age=config.batch_max_age_seconds)
+                                     max_records=config.batch_max_records, max_age=config.batch_max_age_seconds,
+                                     max_in_flight=config.batch_max_in_flight)
         batcher = AnchoringProcess(outbox, signer, settings).start()  # it reconciles with the chain first
     else:
         batcher = Batcher(outbox, consortium.audit_log, signer, max_records=config.batch_max_records,
-                          max_age=config.batch_max_age_seconds)
+                          max_age=config.batch_max_age_seconds, max_in_flight=config.batch_max_in_flight)
         batcher.reconcile()
         batcher.start()
     follower = OnChainRequestFollower(service, signer, poll_interval=config.request_poll_interval_seconds)

@@ -62,6 +62,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.outbox == tmp_path.resolve() / "oracle-outbox.sqlite"
     assert config.key_file == tmp_path.resolve() / "keys" / "oracle.json"
     assert (config.batch_max_records, config.batch_max_age_seconds, config.head_poll_interval_seconds) == (100, 2.0, 0.0)
+    assert config.batch_max_in_flight == 4
     assert (config.max_request_bytes, config.request_deadline_max_seconds) == (65536, 300)
     assert config.strict_timeout_seconds == 30.0
     assert config.manifest is None and config.password_file is None and config.masking == {}
@@ -81,7 +82,7 @@ def test_paths_absolute_relative_and_home(tmp_path: Path) -> None:
 def test_all_settings_and_overrides(tmp_path: Path) -> None:
     text = render(
         {"mode": '"strict"', "anchoring": '"thread"', "batch_max_records": "500", "batch_max_age_seconds": "1", "head_poll_interval_seconds": "0.5",
-         "listen_host": '"0.0.0.0"', "listen_port": "9000", "max_request_bytes": "4096", "request_deadline_max_seconds": "60"},
+         "batch_max_in_flight": "1", "listen_host": '"0.0.0.0"', "listen_port": "9000", "max_request_bytes": "4096", "request_deadline_max_seconds": "60"},
         {"timeout_seconds": "0.5", "max_response_bytes": "1000", "max_records": "5", "params": '["company_id", "status"]',
          "fixed_params": '{ limit = 5 }', "base_url": '"http://gw.example:8080/samr/"'},
         '[datasets.1.masking]\nname = "keep:2:0"\n[datasets.7]\nbase_url = "https://x.example"\npath = "/y"\nparams = ["q"]\n'
@@ -89,7 +90,7 @@ def test_all_settings_and_overrides(tmp_path: Path) -> None:
     )
     config = OracleConfig.load(write(tmp_path, text))
     assert config.mode == "strict" and config.batch_max_records == 500 and config.batch_max_age_seconds == 1.0
-    assert config.anchoring == "thread"
+    assert config.anchoring == "thread" and config.batch_max_in_flight == 1
     assert config.head_poll_interval_seconds == 0.5 and config.listen_port == 9000
     assert set(config.datasets) == {1, 7}
     dataset = config.dataset(1)
@@ -124,6 +125,8 @@ INVALID: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, str, str]
     ("batch a string", {"batch_max_records": '"100"'}, None, "", "batch_max_records"),
     ("batch a boolean", {"batch_max_records": "true"}, None, "", "batch_max_records"),
     ("batch a float", {"batch_max_records": "10.0"}, None, "", "batch_max_records"),
+    ("in flight 0", {"batch_max_in_flight": "0"}, None, "", "batch_max_in_flight"),
+    ("in flight 17", {"batch_max_in_flight": "17"}, None, "", "batch_max_in_flight"),
     ("password in the file", {"password": '"hunter2"'}, None, "", "password"),
     ("key_password in the file", {"key_password": '"hunter2"'}, None, "", "key_password"),
     ("password in a dataset", None, {"password": '"hunter2"'}, "", "datasets.1.password"),

@@ -199,6 +199,48 @@ def test_anchoring_bookkeeping_matches_the_file_while_answers_are_written(tmp_pa
 
 
 @pytest.mark.parametrize("side", ["thread", "process"])
+def test_the_backlog_past_the_batches_in_flight(tmp_path: Path, side: str) -> None:
+    """With batches in flight up to sequence ``after``, the batcher asks for the backlog and the
+    records past them; both anchoring sides (the outbox itself and the anchoring process's
+    ``OutboxFile``) answer alike, and a strict answer's wait counts only past ``after``."""
+    import socket
+    from multiprocessing.connection import Connection
+
+    from oracle.anchoring import OutboxFile
+
+    box = Outbox(tmp_path / "outbox.sqlite")
+    box.bind(IDENTITY, 0)
+    ours, theirs = socket.socketpair()
+    side_of = box if side == "thread" else OutboxFile(box.path, Connection(ours.detach()))
+    try:
+        for _ in range(5):
+            box.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32)
+        created = [box.get(n).created_at for n in range(1, 6)]
+        assert side_of.backlog() == (5, created[0], False)
+        assert side_of.backlog(3) == (2, created[3], False)
+        assert side_of.backlog(5) == (0, None, False)
+        assert [r.sequence for r in side_of.unanchored(10, 3)] == [4, 5]
+        assert [r.sequence for r in side_of.unanchored(1, 3)] == [4]
+        side_of.mark_anchored(1, 2, "0xabc", 9)
+        if side == "process":  # the anchoring process tells the answering one, which marks them
+            message = Connection(theirs.detach()).recv()
+            assert message == ("anchored", 1, 2, "0xabc", 9)
+            box.mark_anchored(1, 2, "0xabc", 9)
+        assert side_of.backlog(1) == (3, created[2], False)  # in flight through 1, anchored through 2
+        assert side_of.backlog(3) == (2, created[3], False)
+        assert [r.sequence for r in side_of.unanchored(10)] == [3, 4, 5]
+        assert [r.sequence for r in side_of.unanchored(10, 4)] == [5]
+        # a strict answer waiting for record 4: due while only 3 is in flight, not once 4 is
+        if side == "thread":
+            assert box.when_anchored(4, lambda: None) is False
+        else:
+            side_of._awaited = 4
+        assert side_of.backlog(3)[2] is True and side_of.backlog(4)[2] is False
+    finally:
+        box.close()
+
+
+@pytest.mark.parametrize("side", ["thread", "process"])
 def test_checkpoints_keep_the_wal_bounded_while_answers_are_written_all_the_time(tmp_path: Path, monkeypatch, side) -> None:
     """Answers are written without a pause while the anchoring side checkpoints (as the batcher does
     after each batch): its PASSIVE checkpoints alone never let SQLite rewind the WAL, so it grows with
