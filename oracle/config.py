@@ -45,7 +45,7 @@ ANCHORINGS: tuple[str, ...] = ("process", "thread")
 #: ``batch_max_records`` bounds (the audit log's batch size stays well under the block gas limit).
 BATCH_MAX_RECORDS_RANGE = (1, 500)
 #: ``batch_max_in_flight`` bounds: batches sent and not yet mined (a node keeps a bounded number of
-#: one sender's transactions in its pool; Besu's default is well above this).
+#: one sender's transactions in its pool; see ``oracle.batcher.MAX_IN_FLIGHT``).
 BATCH_MAX_IN_FLIGHT_RANGE = (1, 16)
 _DEPT_CODE_MAX_BYTES = 32  # the registry stores a department's short code as bytes32
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")

@@ -426,8 +426,9 @@ class Outbox:
 
     def backlog(self, after: int = 0) -> tuple[int, float | None, bool]:
         """(records not yet on chain, ``created_at`` of the oldest of them, whether an answer is
-        waiting for its record to be anchored), without touching the file; with ``after``, only
-        the records past that sequence count (the batcher's batches in flight end there)."""
+        waiting for its record to be anchored), from memory; with ``after``, only the records past
+        that sequence count (the batcher's batches in flight end there), and the oldest of them is
+        read from the file."""
         with self._lock:
             count, oldest = self._backlog_count, self._backlog_oldest
             if self._next is None or after <= self._next - 1 - count:  # nothing in flight past what is on chain

@@ -62,7 +62,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert config.outbox == tmp_path.resolve() / "oracle-outbox.sqlite"
     assert config.key_file == tmp_path.resolve() / "keys" / "oracle.json"
     assert (config.batch_max_records, config.batch_max_age_seconds, config.head_poll_interval_seconds) == (100, 2.0, 0.0)
-    assert config.batch_max_in_flight == 4
+    assert config.batch_max_in_flight == 3
     assert (config.max_request_bytes, config.request_deadline_max_seconds) == (65536, 300)
     assert config.strict_timeout_seconds == 30.0
     assert config.manifest is None and config.password_file is None and config.masking == {}
