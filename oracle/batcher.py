@@ -224,18 +224,17 @@ class Batcher:
         batch = self._due_batch()
         if not batch:
             return False
-        if self._send_alone or self.max_in_flight == 1:
-            self._drain()
-            self._anchor_alone(batch)
-            self._send_alone = False
-            return True
-        try:
-            tx_hash = self.audit_log.submit_anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
-        except RpcErrorAnswer:  # e.g. a gas bound the node will not take: anchor() knows what to do
-            self._drain()
-            self._anchor_alone(batch)
-            return True
-        self._in_flight.append(SentBatch(batch[0].sequence, batch[-1].sequence, tx_hash, time.monotonic()))
+        if not (self._send_alone or self.max_in_flight == 1):
+            try:
+                tx_hash = self.audit_log.submit_anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
+            except RpcErrorAnswer:  # e.g. a gas bound the node will not take: anchor() knows what to do
+                pass
+            else:
+                self._in_flight.append(SentBatch(batch[0].sequence, batch[-1].sequence, tx_hash, time.monotonic()))
+                return True
+        self._drain()
+        self._anchor_alone(batch)
+        self._send_alone = False
         return True
 
     def _anchor_alone(self, batch: list[OutboxRecord]) -> None:
