@@ -2,9 +2,9 @@
 
 Shared by the JSON routes (``api.routes.audit``) and the dashboard (``api.dashboard``):
 
-* :class:`AuditService` holds the service's :class:`ledger.audit_index.AuditIndex` (the SQLite file
+* :class:`AuditService` holds the service's :class:`auditing.index.AuditIndex` (the SQLite file
   ``settings.index_path``, opened on first use), syncs it from the chain on demand (one sync at a
-  time), runs :func:`ledger.verification.verify_audit_trail` on it (after a sync, so the report
+  time), runs :func:`auditing.verification.verify_audit_trail` on it (after a sync, so the report
   covers the chain up to the moment it was asked) and keeps the last report for the dashboard's
   verification status and record views. The index is fed only by ``POST /v1/audit/sync`` (or the
   dashboard's button, or a verification): the pages show how far it is indexed, so staleness is
@@ -28,18 +28,18 @@ from fastapi import Depends, Request
 from api.auth import Caller, CurrentCaller
 from api.deps import ApiContext, ContextDep
 from api.errors import Forbidden, ServiceUnavailable, UnprocessableContent
-from ledger.audit_index import (
+from auditing.index import (
     AuditIndex,
     AuditIndexError,
     AuditQueryError,
     IndexedRecord,
     SyncResult,
 )
-from ledger.catalog import Classification
-from ledger.registry import Role
+from ledger.contracts.catalog import Classification
+from ledger.contracts.registry import Role
 
 if TYPE_CHECKING:
-    from ledger.verification import VerificationReport, Violation
+    from auditing.verification import VerificationReport, Violation
 
 log = logging.getLogger("govshare.api")
 
@@ -231,7 +231,7 @@ class AuditService:
 
     def verify(self) -> VerificationReport:
         """Sync, then verify the whole indexed trail against the chain; the report is kept."""
-        from ledger.verification import verify_audit_trail
+        from auditing.verification import verify_audit_trail
 
         consortium = self.context.consortium()
         with self._sync_lock:

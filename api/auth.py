@@ -49,7 +49,7 @@ from api.errors import Forbidden, Unauthenticated
 from api.settings import TokenBinding
 from ledger.deployment import Consortium
 from ledger.keys import Signer
-from ledger.registry import Department, Role
+from ledger.contracts.registry import Department, Role
 
 __all__ = [
     "HEADER_ACCOUNT",

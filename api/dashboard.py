@@ -47,7 +47,7 @@ from api.auth import Authentication, current_caller
 from api.charts import stacked_bars
 from api.deps import ContextDep
 from api.errors import ApiError, Forbidden, NotFound
-from ledger.audit_index import AuditIndexError, AuditQueryError
+from auditing.index import AuditIndexError, AuditQueryError
 from ledger.errors import ChainUnavailable
 
 __all__ = ["COOKIE", "DashboardSessions", "router"]
@@ -400,7 +400,7 @@ def verify_now(request: Request, context: ContextDep, service: AuditServiceDep) 
 def verification_report(request: Request, context: ContextDep, service: AuditServiceDep) -> Response:
     """The last verification as the HTML report an audit office files."""
     def build(viewer: AuditViewer) -> Response:
-        from api.report import render_verification_report
+        from auditing.html_report import render_verification_report
 
         report = service.last_report
         if report is None:

@@ -18,7 +18,7 @@ from fastapi import Depends, Request
 from api.settings import ApiSettings
 from ledger.deployment import Consortium
 from ledger.keys import Signer, load_keystore, read_password
-from ledger.registry import Department
+from ledger.contracts.registry import Department
 
 if TYPE_CHECKING:
     from api.auth import ReplayGuard, TokenTable

@@ -39,7 +39,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ledger.catalog import UnknownField
+from ledger.contracts.catalog import UnknownField
 from ledger.dataset_file import DataFileError
 from ledger.errors import (
     ChainUnavailable,

@@ -12,9 +12,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from ledger.catalog import Classification, Dataset, DatasetVersion, UpdateFrequency
-from ledger.grants import AccessGrant, GrantStatus
-from ledger.registry import Department
+from ledger.contracts.catalog import Classification, Dataset, DatasetVersion, UpdateFrequency
+from ledger.contracts.grants import AccessGrant, GrantStatus
+from ledger.contracts.registry import Department
 
 __all__ = [
     "DatasetCreate",
@@ -46,7 +46,7 @@ _FIELD_NAME = Field(min_length=1, max_length=200)
 
 
 class Level(str, Enum):
-    """A dataset's classification (``ledger.catalog.Classification``)."""
+    """A dataset's classification (``ledger.contracts.catalog.Classification``)."""
 
     public = "public"
     internal = "internal"
@@ -58,7 +58,7 @@ class Level(str, Enum):
 
 
 class Frequency(str, Enum):
-    """How often a dataset is updated (``ledger.catalog.UpdateFrequency``)."""
+    """How often a dataset is updated (``ledger.contracts.catalog.UpdateFrequency``)."""
 
     irregular = "irregular"
     realtime = "realtime"
@@ -73,7 +73,7 @@ class Frequency(str, Enum):
 
 
 class State(str, Enum):
-    """A grant's state (``ledger.grants.GrantStatus``)."""
+    """A grant's state (``ledger.contracts.grants.GrantStatus``)."""
 
     requested = "requested"
     awaiting_co_approval = "awaiting_co_approval"

@@ -49,7 +49,7 @@ from pydantic_settings import (
 )
 
 from api.errors import ConfigError
-from ledger.http1 import check_ca_file
+from ledger.http_client import check_ca_file
 
 __all__ = ["ApiSettings", "KeystoreEntry", "TokenBinding", "token_sha256"]
 

@@ -24,7 +24,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
 from ledger.errors import ChainUnavailable, ContractRevert, OutOfGas, TransactionFailed
-from ledger.http1 import AnswerTooLarge, KeepAlivePool, Origin, ResponseReader, client_tls_context
+from ledger.http_client import AnswerTooLarge, KeepAlivePool, Origin, ResponseReader, client_tls_context
 from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
 
@@ -130,7 +130,7 @@ class Chain:
     def raw_rpc(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call without web3's middleware and formatters: the ``result`` as the node
         sent it (hex strings), over kept-alive HTTP/1.1 connections of the chain's own
-        (``ledger.http1``; credentials in the URL are sent as HTTP basic authentication, as web3
+        (``ledger.http_client``; credentials in the URL are sent as HTTP basic authentication, as web3
         sends them). A node that cannot be reached raises :class:`ChainUnavailable`; an error
         answer raises :class:`RpcErrorAnswer` (undecoded: callers that need a revert decoded by
         name repeat the call through web3)."""

@@ -27,7 +27,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
-from ledger.audit_log import AppendResult, AuditLogClient, recompute_head
+from ledger.contracts.audit_log import AppendResult, AuditLogClient, recompute_head
 from ledger.chain import RECEIPT_POLL_SECONDS, RpcErrorAnswer
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
 from ledger.keys import Signer

@@ -27,8 +27,8 @@ from types import MappingProxyType
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
-from ledger.catalog import Classification
-from ledger.http1 import check_ca_file, client_tls_context
+from ledger.contracts.catalog import Classification
+from ledger.http_client import check_ca_file, client_tls_context
 from ledger.keys import read_password
 from oracle.batcher import MAX_IN_FLIGHT
 from oracle.errors import ConfigError, UnknownDataset
@@ -73,7 +73,7 @@ class DatasetConfig:
     For an ``https`` source: ``ca_file`` (PEM) holds the certificate authorities trusted for the
     source's certificate instead of the system's (a department's internal CA); ``client_cert_file``
     and ``client_key_file`` (PEM, the key unencrypted) are the certificate the oracle presents when
-    the source asks for one (mutual TLS). See :func:`ledger.http1.client_tls_context`.
+    the source asks for one (mutual TLS). See :func:`ledger.http_client.client_tls_context`.
     """
 
     id: int

@@ -3,7 +3,7 @@ single exception root) and carries the audit reason code it is recorded with."""
 
 from __future__ import annotations
 
-from ledger.audit_log import OracleReason
+from ledger.contracts.audit_log import OracleReason
 from ledger.errors import LedgerError
 
 

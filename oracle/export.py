@@ -1,7 +1,7 @@
 """``govshare oracle export``: an oracle's local log (its outbox) as JSON Lines, for auditors.
 
 The file is what ``govshare audit verify --oracle-export FILE`` matches against the chain record for
-record (``ledger.verification``): a header line naming the oracle, chain and audit log, then one line
+record (``auditing.verification``): a header line naming the oracle, chain and audit log, then one line
 per record in sequence order with its record id, grant, requester, dataset, version, outcome, reason,
 decision block, request and response hashes, the salts that open them, when the oracle wrote it, and
 the transaction and block it was anchored in (null while it waits).
@@ -21,7 +21,7 @@ from pathlib import Path
 
 from eth_utils import to_checksum_address
 
-from ledger.verification import ExportedRecord, OracleExport
+from auditing.verification import ExportedRecord, OracleExport
 from oracle.outbox import OutboxMismatch, OutboxRecord, export_records
 
 
@@ -45,7 +45,7 @@ class ExportSummary:
 
 
 def read_outbox(outbox: Path) -> OracleExport:
-    """The outbox at ``outbox`` as an :class:`~ledger.verification.OracleExport` (read-only).
+    """The outbox at ``outbox`` as an :class:`~auditing.verification.OracleExport` (read-only).
 
     Raises :class:`~oracle.outbox.OutboxMismatch` if it is not an outbox bound to an oracle."""
     identity, records = export_records(Path(outbox))

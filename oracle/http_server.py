@@ -48,8 +48,8 @@ from urllib.parse import unquote
 
 import httptools
 
-from oracle.http import OracleHttpApp
-from oracle.http import _problem as problem_parts  # one problem body for the app and the server
+from oracle.app import OracleHttpApp
+from oracle.app import _problem as problem_parts  # one problem body for the app and the server
 
 log = logging.getLogger("govshare.oracle.http")
 
@@ -291,13 +291,13 @@ class _Connection(asyncio.Protocol):
 
 
 def _problem(status: int, title: str, detail: str) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
-    """The oracle's RFC 9457 problem (``oracle.http``'s), as (status, headers, body)."""
+    """The oracle's RFC 9457 problem (``oracle.app``'s), as (status, headers, body)."""
     status, body, content_type = problem_parts(status, title, detail)
     return status, [(b"content-type", content_type)], body
 
 
 class OracleHttpServer:
-    """Serves one :class:`~oracle.http.OracleHttpApp` on ``host:port``: :meth:`serve` on a running
+    """Serves one :class:`~oracle.app.OracleHttpApp` on ``host:port``: :meth:`serve` on a running
     event loop (until :meth:`shutdown`), or :class:`OracleServerThread` in a background thread."""
 
     def __init__(self, app: OracleHttpApp, host: str, port: int, *, max_head_bytes: int = 16384,

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Callable, Iterable, Mapping, Sequence
 
-from ledger.catalog import Classification
+from ledger.contracts.catalog import Classification
 from oracle.errors import ConfigError
 
 if TYPE_CHECKING:

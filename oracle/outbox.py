@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from ledger.audit_log import AuditEntry, Outcome
+from ledger.contracts.audit_log import AuditEntry, Outcome
 from ledger.errors import LedgerError
 from oracle.errors import NonceReplayed, QuotaUsedUp
 

@@ -26,7 +26,7 @@ data and never appear in a message, a log line or a chained exception.
 
 The HTTP/1.1 clients are the relay's own: kept-alive connections (at most ``max_connections`` idle
 ones per dataset and client, TLS for ``https``), the request written in one piece and the answer
-parsed by ``httptools`` (llhttp, the parser uvicorn uses) through ``ledger.http1`` (which the chain's
+parsed by ``httptools`` (llhttp, the parser uvicorn uses) through ``ledger.http_client`` (which the chain's
 JSON-RPC also uses), so a query costs one ``send`` and usually one ``recv``. On the oracle's hot path
 httpx cost about 1.5 ms of CPU per call and urllib3 (through ``http.client``) about 0.5 ms; these a
 small fraction of that. They reach the department API directly (no proxy variables: personal data
@@ -51,7 +51,7 @@ from urllib.parse import quote, quote_plus, urlencode
 
 import httptools
 
-from ledger.http1 import AnswerTooLarge, ConnectionCutShort, KeepAlivePool, Origin, ResponseReader, client_tls_context
+from ledger.http_client import AnswerTooLarge, ConnectionCutShort, KeepAlivePool, Origin, ResponseReader, client_tls_context
 from oracle.config import DatasetConfig
 from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
 

@@ -37,14 +37,14 @@ from typing import Any, Callable, Generator, Mapping, TypeVar
 from eth_account import Account
 from eth_account.messages import encode_defunct
 
-from ledger.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, reason_name, record_id
-from ledger.catalog import Dataset
+from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, reason_name, record_id
+from ledger.contracts.catalog import Dataset
 from ledger.deployment import Consortium
 from ledger.errors import CanonicalizationError, ChainUnavailable, ContractRevert, LedgerError
-from ledger.grants import AccessCheck, AccessReason
+from ledger.contracts.grants import AccessCheck, AccessReason
 from ledger.hashing import canonical_hash, new_salt, salted_hash
 from ledger.keys import Signer
-from ledger.query import InvalidSignature, Query, recover_query_signer
+from protocol.query import InvalidSignature, Query, recover_query_signer
 from oracle.config import OracleConfig
 from oracle.errors import (
     BadSignature,
@@ -343,7 +343,7 @@ class OracleService:
 
     async def answer_async(self, request: QueryRequest) -> QueryAnswer:
         """:meth:`answer` on the running event loop, without ``hold`` (strict mode: the caller waits
-        for the record, see :class:`oracle.http.OracleHttpApp`). Only the relay and the chain reads
+        for the record, see :class:`oracle.app.OracleHttpApp`). Only the relay and the chain reads
         the cache cannot answer wait; everything else runs on the loop."""
         return await self._run_async(self._answer_path(request))
 

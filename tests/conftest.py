@@ -14,9 +14,9 @@ from ledger.chain import Chain
 from ledger.compiler import CompilationResult, compile_contracts
 from ledger.deployment import Consortium, Deployment, deploy_consortium
 from ledger.keys import Signer
-from ledger.registry import AccountRole
-from ledger.sample_consortium import OUTSIDER, SAMPLE_DEPARTMENTS, admit_department, admit_sample_departments
-from ledger.devnet import GanacheNode, dev_accounts
+from ledger.contracts.registry import AccountRole
+from devtools.sample_consortium import OUTSIDER, SAMPLE_DEPARTMENTS, admit_department, admit_sample_departments
+from devtools.devnet import GanacheNode, dev_accounts
 
 
 @pytest.fixture(scope="session")
@@ -76,7 +76,7 @@ def admit(consortium: Consortium, committee: list[Signer], name: str, code: str,
 
 
 def admit_members(consortium: Consortium, committee: list[Signer], accounts: list[Signer]) -> Members:
-    """Admit the sample departments (``ledger.sample_consortium``: market supervision, tax, public
+    """Admit the sample departments (``devtools.sample_consortium``: market supervision, tax, public
     security and an audit office) by committee vote."""
     ids = admit_sample_departments(consortium, committee, accounts)
     member = {

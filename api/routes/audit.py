@@ -8,7 +8,7 @@
 ``GET  /v1/audit/daily``            accesses per UTC day per department (served, denied, source failure)
 ``GET  /v1/audit/status``           how far the index is synced; the last verification's verdict
 ``POST /v1/audit/sync``             index the chain's new events now
-``POST /v1/audit/verify``           sync, then :func:`ledger.verification.verify_audit_trail`; the JSON
+``POST /v1/audit/verify``           sync, then :func:`auditing.verification.verify_audit_trail`; the JSON
                                     report (``?format=html``: the report an audit office files)
 
 Auditors (AUDITOR role in an audit office) see everything and may verify; operators see what their
@@ -27,7 +27,7 @@ from pydantic import BaseModel, Field
 from api.audit_service import AuditServiceDep, AuditViewerDep, iso, parse_time
 from api.errors import Forbidden, NotFound, UnprocessableContent
 from api.schemas import problem_responses
-from ledger.audit_index import AuditQueryError, IndexedRecord
+from auditing.index import AuditQueryError, IndexedRecord
 
 __all__ = ["router"]
 
@@ -344,7 +344,7 @@ def verify(
     viewer.require_auditor("verify the audit trail")
     report = service.verify()
     if format is ReportFormat.html:
-        from api.report import render_verification_report
+        from auditing.html_report import render_verification_report
 
         return HTMLResponse(render_verification_report(report))
     return JSONResponse(report.to_dict())

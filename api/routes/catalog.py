@@ -39,7 +39,7 @@ from api.schemas import (
     VersionPublic,
     problem_responses,
 )
-from ledger.catalog import Dataset, UnknownField
+from ledger.contracts.catalog import Dataset, UnknownField
 from ledger.dataset_file import (
     FORMATS,
     DataFileError,

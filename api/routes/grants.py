@@ -43,8 +43,8 @@ from api.schemas import (
 )
 from ledger.chain import TxResult
 from ledger.deployment import Consortium
-from ledger.grants import AccessGrant, GrantStatus
-from ledger.registry import Department
+from ledger.contracts.grants import AccessGrant, GrantStatus
+from ledger.contracts.registry import Department
 
 __all__ = ["grant_or_404", "router"]
 

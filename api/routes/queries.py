@@ -1,7 +1,7 @@
 """Queries: the requesting side asks a provider's oracle for data under a grant.
 
 ``POST /v1/queries {grant_id, fields?, params, dataset_id?}`` — the service signs the EIP-712 query
-with the caller's key (``oracle.client.OracleClient``), sends it to the oracle of the grant's owner
+with the caller's key (``requester.client.OracleClient``), sends it to the oracle of the grant's owner
 (its URL from the consortium registry, or the ``oracle_urls`` setting for that department's code),
 and answers the records with the oracle's signed receipt. The receipt must be signed by an account
 holding the ORACLE role for the owner department, else 502.
@@ -29,8 +29,8 @@ from api.errors import ApiError, BadGateway, Forbidden, UnprocessableContent
 from api.routes.catalog import field_mask
 from api.routes.grants import grant_or_404
 from api.schemas import QueryCreate, QueryPublic, problem_responses
-from ledger.registry import Role
-from oracle.client import OracleClient, QueryRefused
+from ledger.contracts.registry import Role
+from requester.client import OracleClient, QueryRefused
 from oracle.service import receipt_signer
 
 __all__ = ["router"]

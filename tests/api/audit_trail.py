@@ -35,15 +35,15 @@ import pytest
 
 from api.app import create_app
 from api.settings import ApiSettings, TokenBinding, token_sha256
-from ledger.catalog import Classification
+from ledger.contracts.catalog import Classification
 from ledger.chain import Chain
 from ledger.deployment import Consortium
-from ledger.devnet import free_port
+from devtools.devnet import free_port
 from ledger.keys import Signer
-from oracle.client import QueryRefused
+from requester.client import QueryRefused
 from oracle.config import DatasetConfig
-from oracle.sample_apis import ServerThread
-from oracle.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
+from devtools.sample_apis import ServerThread
+from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from tests.api.conftest import RunningApi
 from tests.conftest import Members, Template
 from tests.oracle.conftest import (
@@ -74,7 +74,7 @@ class Trail:
 
 def _denied(oracle: RunningOracle, members: Members, published: Published, fields: int, reason: str) -> str:
     with pytest.raises(QueryRefused) as refused:
-        oracle.client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant, fields,
+        requester.client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant, fields,
                             {"company_id": companies()[7]["company_id"]})
     assert refused.value.reason == reason, refused.value.problem
     return refused.value.receipt["record_id"]

@@ -24,10 +24,10 @@ from api.app import create_app
 from api.auth import sign_request
 from api.settings import ApiSettings, TokenBinding, token_sha256
 from ledger.deployment import Consortium
-from ledger.devnet import free_port
+from devtools.devnet import free_port
 from ledger.keys import Signer
-from oracle.sample_apis import ServerThread
-from oracle.sample_data import COMPANY_FIELDS, companies
+from devtools.sample_apis import ServerThread
+from devtools.sample_data import COMPANY_FIELDS, companies
 from tests.oracle.conftest import company_api  # noqa: F401 - the sample company registry, a fixture
 
 PROBLEM = "application/problem+json"

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from ledger.audit_log import AuditEntry, Outcome, record_id
+from ledger.contracts.audit_log import AuditEntry, Outcome, record_id
 from ledger.deployment import Consortium
 from tests.api.audit_trail import AuditWorld, Trail, audit_world
 from tests.api.conftest import RunningApi, assert_problem

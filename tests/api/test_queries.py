@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from ledger.audit_log import Outcome
+from ledger.contracts.audit_log import Outcome
 from ledger.deployment import Consortium
-from ledger.devnet import free_port
-from ledger.grants import AccessReason
+from devtools.devnet import free_port
+from ledger.contracts.grants import AccessReason
 from ledger.hashing import canonical_hash
 from ledger.keys import Signer
 from oracle.config import DatasetConfig
-from oracle.sample_apis import ServerThread
+from devtools.sample_apis import ServerThread
 from oracle.service import receipt_signer
 from tests.api.conftest import (
     RunningApi,

@@ -17,7 +17,7 @@ import pytest
 
 from api.errors import ConfigError
 from api.settings import ApiSettings, token_sha256
-from ledger.devnet import free_port
+from devtools.devnet import free_port
 from ledger.keys import save_keystore
 from tests.api.conftest import PROBLEM, assert_problem
 
@@ -163,7 +163,7 @@ def test_missing_settings_file(tmp_path: Path):
 # ---------------------------------------------------------------- govshare api serve
 
 def _govshare(*args: str, env: dict[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], cwd=PROJECT_ROOT, env=env, text=True,
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=PROJECT_ROOT, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True)
 
 

@@ -1,5 +1,5 @@
 """ledger.chain: fee modes (EIP-1559, and legacy at zero gas price as on Besu), nonces, receipts,
-reverts decoded by name, a chain that is down, and the plain JSON-RPC path (``ledger.http1``)
+reverts decoded by name, a chain that is down, and the plain JSON-RPC path (``ledger.http_client``)
 through a real gateway."""
 
 from __future__ import annotations
@@ -12,13 +12,13 @@ from typing import Iterator
 
 import pytest
 
-from ledger.catalog import Classification
+from ledger.contracts.catalog import Classification
 from ledger.chain import ESTIMATE_FIRST_WAIT_SECONDS, Chain
 from ledger.compiler import CompilationResult
 from ledger.deployment import Consortium, deploy_consortium
 from ledger.errors import ChainUnavailable, ContractRevert
 from ledger.keys import Signer, generate_signer
-from ledger.registry import AccountRole, Role
+from ledger.contracts.registry import AccountRole, Role
 from tests.conftest import Members, admit
 from tests.support.ganache import GanacheNode, free_port
 from tests.support.certificates import TestAuthority, https_server_context
@@ -145,7 +145,7 @@ def test_oracles_anchoring_at_once_through_one_connection_are_all_answered(
     """Three oracles anchoring concurrently through one Chain: ganache (eager instamine) left an
     eth_estimateGas unanswered when it arrived while another transaction was mining, which stalled
     a demo run for 30 s; estimation and sending are now one step per connection."""
-    from ledger.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome
+    from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome
 
     chain = Chain(consortium.chain.url, timeout=8.0)  # a stall fails in seconds, not after 30 s
     log = Consortium(chain, consortium.deployment, compilation).audit_log
@@ -179,7 +179,7 @@ def test_transactions_estimated_while_oracles_anchor_from_other_connections_are_
     also an eth_sendRawTransaction. Before estimates were asked again (Chain.estimate_gas) and
     ganache mined "strict" (GANACHE_MINING), this test failed within seconds in 3 runs of 3; with
     only the first, 2 of 2; with only the second, 1 of 3. Every transaction must go through."""
-    from ledger.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome
+    from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome
 
     denial = AuditEntry(0, ZERO_ADDRESS, 0, 0, Outcome.DENIED, int(OracleReason.BAD_SIGNATURE), 1, b"\x11" * 32, b"\x00" * 32)
     failures: list[BaseException] = []

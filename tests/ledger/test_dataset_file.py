@@ -9,7 +9,7 @@ import pytest
 from ledger.dataset_file import DataFileError, read_dataset_file
 from ledger.hashing import content_hash, record_hash
 from ledger.merkle import MerkleTree, verify_inclusion
-from oracle.sample_data import COMPANY_FIELDS, companies
+from devtools.sample_data import COMPANY_FIELDS, companies
 
 FIELDS = ("id", "name")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ledger.catalog import Classification
+from ledger.contracts.catalog import Classification
 from ledger.deployment import Consortium
 from ledger.events import block_ranges, read_events
 from tests.conftest import Members

@@ -9,18 +9,18 @@ from typing import Callable, Iterator
 
 import pytest
 
-from ledger.catalog import Classification, UpdateFrequency
+from ledger.contracts.catalog import Classification, UpdateFrequency
 from ledger.deployment import Consortium
-from ledger.devnet import free_port
+from devtools.devnet import free_port
 from ledger.hashing import content_hash, record_hash
 from ledger.merkle import MerkleTree
-from oracle.client import OracleClient
+from requester.client import OracleClient
 from oracle.config import DatasetConfig, OracleConfig
 from oracle.http_server import OracleServerThread
 from oracle.masking import MaskRule
-from oracle.sample_apis import ServerThread, company_registry_app, resident_registry_app
-from oracle.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
-from oracle.server import Oracle, build_oracle
+from devtools.sample_apis import ServerThread, company_registry_app, resident_registry_app
+from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
+from oracle.main import Oracle, build_oracle
 from tests.conftest import Member, Members
 
 DAY = 86_400

@@ -12,7 +12,7 @@ from typing import Callable
 
 import httpx
 
-from oracle.sample_data import companies
+from devtools.sample_data import companies
 from tests.oracle.conftest import RunningOracle
 
 
@@ -89,7 +89,7 @@ def test_stopping_anchors_what_is_pending(consortium, members, published, start)
 def test_a_refusal_in_the_anchoring_process_is_reported_and_the_records_wait(consortium, members, published, start) -> None:
     """The oracle account loses its ORACLE role: the chain refuses the batch, the anchoring process
     says so, ``/v1/health`` shows it, and the records wait; once the role is back, they are anchored."""
-    from ledger.registry import Role
+    from ledger.contracts.registry import Role
 
     running = start(anchoring="process", batch_max_age_seconds=0.2)
     oracle = members.samr.oracle.address
@@ -107,7 +107,7 @@ def test_a_refusal_in_the_anchoring_process_is_reported_and_the_records_wait(con
 def test_a_stop_is_heard_while_the_chain_keeps_refusing(consortium, members, published, start) -> None:
     """While every batch is refused the anchoring process never waits for work; a stop still reaches
     it between two attempts, and it exits by itself (not killed after the stop's timeout)."""
-    from ledger.registry import Role
+    from ledger.contracts.registry import Role
 
     running = start(anchoring="process", batch_max_age_seconds=0.2)
     consortium.registry.remove_account(members.samr.operator, members.samr.oracle.address, Role.ORACLE)

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from ledger.catalog import Classification
+from ledger.contracts.catalog import Classification
 from ledger.errors import KeystoreError, LedgerError
 from oracle.config import OracleConfig
 from oracle.errors import ConfigError, UnknownDataset

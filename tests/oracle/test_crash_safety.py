@@ -19,21 +19,21 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from ledger.audit_log import Outcome, verify_hash_chain
+from ledger.contracts.audit_log import Outcome, verify_hash_chain
 from ledger.compiler import PROJECT_ROOT
-from ledger.devnet import free_port
-from ledger.grants import AccessReason
+from devtools.devnet import free_port
+from ledger.contracts.grants import AccessReason
 from ledger.keys import save_keystore
-from oracle.client import OracleClient, QueryRefused
+from requester.client import OracleClient, QueryRefused
 from oracle.outbox import Outbox
-from oracle.sample_data import companies
+from devtools.sample_data import companies
 
 PASSWORD = "crash-test-password"  # test keystore password, not a secret
 
 
 @dataclass
 class OracleProcess:
-    """``python -m ledger.cli oracle serve --config FILE`` as a child process."""
+    """``python -m cli.main oracle serve --config FILE`` as a child process."""
 
     config_path: Path
     port: int
@@ -47,7 +47,7 @@ class OracleProcess:
     def start(self, timeout: float = 30.0) -> OracleProcess:
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "ledger.cli", "oracle", "serve", "--config", str(self.config_path)],
+            [sys.executable, "-m", "cli.main", "oracle", "serve", "--config", str(self.config_path)],
             cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
             env=os.environ | {"GOVSHARE_KEY_PASSWORD": PASSWORD},
         )

@@ -13,10 +13,10 @@ from typing import Callable, Iterator
 import orjson
 import pytest
 
-from ledger.devnet import free_port
-from oracle.http import query_request
+from devtools.devnet import free_port
+from oracle.app import query_request
 from oracle.relay import DepartmentApi
-from oracle.sample_data import companies
+from devtools.sample_data import companies
 from oracle.service import OracleService, QueryAnswer, QueryRequest
 from tests.oracle.conftest import RunningOracle
 from tests.support.loop import LoopThread

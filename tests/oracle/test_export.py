@@ -9,14 +9,14 @@ import os
 import sqlite3
 from pathlib import Path
 
-from ledger.audit_index import AuditIndex
-from ledger.audit_log import Outcome
-from ledger.cli import main
+from auditing.index import AuditIndex
+from ledger.contracts.audit_log import Outcome
+from cli.main import main
 from ledger.hashing import salted_hash
-from ledger.verification import OracleExport, verify_audit_trail
-from oracle.client import QueryRefused
+from auditing.verification import OracleExport, verify_audit_trail
+from requester.client import QueryRefused
 from oracle.export import export_outbox, read_outbox
-from oracle.sample_data import companies
+from devtools.sample_data import companies
 from tests.oracle.conftest import TAX_FIELDS
 
 

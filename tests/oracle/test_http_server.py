@@ -13,13 +13,13 @@ import time
 import pytest
 from fastapi import FastAPI
 
-from ledger.audit_log import Outcome
-from ledger.devnet import free_port
-from oracle.client import OracleClient
-from oracle.http import OracleHttpApp
+from ledger.contracts.audit_log import Outcome
+from devtools.devnet import free_port
+from requester.client import OracleClient
+from oracle.app import OracleHttpApp
 from oracle.http_server import MAX_PIPELINED, OracleServerThread
-from oracle.sample_apis import ServerThread
-from oracle.sample_data import companies
+from devtools.sample_apis import ServerThread
+from devtools.sample_data import companies
 
 
 def _connect(url: str) -> socket.socket:

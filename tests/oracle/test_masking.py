@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from ledger.catalog import Classification
+from ledger.contracts.catalog import Classification
 from oracle.config import OracleConfig
 from oracle.errors import ConfigError
 from oracle.masking import REDACTED, MaskingPolicy, MaskRule
-from oracle.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
+from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "oracle" / "examples"
 

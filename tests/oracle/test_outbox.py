@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger.audit_log import AuditEntry, Outcome
+from ledger.contracts.audit_log import AuditEntry, Outcome
 from oracle.errors import NonceReplayed, QuotaUsedUp
 from oracle.outbox import Outbox, OutboxMismatch, RecordWrite
 

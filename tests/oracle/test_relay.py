@@ -22,12 +22,12 @@ import uvloop
 from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 
-from ledger.devnet import free_port
+from devtools.devnet import free_port
 from oracle.config import DatasetConfig
 from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
 from oracle.relay import DepartmentApi
-from oracle.sample_apis import ServerThread, company_registry_app
-from oracle.sample_data import companies, residents
+from devtools.sample_apis import ServerThread, company_registry_app
+from devtools.sample_data import companies, residents
 from tests.support.certificates import IssuedCertificate, TestAuthority
 from tests.support.loop import LoopThread
 

@@ -9,11 +9,11 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
-from ledger.audit_log import OracleReason, Outcome, record_id, verify_hash_chain
-from ledger.grants import AccessReason
+from ledger.contracts.audit_log import OracleReason, Outcome, record_id, verify_hash_chain
+from ledger.contracts.grants import AccessReason
 from ledger.hashing import salted_hash
-from oracle.client import QueryRefused
-from oracle.sample_data import companies, residents
+from requester.client import QueryRefused
+from devtools.sample_data import companies, residents
 from oracle.service import receipt_signer
 from tests.oracle.conftest import DAY, TAX_FIELDS
 
@@ -171,7 +171,7 @@ def test_source_down_is_a_502_and_recorded_as_source_failure(consortium, members
     info.relay.close()
     from oracle.relay import DepartmentApi
     from dataclasses import replace
-    from ledger.devnet import free_port
+    from devtools.devnet import free_port
 
     info.relay = DepartmentApi(replace(info.relay.config, base_url=f"http://127.0.0.1:{free_port()}"))
     refused = _refused(samr_oracle, members, published, status=502, reason="SOURCE_UNAVAILABLE")
@@ -189,9 +189,9 @@ def test_source_answering_floats_is_a_502_and_recorded(consortium, members, publ
 
     from fastapi import FastAPI
 
-    from ledger.devnet import free_port
+    from devtools.devnet import free_port
     from oracle.relay import DepartmentApi
-    from oracle.sample_apis import ServerThread
+    from devtools.sample_apis import ServerThread
 
     app = FastAPI()
 

@@ -38,7 +38,7 @@ class CliRun:
 
 
 def start(args: tuple[str, ...] | list[str], env: Mapping[str, str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([sys.executable, "-m", "ledger.cli", *args], cwd=PROJECT_ROOT, env=dict(env),
+    return subprocess.Popen([sys.executable, "-m", "cli.main", *args], cwd=PROJECT_ROOT, env=dict(env),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
@@ -52,7 +52,7 @@ def finish(process: subprocess.Popen[str], args: tuple[str, ...] | list[str], ti
 
 
 def govshare(*args: str, env: Mapping[str, str], timeout: float = 180) -> CliRun:
-    """Run ``govshare ARGS`` (``python -m ledger.cli``) and wait for it."""
+    """Run ``govshare ARGS`` (``python -m cli.main``) and wait for it."""
     return finish(start(args, env), args, timeout)
 
 

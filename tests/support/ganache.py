@@ -1,5 +1,5 @@
 """Test-side names for the dev chain (kept so tests and benchmarks import one place)."""
 
-from ledger.devnet import DETERMINISTIC_MNEMONIC, GanacheNode, dev_accounts, free_port
+from devtools.devnet import DETERMINISTIC_MNEMONIC, GanacheNode, dev_accounts, free_port
 
 __all__ = ["DETERMINISTIC_MNEMONIC", "GanacheNode", "dev_accounts", "free_port"]
