@@ -48,6 +48,7 @@ from hexbytes import HexBytes
 from ledger.contracts.audit_log import Outcome, reason_name
 from ledger.errors import LedgerError
 from ledger.events import block_ranges
+from ledger.rpc import RpcErrorAnswer
 from ledger.contracts.grants import GrantStatus
 from ledger.contracts.registry import Role
 
@@ -1211,10 +1212,11 @@ def _stream(path: str, sql: str) -> Iterator[tuple]:
 
 
 def _rpc(chain: Any, method: str, params: list[Any]) -> Any:
-    response = chain._rpc(lambda: chain.w3.provider.make_request(method, params))
-    if "error" in response:
-        raise AuditIndexError(f"{method} failed on {chain.url}: {response['error'].get('message', response['error'])}")
-    return response["result"]
+    try:
+        return chain.rpc.call(method, params)
+    except RpcErrorAnswer as exc:
+        message = exc.error.get("message", exc.error) if isinstance(exc.error, dict) else exc.error
+        raise AuditIndexError(f"{method} failed on {chain.url}: {message}") from None
 
 
 def _block_headers(chain: Any, numbers: list[int]) -> dict[int, tuple[int, str]]:
@@ -1222,14 +1224,13 @@ def _block_headers(chain: Any, numbers: list[int]) -> dict[int, tuple[int, str]]
     out: dict[int, tuple[int, str]] = {}
     for i in range(0, len(numbers), BLOCK_BATCH):
         chunk = numbers[i:i + BLOCK_BATCH]
-        requests = [("eth_getBlockByNumber", [hex(n), False]) for n in chunk]
-        responses = chain._rpc(lambda r=requests: chain.w3.provider.make_batch_request(r))
-        if isinstance(responses, dict):  # a node that refuses batches answers one error object
-            raise AuditIndexError(f"eth_getBlockByNumber (batched) failed on {chain.url}: {responses.get('error')}")
-        for response in responses:
-            block = response.get("result")
+        try:
+            blocks = chain.rpc.batch([("eth_getBlockByNumber", [hex(n), False]) for n in chunk])
+        except RpcErrorAnswer as exc:  # a node that refuses batches answers one error object
+            raise AuditIndexError(f"eth_getBlockByNumber (batched) failed on {chain.url}: {exc.error}") from None
+        for block in blocks:
             if not block:
-                raise AuditIndexError(f"block header missing from {chain.url}: {response.get('error') or 'no such block'}")
+                raise AuditIndexError(f"block header missing from {chain.url}: no such block")
             out[int(block["number"], 16)] = (int(block["timestamp"], 16), block["hash"])
     missing = set(numbers) - set(out)
     if missing:

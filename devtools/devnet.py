@@ -15,7 +15,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from ledger.compiler import PROJECT_ROOT
 from ledger.errors import LedgerError, ManifestError
+from ledger.rpc import JsonRpc
 
 if TYPE_CHECKING:
     from ledger.deployment import Consortium
@@ -79,6 +79,7 @@ class GanacheNode:
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.chain_id = chain_id
+        self._rpc = JsonRpc(self.url, timeout=10.0, max_idle=2)
         log_dir = log_dir or PROJECT_ROOT / "build" / "test-logs"
         log_dir.mkdir(parents=True, exist_ok=True)
         self._log = open(log_dir / f"ganache-{self.port}.log", "wb")  # noqa: SIM115 - open while the node runs
@@ -111,13 +112,9 @@ class GanacheNode:
         raise RuntimeError(f"ganache did not answer on {self.url} within {timeout}s")
 
     def rpc(self, method: str, params: list | None = None) -> object:
-        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-        request = urllib.request.Request(self.url, body, {"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10) as response:
-            reply = json.loads(response.read())
-        if "error" in reply:
-            raise RuntimeError(reply["error"])
-        return reply["result"]
+        """One JSON-RPC call (ganache's own methods too: ``evm_snapshot``, ``evm_mine``...); an error
+        answer raises :class:`ledger.rpc.RpcErrorAnswer`."""
+        return self._rpc.call(method, params or [])
 
     def increase_time(self, seconds: int) -> None:
         """Move block time forward and mine a block at the new time."""
@@ -406,10 +403,11 @@ class Devnet:
 
 
 def _rpc(url: str, method: str) -> object:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": []}).encode()
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        return json.loads(response.read())["result"]
+    rpc = JsonRpc(url, timeout=5.0, max_idle=0)
+    try:
+        return rpc.call(method, [])
+    finally:
+        rpc.close()
 
 
 def _port_is_free(port: int) -> bool:

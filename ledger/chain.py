@@ -13,24 +13,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
-import base64
-
-import httptools
-import orjson
-import requests
 from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
 from ledger.errors import ChainUnavailable, ContractRevert, OutOfGas, TransactionFailed
-from ledger.http_client import AnswerTooLarge, KeepAlivePool, Origin, ResponseReader, client_tls_context
 from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
-
-#: The largest JSON-RPC answer read over the plain path (an answer is a node's, not a stranger's,
-#: but a misconfigured endpoint must not exhaust memory).
-MAX_RPC_ANSWER_BYTES = 256 << 20
+from ledger.rpc import JsonRpc, RpcErrorAnswer, RpcUnanswered, Web3Provider
 
 #: Seconds between two receipt polls while waiting for a transaction.
 RECEIPT_POLL_SECONDS = 0.05
@@ -41,16 +32,6 @@ GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR = 12, 10
 #: Seconds the first ``eth_estimateGas`` is given to answer; an unanswered estimate is asked again
 #: on a new connection, each time waiting twice as long, all within the chain's ``timeout``.
 ESTIMATE_FIRST_WAIT_SECONDS = 2.0
-
-
-class RpcErrorAnswer(TransactionFailed):
-    """The node answered a JSON-RPC call with an error object (kept undecoded in ``error``)."""
-
-    def __init__(self, method: str, error: Any) -> None:
-        self.method = method
-        self.error = error
-        message = error.get("message") if isinstance(error, dict) else error
-        super().__init__(f"{method} refused: {message}")
 
 
 @dataclass(frozen=True)
@@ -69,26 +50,14 @@ class Chain:
 
     def __init__(self, url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0, ca_file: Path | None = None) -> None:
         """``ca_file`` (PEM): the certificate authorities trusted for an https node instead of the
-        system's (a consortium's own CA), on both paths (web3's and the plain JSON-RPC one)."""
+        system's (a consortium's own CA). Every call, web3's included, goes through one
+        :class:`ledger.rpc.JsonRpc` (:attr:`rpc`)."""
         self.url = url
-        session = requests.Session()
-        session.trust_env = False  # no proxy or .netrc lookups per call: the node is reached directly
-        if ca_file is not None:
-            session.verify = str(ca_file)
+        self.rpc = JsonRpc(url, timeout=timeout, ca_file=ca_file)
         # No silent retries inside web3: callers (the batcher, the oracle) decide how to retry,
         # and a node that is down is reported at once (deny by default).
-        self.w3 = Web3(Web3.HTTPProvider(url, request_kwargs={"timeout": timeout}, session=session,
-                                         exception_retry_configuration=None))
+        self.w3 = Web3(Web3Provider(self.rpc))
         self._timeout = timeout
-        origin = Origin(url)
-        credentials = b""
-        if origin.username is not None:  # http://user:password@host/ as web3 (requests) accepts it
-            token = base64.b64encode(f"{origin.username}:{origin.password or ''}".encode()).decode()
-            credentials = f"Authorization: Basic {token}\r\n".encode()
-        target = origin.path + (f"?{origin.query}" if origin.query else "")
-        self._rpc_head = (f"POST {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
-                          "Content-Type: application/json\r\nAccept-Encoding: identity\r\n").encode() + credentials
-        self._rpc_pool = KeepAlivePool(origin, max_idle=8, ssl_context=client_tls_context(ca_file) if origin.tls else None)
         self.receipt_timeout = receipt_timeout
         self._nonces: dict[str, int] = {}
         self._nonce_lock = threading.Lock()
@@ -129,28 +98,18 @@ class Chain:
 
     def raw_rpc(self, method: str, params: list[Any]) -> Any:
         """One JSON-RPC call without web3's middleware and formatters: the ``result`` as the node
-        sent it (hex strings), over kept-alive HTTP/1.1 connections of the chain's own
-        (``ledger.http_client``; credentials in the URL are sent as HTTP basic authentication, as web3
-        sends them). A node that cannot be reached raises :class:`ChainUnavailable`; an error
-        answer raises :class:`RpcErrorAnswer` (undecoded: callers that need a revert decoded by
-        name repeat the call through web3)."""
-        return self._raw_rpc(method, params, self._timeout)
+        sent it (hex strings), through :attr:`rpc`. A node that cannot be reached raises
+        :class:`ChainUnavailable`; an error answer raises :class:`RpcErrorAnswer` (undecoded: callers
+        that need a revert decoded by name repeat the call through web3)."""
+        return self.rpc.call(method, params)
 
-    def _raw_rpc(self, method: str, params: list[Any], timeout: float) -> Any:
-        body = orjson.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params})
-        request = self._rpc_head + b"Content-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body
-        try:
-            reply = self._rpc_pool.exchange(request, ResponseReader(MAX_RPC_ANSWER_BYTES), timeout=timeout)
-            answer = orjson.loads(reply.body())
-        except TimeoutError as exc:  # the socket is closed, never reused: a late answer cannot be misread
-            raise _Unanswered(f"{self.url} did not answer {method} within {timeout:.1f}s") from exc
-        except (OSError, httptools.HttpParserError, AnswerTooLarge, ValueError) as exc:  # orjson's error is a ValueError
-            raise ChainUnavailable(f"cannot reach {self.url}: {type(exc).__name__}: {exc}") from exc
-        if not isinstance(answer, dict) or ("result" not in answer and "error" not in answer):
-            raise ChainUnavailable(f"{self.url} answered {method} with something that is not JSON-RPC")
-        if answer.get("error") is not None:
-            raise RpcErrorAnswer(method, answer["error"])
-        return answer["result"]
+    def get_logs(self, query: dict[str, Any]) -> list[Any]:
+        """``eth_getLogs`` through web3 (logs with bytes topics and data, ints for positions)."""
+        return self._rpc(lambda: self.w3.eth.get_logs(query))
+
+    def code_at(self, address: str, block: int | str = "latest") -> bytes:
+        """The runtime code at ``address``."""
+        return bytes(self._rpc(lambda: self.w3.eth.get_code(address, block)))
 
     def estimate_gas(self, call: dict[str, Any]) -> int:
         """The node's ``eth_estimateGas`` for ``call`` (JSON-RPC form: hex quantities). The question
@@ -164,8 +123,8 @@ class Chain:
         wait = min(ESTIMATE_FIRST_WAIT_SECONDS, self._timeout)
         while True:
             try:
-                return int(self._raw_rpc("eth_estimateGas", [call], wait), 16)
-            except _Unanswered as exc:
+                return int(self.rpc.call("eth_estimateGas", [call], timeout=wait), 16)
+            except RpcUnanswered as exc:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0.05:
                     raise ChainUnavailable(f"{self.url} did not answer eth_estimateGas within {self._timeout:.0f}s") from exc
@@ -233,7 +192,9 @@ class Chain:
     def _rpc(self, fn: Callable[[], Any]) -> Any:
         try:
             return fn()
-        except OSError as exc:  # ConnectionError, and every requests exception (they are IOErrors)
+        except ChainUnavailable:
+            raise
+        except OSError as exc:  # any other transport failure on web3's side
             raise ChainUnavailable(f"cannot reach {self.url}: {exc}") from exc
 
     # ---------------------------------------------------------------- calls
@@ -371,10 +332,6 @@ class Chain:
 
 
 LedgerFailure = ContractRevert | TransactionFailed
-
-
-class _Unanswered(ChainUnavailable):
-    """The node took the call but sent no answer in time (the connection was closed)."""
 
 
 def _with_margin(estimate: int) -> int:

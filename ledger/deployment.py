@@ -169,5 +169,5 @@ def deploy_consortium(
 
 
 def _code_sha256(chain: Chain, address: str) -> str:
-    code = bytes(chain._rpc(lambda: chain.w3.eth.get_code(address)))
+    code = chain.code_at(address)
     return "0x" + hashlib.sha256(code).hexdigest()

@@ -109,5 +109,5 @@ def read_events(
         query: dict[str, Any] = {"address": list(addresses), "fromBlock": a, "toBlock": b}
         if topics:
             query["topics"] = list(topics)
-        logs = chain._rpc(lambda q=query: chain.w3.eth.get_logs(q))
+        logs = chain.get_logs(query)
         yield from decoder.decode_all(logs)

@@ -11,49 +11,27 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import orjson
-from eth_account import Account
-from eth_account.messages import encode_defunct
 from eth_keys import keys
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from ledger.errors import LedgerError
-from protocol.query import Query
 from oracle.anchoring import AnchoringProcess
 from oracle.batcher import Batcher
-from oracle.service import OracleService, QueryAnswer, QueryRequest
+from oracle.service import OracleService, QueryAnswer
+from protocol.query import SignedQuery
+from protocol.results import result_requester
 
 PROBLEM = "application/problem+json"
 
 
-class QueryBody(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    query: dict[str, Any]
-    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
-    params: dict[str, str] = Field(max_length=32)
-    paramsSalt: str = Field(pattern=r"^0x[0-9a-fA-F]{32,128}$")
-
-
-def query_request(body: bytes | bytearray) -> QueryRequest:
-    """The signed query a ``POST /v1/query`` body carries; ``ValidationError`` or ``ValueError``
-    (an ``InvalidQuery``) if it is not one."""
-    parsed = QueryBody.model_validate_json(body)
-    return QueryRequest(
-        query=Query.from_json(parsed.query),
-        signature=bytes.fromhex(parsed.signature[2:]),
-        params=parsed.params,
-        params_salt=bytes.fromhex(parsed.paramsSalt[2:]),
-    )
-
-
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
-    """An RFC 9457 problem response (for the FastAPI routes; the query handler sends :func:`_problem`'s bytes)."""
-    _, body, media_type = _problem(status, title, detail, **extra)
+    """An RFC 9457 problem response (for the FastAPI routes; the query handler sends :func:`problem_body`'s bytes)."""
+    _, body, media_type = problem_body(status, title, detail, **extra)
     return Response(body, status_code=status, media_type=media_type.decode())
 
 
@@ -76,7 +54,7 @@ class OracleHttpApp:
             if scope["method"] == "POST":
                 await self._query(scope, receive, send)
             else:
-                await _send(send, *_problem(405, "method not allowed", "POST a signed query here"), [(b"allow", b"POST")])
+                await _send(send, *problem_body(405, "method not allowed", "POST a signed query here"), [(b"allow", b"POST")])
             return
         await self.api(scope, receive, send)
 
@@ -102,16 +80,16 @@ class OracleHttpApp:
     async def answer_query(self, body: bytes | bytearray) -> tuple[int, bytes, bytes]:
         """The answer to a ``POST /v1/query`` body (within the size limit): status, JSON body, content type."""
         try:
-            signed = query_request(body)
+            signed = SignedQuery.from_body(body)
         except (ValueError, ValidationError) as exc:  # InvalidQuery is a ValueError
-            return _problem(400, "malformed request", _short(exc))
+            return problem_body(400, "malformed request", _short(exc))
         answer = await self.service.answer_async(signed)
         if answer.withhold is not None:  # strict mode: the records leave only once the access is on chain
             answer = await self._once_anchored(answer)
         receipt = answer.receipt.as_dict()
         if answer.status == 200:
             return 200, orjson.dumps({"records": answer.records, "receipt": receipt}), JSON
-        return _problem(answer.status, answer.reason_name or "refused", answer.error or "",
+        return problem_body(answer.status, answer.reason_name or "refused", answer.error or "",
                         reason=answer.reason_name, receipt=receipt)
 
     async def _once_anchored(self, answer: QueryAnswer) -> QueryAnswer:
@@ -141,12 +119,13 @@ class OracleHttpApp:
 JSON = b"application/json"
 
 
-def _problem(status: int, title: str, detail: str, **extra: Any) -> tuple[int, bytes, bytes]:
+def problem_body(status: int, title: str, detail: str, **extra: Any) -> tuple[int, bytes, bytes]:
+    """An RFC 9457 problem as (status, JSON body, content type): what every refusal of the oracle's HTTP edge sends."""
     return status, orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}), PROBLEM.encode()
 
 
 def _too_large(limit: int) -> tuple[int, bytes, bytes]:
-    return _problem(413, "request too large", f"a query body is at most {limit} bytes")
+    return problem_body(413, "request too large", f"a query body is at most {limit} bytes")
 
 
 async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra_headers: list | None = None) -> None:
@@ -183,7 +162,7 @@ def create_app(service: OracleService, batcher: Batcher | AnchoringProcess | Non
     @app.get("/v1/results/{request_id}")
     def result(request_id: int, request: Request) -> Response:
         stored = service.outbox.result(request_id)
-        requester = _authorised_requester(request.headers.get("authorization", ""), request_id)
+        requester = result_requester(request.headers.get("authorization", ""), request_id)
         if requester is None:
             return problem(401, "unauthorised", "sign 'govshare result <id> at <unix time>' with the requester's key")
         if stored is None:
@@ -199,24 +178,6 @@ def create_app(service: OracleService, batcher: Batcher | AnchoringProcess | Non
                              "fulfilledTx": fulfilled_tx})
 
     return OracleHttpApp(service, app, max_request_bytes)
-
-
-RESULT_AUTH_WINDOW = 300
-
-
-def result_auth_message(request_id: int, timestamp: int) -> str:
-    return f"govshare result {request_id} at {timestamp}"
-
-
-def _authorised_requester(header: str, request_id: int) -> str | None:
-    scheme, _, value = header.partition(" ")
-    stamp, _, signature = value.partition(":")
-    if scheme != "Govshare" or not stamp.isdigit() or abs(time.time() - int(stamp)) > RESULT_AUTH_WINDOW:
-        return None
-    try:
-        return Account.recover_message(encode_defunct(text=result_auth_message(request_id, int(stamp))), signature=signature)
-    except (ValueError, TypeError):
-        return None
 
 
 def _short(exc: Exception) -> str:

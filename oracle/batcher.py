@@ -28,7 +28,8 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
 from ledger.contracts.audit_log import AppendResult, AuditLogClient, recompute_head
-from ledger.chain import RECEIPT_POLL_SECONDS, RpcErrorAnswer
+from ledger.chain import RECEIPT_POLL_SECONDS
+from ledger.rpc import RpcErrorAnswer
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
 from ledger.keys import Signer
 from oracle.outbox import OutboxMismatch, OutboxRecord

@@ -49,7 +49,7 @@ from urllib.parse import unquote
 import httptools
 
 from oracle.app import OracleHttpApp
-from oracle.app import _problem as problem_parts  # one problem body for the app and the server
+from oracle.app import problem_body as problem_parts  # one problem body for the app and the server
 
 log = logging.getLogger("govshare.oracle.http")
 

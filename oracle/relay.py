@@ -24,17 +24,15 @@ serves a bounded page of it.
 Error messages name the dataset and the URL without its query: parameter values may be personal
 data and never appear in a message, a log line or a chained exception.
 
-The HTTP/1.1 clients are the relay's own: kept-alive connections (at most ``max_connections`` idle
-ones per dataset and client, TLS for ``https``), the request written in one piece and the answer
-parsed by ``httptools`` (llhttp, the parser uvicorn uses) through ``ledger.http_client`` (which the chain's
-JSON-RPC also uses), so a query costs one ``send`` and usually one ``recv``. On the oracle's hot path
-httpx cost about 1.5 ms of CPU per call and urllib3 (through ``http.client``) about 0.5 ms; these a
-small fraction of that. They reach the department API directly (no proxy variables: personal data
-is not routed through a proxy someone set for other traffic), follow no redirects and retry only one
-thing: a request on a kept-alive connection that the server had closed meanwhile (nothing was read
-from it), on a fresh one. The blocking client is thread-safe; the asyncio client keeps its
-connections on the loop that uses it (the oracle answers on one event loop: see ``oracle.service``);
-:meth:`DepartmentApi.close` closes both. JSON is parsed with ``orjson`` when installed,
+Both clients are faces of govshare's one HTTP client (``ledger.http_client``: kept-alive
+connections, at most ``max_connections`` idle ones per dataset and face, TLS for ``https``; the
+request written in one piece and the answer parsed by ``httptools``, so a query costs one ``send``
+and usually one ``recv``). They reach the department API directly (no proxy variables: personal
+data is not routed through a proxy someone set for other traffic), follow no redirects and retry
+only one thing: a request on a kept-alive connection that the server had closed meanwhile
+(nothing was read from it), on a fresh one. The blocking client is thread-safe; the asyncio client
+keeps its connections on the loop that uses it (the oracle answers on one event loop: see
+``oracle.service``); :meth:`DepartmentApi.close` closes both. JSON is parsed with ``orjson`` when installed,
 else ``json`` (which is told to refuse ``NaN``/``Infinity``, as orjson does).
 """
 
@@ -44,14 +42,21 @@ import asyncio
 import json
 import logging
 import socket
-import threading
 import time
 from typing import Any, Callable, Mapping
 from urllib.parse import quote, quote_plus, urlencode
 
 import httptools
 
-from ledger.http_client import AnswerTooLarge, ConnectionCutShort, KeepAlivePool, Origin, ResponseReader, client_tls_context
+from ledger.http_client import (
+    AnswerTooLarge,
+    AsyncKeepAlivePool,
+    ConnectionCutShort,
+    KeepAlivePool,
+    Origin,
+    ResponseReader,
+    client_tls_context,
+)
 from oracle.config import DatasetConfig
 from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
 
@@ -114,80 +119,6 @@ class _Exchange(ResponseReader):
             raise SourceBadResponse(f"{self.where} answered a body that cannot be decoded (it is encoded; identity was asked)")
 
 
-class _StaleConnection(Exception):
-    """A kept-alive connection the server had closed before we wrote: retry once on a fresh one."""
-
-
-class _AsyncConnection(asyncio.Protocol):
-    """One kept-alive connection of the asyncio client: an exchange at a time, its bytes fed to the
-    :class:`_Exchange` as they arrive and the waiting request woken when the answer is whole."""
-
-    transport: asyncio.Transport  # set by the loop (connection_made) before the connection is handed out
-
-    def __init__(self) -> None:
-        self.closed = False
-        self._exchange: _Exchange | None = None
-        self._waiter: asyncio.Future[_Exchange] | None = None
-        self._reused = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
-
-    def data_received(self, data: bytes) -> None:
-        exchange, waiter = self._exchange, self._waiter
-        if exchange is None or waiter is None or waiter.done():  # bytes nobody asked for: unusable now
-            self.close()
-            return
-        try:
-            exchange.feed(data)
-        except (SourceUnavailable, httptools.HttpParserError) as exc:
-            self._finish(exc)
-            self.close()
-            return
-        if exchange.done:
-            self._finish(None)
-
-    def eof_received(self) -> bool:
-        return False  # close the transport: connection_lost follows
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.closed = True
-        exchange, waiter = self._exchange, self._waiter
-        if exchange is None or waiter is None or waiter.done():
-            return
-        if self._reused and not exchange.received:
-            self._finish(_StaleConnection())
-        elif exc is not None:
-            self._finish(exc)
-        else:
-            try:
-                exchange.end_of_stream()
-            except (SourceUnavailable, httptools.HttpParserError) as error:
-                self._finish(error)
-                return
-            self._finish(None)
-
-    def _finish(self, error: BaseException | None) -> None:
-        exchange, waiter = self._exchange, self._waiter
-        self._exchange = self._waiter = None
-        if waiter is not None and not waiter.done():
-            if error is None:
-                waiter.set_result(exchange)  # type: ignore[arg-type]
-            else:
-                waiter.set_exception(error)
-
-    async def exchange(self, request: bytes, exchange: _Exchange, reused: bool) -> _Exchange:
-        """Send ``request`` and wait for the whole answer (the caller bounds the wait)."""
-        self._exchange, self._reused = exchange, reused
-        self._waiter = asyncio.get_running_loop().create_future()
-        self.transport.write(request)
-        return await self._waiter
-
-    def close(self) -> None:
-        self.closed = True
-        self.transport.close()
-
-
 class DepartmentApi:
     """The department API behind one dataset, with its own pools of kept-alive connections: one for
     the blocking client (:meth:`fetch`, any thread) and one for the asyncio client
@@ -200,15 +131,12 @@ class DepartmentApi:
         self._fixed = dict(config.fixed_params)
         self._where = f"dataset {config.id} source {self.url}"
         origin = Origin(self.url)
-        self._address = (origin.host, origin.port)
         self._path = origin.path
         self._head = (f"Host: {origin.host_header}\r\nAccept: application/json\r\nAccept-Encoding: identity\r\n"
                       "User-Agent: govshare-oracle\r\n\r\n").encode("ascii")
         self._ssl = client_tls_context(config.ca_file, config.client_cert_file, config.client_key_file) if origin.tls else None
         self._pool = KeepAlivePool(origin, max_idle=config.max_connections, ssl_context=self._ssl)
-        self._async_idle: list[_AsyncConnection] = []
-        self._async_loop: asyncio.AbstractEventLoop | None = None
-        self._lock = threading.Lock()
+        self._async_pool = AsyncKeepAlivePool(origin, max_idle=config.max_connections, ssl_context=self._ssl)
         self._closed = False
 
     def __enter__(self) -> DepartmentApi:
@@ -219,14 +147,9 @@ class DepartmentApi:
 
     def close(self) -> None:
         """Close the pooled connections; the object cannot fetch afterwards."""
+        self._closed = True
         self._pool.close()
-        with self._lock:
-            self._closed = True
-            async_idle, self._async_idle = self._async_idle, []
-        for connection in async_idle:
-            loop = self._async_loop
-            if loop is not None and not loop.is_closed():
-                loop.call_soon_threadsafe(connection.close)
+        self._async_pool.close()
 
     def check_params(self, params: Mapping[str, str]) -> None:
         """Refuse (``MalformedRequest``) a parameter the config does not list, or a value that is not
@@ -278,58 +201,15 @@ class DepartmentApi:
         """:meth:`fetch` on the running event loop: the same request, limits and errors, with
         ``timeout_seconds`` bounding the whole exchange (connect included)."""
         request, query = self._request(params)
+        if self._closed:
+            raise SourceUnavailable(f"{self._where}: the relay is closed")
+        exchange = _Exchange(self.config.max_response_bytes, self._where)
         try:
             async with asyncio.timeout(self.config.timeout_seconds):
-                connection, reused = await self._async_connection()
-                try:
-                    exchange = await self._async_exchange(connection, request, reused)
-                except _StaleConnection:
-                    connection, _ = await self._async_connection(fresh=True)
-                    exchange = await self._async_exchange(connection, request, False)
+                await self._async_pool.exchange(request, exchange)
         except (OSError, httptools.HttpParserError) as exc:  # TimeoutError is an OSError
             raise self._failure(exc, query) from None
-        if exchange.keep_alive and not connection.closed:
-            self._async_release(connection)
-        else:
-            connection.close()
         return self._records(exchange.body())
-
-    async def _async_connection(self, *, fresh: bool = False) -> tuple[_AsyncConnection, bool]:
-        loop = asyncio.get_running_loop()
-        with self._lock:
-            if self._closed:
-                raise SourceUnavailable(f"{self._where}: the relay is closed")
-            if self._async_loop is not loop:  # connections belong to one loop: a new loop starts afresh
-                old_loop, stale = self._async_loop, self._async_idle
-                self._async_idle, self._async_loop = [], loop
-                if old_loop is not None and not old_loop.is_closed():
-                    for connection in stale:
-                        old_loop.call_soon_threadsafe(connection.close)
-            while not fresh and self._async_idle:
-                connection = self._async_idle.pop()
-                if not connection.closed:
-                    return connection, True
-        host, port = self._address
-        _, connection = await loop.create_connection(
-            _AsyncConnection, host, port, ssl=self._ssl, server_hostname=host if self._ssl else None)
-        return connection, False
-
-    async def _async_exchange(self, connection: _AsyncConnection, request: bytes, reused: bool) -> _Exchange:
-        finished = False
-        try:
-            exchange = await connection.exchange(request, _Exchange(self.config.max_response_bytes, self._where), reused)
-            finished = True
-            return exchange
-        finally:
-            if not finished:  # refused, cut off or timed out mid-answer: the connection's state is unknown
-                connection.close()
-
-    def _async_release(self, connection: _AsyncConnection) -> None:
-        with self._lock:
-            if not self._closed and len(self._async_idle) < self.config.max_connections:
-                self._async_idle.append(connection)
-                return
-        connection.close()
 
     # ---------------------------------------------------------------- the answer
 

@@ -15,28 +15,18 @@ import json
 import logging
 import threading
 
-from eth_utils import to_canonical_address
-
 from ledger.contracts.audit_log import record_id
+from ledger.contracts.query_requests import QueryRequested
 from ledger.errors import ContractRevert, LedgerError
 from ledger.hashing import canonical_json
 from ledger.keys import Signer
-from ledger.contracts.query_requests import QueryRequested
-from protocol import ecies
 from oracle.service import Access, OracleService, QueryAnswer
+from protocol import ecies
+from protocol.commitments import onchain_request_body
+from protocol.results import params_associated_data, result_associated_data
 
 log = logging.getLogger("govshare.oracle.onchain")
 CURSOR = "query-requests"
-
-
-def params_associated_data(requester: str) -> bytes:
-    """Parameters are encrypted to the oracle bound to the requester's address."""
-    return to_canonical_address(requester)
-
-
-def result_associated_data(request_id: int) -> bytes:
-    """Results are encrypted to the requester bound to the request id."""
-    return request_id.to_bytes(32, "big")
 
 
 class OnChainRequestFollower:
@@ -93,7 +83,7 @@ class OnChainRequestFollower:
         dept = self.service.consortium.registry.department_of(request.requester, block=request.block_number)
         access = Access(request.requester, dept, request.dataset_id, request.grant_id, request.fields,
                         params if params is not None else {}, f"request:{request.request_id}")
-        canonical = {"requestId": request.request_id, "transaction": request.tx_hash, "params": params}
+        canonical = onchain_request_body(request.request_id, request.tx_hash, params)
 
         def keep(answer: QueryAnswer) -> tuple[int, str, bytes]:  # stored with the audit record, atomically
             result = {"status": answer.status, "records": answer.records, "error": answer.error,

@@ -32,19 +32,19 @@ import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, Mapping, TypeVar
-
-from eth_account import Account
-from eth_account.messages import encode_defunct
+from typing import Any, Callable, Generator, TypeVar
 
 from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, reason_name, record_id
 from ledger.contracts.catalog import Dataset
 from ledger.deployment import Consortium
 from ledger.errors import CanonicalizationError, ChainUnavailable, ContractRevert, LedgerError
 from ledger.contracts.grants import AccessCheck, AccessReason
-from ledger.hashing import canonical_hash, new_salt, salted_hash
+from ledger.hashing import new_salt
 from ledger.keys import Signer
-from protocol.query import InvalidSignature, Query, recover_query_signer
+from protocol import commitments
+from protocol.commitments import ZERO_HASH
+from protocol.query import InvalidSignature, SignedQuery, recover_query_signer
+from protocol.receipt import Receipt
 from oracle.config import OracleConfig
 from oracle.errors import (
     BadSignature,
@@ -62,9 +62,6 @@ from oracle.masking import MaskingPolicy
 from oracle.outbox import Outbox, RecordWrite
 from oracle.relay import DepartmentApi
 
-ZERO_HASH = b"\x00" * 32
-
-
 class AccessDenied(OracleError):
     """The chain said no (``reason`` is the AccessReason), or the oracle's own quota count did."""
 
@@ -79,53 +76,6 @@ class NotYetAnchored(OracleError):
     """Strict mode: the record is durable but not on chain in time, so the data is withheld."""
 
     reason, http_status = int(OracleReason.WITHHELD), 503
-
-
-@dataclass(frozen=True)
-class QueryRequest:
-    """A signed query and its parameters as the requester posts them."""
-
-    query: Query
-    signature: bytes
-    params: dict[str, str]
-    params_salt: bytes
-
-    def canonical(self) -> dict[str, Any]:
-        return {"query": self.query.to_json(), "signature": "0x" + self.signature.hex(), "params": self.params}
-
-
-@dataclass(frozen=True)
-class Receipt:
-    """What the oracle promises about one access; signed by the oracle (EIP-191 over the
-    canonical hash of every other field)."""
-
-    record_id: str
-    oracle: str
-    sequence: int
-    dataset_id: int
-    dataset_version: int
-    grant_id: int
-    requester: str
-    outcome: int
-    reason: int
-    checked_at_block: int
-    request_hash: str
-    response_hash: str
-    request_salt: str
-    response_salt: str
-    signature: str = ""
-
-    def body(self) -> dict[str, Any]:
-        """Every field but the signature (what the signature covers)."""
-        data = self.as_dict()
-        del data["signature"]
-        return data
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)  # flat, immutable values: no deep copy needed
-
-    def digest(self) -> bytes:
-        return canonical_hash(self.body())
 
 
 @dataclass(frozen=True)
@@ -329,7 +279,7 @@ class OracleService:
 
     # ------------------------------------------------------------------ the path
 
-    def answer(self, request: QueryRequest, *, hold: bool = True) -> QueryAnswer:
+    def answer(self, request: SignedQuery, *, hold: bool = True) -> QueryAnswer:
         """Answer a signed query posted over HTTP, blocking the calling thread for the chain and the
         department API. In strict mode the records leave only once the access is on chain: with
         ``hold`` this call waits for it (at most ``strict_timeout_seconds``); without it the answer
@@ -341,7 +291,7 @@ class OracleService:
             return replace(answer, withhold=None)
         return answer.withhold()
 
-    async def answer_async(self, request: QueryRequest) -> QueryAnswer:
+    async def answer_async(self, request: SignedQuery) -> QueryAnswer:
         """:meth:`answer` on the running event loop, without ``hold`` (strict mode: the caller waits
         for the record, see :class:`oracle.app.OracleHttpApp`). Only the relay and the chain reads
         the cache cannot answer wait; everything else runs on the loop."""
@@ -354,14 +304,14 @@ class OracleService:
         leaves either both or neither. The data is released when the requester fetches it (in
         strict mode only once the record is on chain), so nothing waits here."""
         request_salt = new_salt()
-        request_hash = salted_hash(request_canonical, request_salt)
+        request_hash = commitments.request_hash(request_canonical, request_salt)
         return self._run(self._serve(_Progress(access, keep_result=keep_result), request_hash, request_salt))
 
     def refuse_malformed(self, access: Access, request_canonical: dict[str, Any], message: str,
                          keep_result: ResultKeeper) -> QueryAnswer:
         """Record and answer an on-chain request whose parameters cannot be read."""
         request_salt = new_salt()
-        return self._refuse(MalformedRequest(message), salted_hash(request_canonical, request_salt), request_salt,
+        return self._refuse(MalformedRequest(message), commitments.request_hash(request_canonical, request_salt), request_salt,
                             _Progress(access, keep_result=keep_result))
 
     # ------------------------------------------------------------------ the drivers
@@ -402,9 +352,9 @@ class OracleService:
 
     # ------------------------------------------------------------------ the path
 
-    def _answer_path(self, request: QueryRequest) -> Path:
+    def _answer_path(self, request: SignedQuery) -> Path:
         request_salt = new_salt()
-        request_hash = salted_hash(request.canonical(), request_salt)
+        request_hash = commitments.request_hash(request.canonical(), request_salt)
         q = request.query
         progress = _Progress(Access(ZERO_ADDRESS, q.requester_dept, q.dataset_id, 0, q.fields, request.params, None))
         try:
@@ -441,7 +391,7 @@ class OracleService:
         records = info.masking.apply(source_records, granted, unmasked)
         response_salt = new_salt()
         try:
-            response_hash = salted_hash({"records": records}, response_salt)
+            response_hash = commitments.response_hash(records, response_salt)
         except CanonicalizationError as exc:  # e.g. floats: no exact canonical form, so no answer
             bad = SourceBadResponse(f"the department API answered values that cannot be hashed canonically: {exc}")
             return self._refuse(bad, request_hash, request_salt, progress, outcome=Outcome.SOURCE_FAILURE)
@@ -477,7 +427,7 @@ class OracleService:
 
     # ------------------------------------------------------------------ steps
 
-    def _authenticate(self, request: QueryRequest) -> str:
+    def _authenticate(self, request: SignedQuery) -> str:
         """The requester, if the EIP-712 signature is its own."""
         query = request.query
         try:
@@ -488,14 +438,14 @@ class OracleService:
             raise BadSignature("the signature is not the requester's")
         return signer
 
-    def _check_freshness(self, request: QueryRequest) -> None:
+    def _check_freshness(self, request: SignedQuery) -> None:
         query = request.query
         now = time.time()
         if query.deadline < now:
             raise DeadlinePassed("the query's deadline has passed")
         if query.deadline > now + self.config.request_deadline_max_seconds:
             raise DeadlinePassed(f"the query's deadline is more than {self.config.request_deadline_max_seconds}s away")
-        if salted_hash(request.params, request.params_salt) != query.params_hash:
+        if commitments.params_hash(request.params, request.params_salt) != query.params_hash:
             raise MalformedRequest("the parameters do not match the signed paramsHash")
 
     def _dataset(self, dataset_id: int) -> _DatasetInfo:
@@ -673,16 +623,9 @@ class OracleService:
             "request_salt": "0x" + request_salt.hex(),
             "response_salt": "0x" + response_salt.hex() if response_salt else "",
         }
-        signature = self.signer.sign_eip191_hash(canonical_hash(body))  # what Receipt.digest() hashes
-        return Receipt(**body, signature="0x" + signature.hex())
+        return Receipt.signed(self.signer, **body)
 
 
 def _check_key(access: Access) -> tuple:
     """What an access check depends on (besides the block)."""
     return access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id
-
-
-def receipt_signer(receipt: Mapping[str, Any]) -> str:
-    """The address that signed a receipt (as the requester or an auditor would check it)."""
-    body = {k: v for k, v in receipt.items() if k != "signature"}
-    return Account.recover_message(encode_defunct(primitive=canonical_hash(body)), signature=receipt["signature"])

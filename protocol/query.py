@@ -2,8 +2,10 @@
 
 A :class:`Query` names who asks (``requester``, an operator of ``requester_dept``), under which grant,
 for which fields of which dataset, a commitment to the parameters (``params_hash``, the salted
-canonical hash :func:`ledger.hashing.salted_hash` of them, so the audit log can name them without
-showing them), a nonce (the oracle refuses replays) and a deadline (unix seconds).
+canonical hash :func:`protocol.commitments.params_hash` of them, so the audit log can name them
+without showing them), a nonce (the oracle refuses replays) and a deadline (unix seconds). A
+:class:`SignedQuery` is what a requester posts to the oracle (``POST /v1/query``): the query, its
+signature, the parameters and their salt.
 
 EIP-712 (identical to ``QueryRequests.hashQuery``; a test shows both agree):
 
@@ -32,10 +34,12 @@ from typing import Any, Mapping
 
 from eth_utils import keccak, to_checksum_address
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ledger.errors import LedgerError
 from ledger.hashing import keccak as _keccak
-from ledger.hashing import salted_hash
 from ledger.keys import Signer
+from protocol.commitments import params_hash
 
 try:
     from coincurve import PublicKey as _PublicKey
@@ -47,9 +51,13 @@ __all__ = [
     "DOMAIN_VERSION",
     "InvalidQuery",
     "InvalidSignature",
+    "MAX_PARAMS",
+    "MAX_SALT_BYTES",
+    "MIN_SALT_BYTES",
     "QUERY_TYPE",
     "QUERY_TYPEHASH",
     "Query",
+    "SignedQuery",
     "domain_separator",
     "new_nonce",
     "query_digest",
@@ -163,7 +171,7 @@ class Query:
         deadline: int,
         nonce: int | None = None,
     ) -> Query:
-        """A query committing to ``params`` by ``salted_hash(params, salt)``; a fresh random nonce
+        """A query committing to ``params`` by ``params_hash(params, salt)``; a fresh random nonce
         unless one is given. Keep ``params`` and ``salt``: the oracle needs both to check the hash."""
         return cls(
             requester=requester,
@@ -171,7 +179,7 @@ class Query:
             dataset_id=dataset_id,
             grant_id=grant_id,
             fields=fields,
-            params_hash=salted_hash(params, salt),
+            params_hash=params_hash(params, salt),
             nonce=new_nonce() if nonce is None else nonce,
             deadline=deadline,
         )
@@ -238,6 +246,65 @@ class Query:
             raise InvalidQuery("paramsHash must be 0x followed by 64 hex digits")
         ints = {attr: _parse_uint(name, data[name]) for attr, name, _ in _INT_MEMBERS}
         return cls(requester=data["requester"], params_hash=bytes.fromhex(params_hash[2:]), **ints)
+
+
+#: Most parameters a query may carry; their names and values are strings.
+MAX_PARAMS = 32
+#: Length of ``paramsSalt`` in bytes (the requester makes 32).
+MIN_SALT_BYTES, MAX_SALT_BYTES = 16, 64
+
+
+class _QueryBody(BaseModel):
+    """The JSON body of ``POST /v1/query`` (the query itself is checked by :meth:`Query.from_json`)."""
+
+    model_config = ConfigDict(extra="forbid")
+    query: dict[str, Any]
+    signature: str = Field(pattern=r"^0x[0-9a-fA-F]{130}$")
+    params: dict[str, str] = Field(max_length=MAX_PARAMS)
+    paramsSalt: str = Field(pattern=rf"^0x[0-9a-fA-F]{{{2 * MIN_SALT_BYTES},{2 * MAX_SALT_BYTES}}}$")
+
+
+@dataclass(frozen=True)
+class SignedQuery:
+    """A signed query and its parameters, as the requester posts them to the oracle."""
+
+    query: Query
+    signature: bytes
+    params: dict[str, str]
+    params_salt: bytes
+
+    def canonical(self) -> dict[str, Any]:
+        """What the record's ``requestHash`` commits to: the query's wire form, the signature and
+        the parameters (not their salt, which the query's ``paramsHash`` already binds)."""
+        return {"query": self.query.to_json(), "signature": "0x" + self.signature.hex(), "params": self.params}
+
+    def to_json(self) -> dict[str, Any]:
+        """The body of ``POST /v1/query``."""
+        return {**self.canonical(), "paramsSalt": "0x" + self.params_salt.hex()}
+
+    @classmethod
+    def sign(cls, signer: Signer, *, requester_dept: int, dataset_id: int, grant_id: int, fields: int,
+             params: Mapping[str, str], salt: bytes, deadline: int, chain_id: int, verifying_contract: str,
+             nonce: int | None = None) -> SignedQuery:
+        """A query for ``params`` from ``signer``, signed in the domain of ``verifying_contract``."""
+        query = Query.for_params(requester=signer.address, requester_dept=requester_dept, dataset_id=dataset_id,
+                                 grant_id=grant_id, fields=fields, params=dict(params), salt=salt, deadline=deadline,
+                                 nonce=nonce)
+        return cls(query, sign_query(signer, query, chain_id, verifying_contract), dict(params), salt)
+
+    @classmethod
+    def from_body(cls, body: bytes | bytearray | str) -> SignedQuery:
+        """Parse a ``POST /v1/query`` body. Raises pydantic's ``ValidationError`` for a body of the
+        wrong shape (not JSON, an unknown or missing member, a malformed signature or salt, more
+        than :data:`MAX_PARAMS` parameters or one that is not a string) and :class:`InvalidQuery`
+        for a malformed query; both are ``ValueError``."""
+        parsed = _QueryBody.model_validate_json(body)
+        return cls(
+            query=Query.from_json(parsed.query),
+            signature=bytes.fromhex(parsed.signature[2:]),
+            params=parsed.params,
+            params_salt=bytes.fromhex(parsed.paramsSalt[2:]),
+        )
 
 
 def _parse_uint(name: str, value: Any) -> int:

@@ -1,23 +1,41 @@
-"""The requesting side: sign a query, send it to the provider's oracle, check what comes back."""
+"""The requesting side: sign a query, send it to the provider's oracle, check what comes back; and,
+for the on-chain way to ask, encrypt the parameters to the oracle and fetch the encrypted result.
+
+Everything said on the wire is :mod:`protocol`'s; the HTTP calls go through govshare's one client
+(:class:`ledger.http_client.HttpClient`). Failures are typed: :class:`QueryRefused` (the oracle
+answered with a problem; its ``receipt``, when present, is signed evidence of the refusal),
+:class:`OracleUnreachable` / :class:`OracleTimeout` (no answer), :class:`OracleBadAnswer` (an
+answer that is not the protocol's), :class:`ReceiptNotFromOracle`.
+"""
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-import httpx
-from eth_account.messages import encode_defunct
+import orjson
 
 from ledger.errors import LedgerError
-from ledger.hashing import new_salt
+from ledger.hashing import canonical_json, new_salt
+from ledger.http_client import HttpClient, HttpTimeout, HttpUnreachable
 from ledger.keys import Signer
-from protocol.query import Query, sign_query
 from protocol import ecies
-from oracle.app import result_auth_message
-from oracle.request_follower import params_associated_data, result_associated_data
-from oracle.service import receipt_signer
+from protocol.query import Query, SignedQuery
+from protocol.receipt import InvalidReceipt, receipt_signer
+from protocol.results import params_associated_data, result_associated_data, result_auth_header
+
+__all__ = [
+    "OracleBadAnswer",
+    "OracleClient",
+    "OracleTimeout",
+    "OracleUnreachable",
+    "QueryRefused",
+    "QueryResult",
+    "ReceiptNotFromOracle",
+    "encrypt_params_for",
+    "fetch_result",
+]
 
 
 class QueryRefused(LedgerError):
@@ -29,6 +47,22 @@ class QueryRefused(LedgerError):
         self.reason = problem.get("reason")
         self.receipt = problem.get("receipt")
         super().__init__(f"{status} {problem.get('title')}: {problem.get('detail')}")
+
+
+class OracleUnreachable(LedgerError, ConnectionError):
+    """The oracle could not be reached (or hung up mid-answer)."""
+
+
+class OracleTimeout(OracleUnreachable, TimeoutError):
+    """The oracle did not answer in time."""
+
+
+class OracleBadAnswer(LedgerError, ValueError):
+    """The oracle answered something that is not the protocol's JSON."""
+
+
+class ReceiptNotFromOracle(LedgerError):
+    """The receipt is not signed by the oracle account the client was told to expect."""
 
 
 @dataclass(frozen=True)
@@ -49,51 +83,77 @@ class OracleClient:
         self.chain_id = chain_id
         self.verifying_contract = verifying_contract
         self.oracle_address = oracle_address
-        self.http = httpx.Client(timeout=timeout)
+        self.http = HttpClient(self.base_url, timeout=timeout, user_agent="govshare-requester")
 
     def close(self) -> None:
         self.http.close()
 
     def signed_body(self, signer: Signer, dept_id: int, dataset_id: int, grant_id: int, fields: int,
                     params: Mapping[str, str], *, ttl: int = 120, nonce: int | None = None) -> tuple[dict[str, Any], Query, bytes]:
+        """The ``POST /v1/query`` body of a fresh signed query (a new salt, a random nonce unless
+        given, a deadline ``ttl`` seconds away), the query, and its parameters' salt."""
         salt = new_salt()
-        query = Query.for_params(requester=signer.address, requester_dept=dept_id, dataset_id=dataset_id,
-                                 grant_id=grant_id, fields=fields, params=dict(params), salt=salt,
-                                 deadline=int(time.time()) + ttl, nonce=nonce)
-        signature = sign_query(signer, query, self.chain_id, self.verifying_contract)
-        body = {"query": query.to_json(), "signature": "0x" + signature.hex(), "params": dict(params),
-                "paramsSalt": "0x" + salt.hex()}
-        return body, query, salt
+        signed = SignedQuery.sign(signer, requester_dept=dept_id, dataset_id=dataset_id, grant_id=grant_id,
+                                  fields=fields, params=params, salt=salt, deadline=int(time.time()) + ttl,
+                                  chain_id=self.chain_id, verifying_contract=self.verifying_contract, nonce=nonce)
+        return signed.to_json(), signed.query, salt
 
     def query(self, signer: Signer, dept_id: int, dataset_id: int, grant_id: int, fields: int,
               params: Mapping[str, str], **kwargs: Any) -> QueryResult:
         """Sign and send; the records and the oracle's receipt, or :class:`QueryRefused`."""
         body, query, salt = self.signed_body(signer, dept_id, dataset_id, grant_id, fields, params, **kwargs)
-        reply = self.http.post(f"{self.base_url}/v1/query", json=body)
-        data = reply.json()
+        status, data = self._call("POST", "/v1/query", orjson.dumps(body), {"Content-Type": "application/json"})
         receipt = data.get("receipt")
-        if receipt is not None and self.oracle_address and receipt_signer(receipt) != self.oracle_address:
-            raise LedgerError("the receipt is not signed by the provider's registered oracle")
-        if reply.status_code != 200:
-            raise QueryRefused(reply.status_code, data)
+        if receipt is not None and self.oracle_address:
+            try:
+                signed_by = receipt_signer(receipt)
+            except InvalidReceipt as exc:
+                raise ReceiptNotFromOracle(f"the receipt's signature cannot be verified: {exc}") from None
+            if signed_by != self.oracle_address:
+                raise ReceiptNotFromOracle("the receipt is not signed by the provider's registered oracle")
+        if status != 200:
+            raise QueryRefused(status, data)
+        if not isinstance(data.get("records"), list) or not isinstance(receipt, dict):
+            raise OracleBadAnswer(f"{self.base_url} answered 200 without records and a receipt")
         return QueryResult(data["records"], receipt, query, dict(params), salt)
+
+    def _call(self, method: str, path: str, body: bytes | None = None,
+              headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
+        """Status and JSON object of one exchange with the oracle."""
+        try:
+            answer = self.http.request(method, path, body=body, headers={"Accept": "application/json", **(headers or {})})
+        except HttpTimeout as exc:
+            raise OracleTimeout(str(exc)) from None
+        except HttpUnreachable as exc:
+            raise OracleUnreachable(str(exc)) from None
+        try:
+            data = orjson.loads(answer.body)
+        except orjson.JSONDecodeError:
+            raise OracleBadAnswer(f"{self.base_url} answered {answer.status} with a body that is not JSON") from None
+        if not isinstance(data, dict):
+            raise OracleBadAnswer(f"{self.base_url} answered {answer.status} with JSON that is not an object")
+        return answer.status, data
 
 
 def fetch_result(base_url: str, signer: Signer, request_id: int, *, timeout: float = 10.0) -> dict[str, Any] | None:
     """The requester's encrypted answer to an on-chain request, decrypted; None while not answered."""
-    stamp = int(time.time())
-    signature = signer.sign_message(encode_defunct(text=result_auth_message(request_id, stamp))).signature
-    reply = httpx.get(f"{base_url.rstrip('/')}/v1/results/{request_id}",
-                      headers={"Authorization": f"Govshare {stamp}:0x{bytes(signature).hex()}"}, timeout=timeout)
-    if reply.status_code == 404:
+    client = OracleClient(base_url, 0, "0x" + "00" * 20, timeout=timeout)
+    try:
+        status, data = client._call("GET", f"/v1/results/{request_id}",
+                                    headers={"Authorization": result_auth_header(signer, request_id)})
+    finally:
+        client.close()
+    if status == 404:
         return None
-    if reply.status_code != 200:
-        raise QueryRefused(reply.status_code, reply.json())
-    blob = bytes.fromhex(reply.json()["ciphertext"][2:])
-    plain = ecies.decrypt(bytes(signer.account.key), blob, result_associated_data(request_id))
-    return json.loads(plain)
+    if status != 200:
+        raise QueryRefused(status, data)
+    ciphertext = data.get("ciphertext")
+    if not isinstance(ciphertext, str) or not ciphertext.startswith("0x"):
+        raise OracleBadAnswer(f"{base_url} answered a result without its ciphertext")
+    plain = ecies.decrypt(bytes(signer.account.key), bytes.fromhex(ciphertext[2:]), result_associated_data(request_id))
+    return orjson.loads(plain)
 
 
 def encrypt_params_for(oracle_public_key: bytes, requester: str, params: Mapping[str, str]) -> bytes:
-    """Parameters of an on-chain request, encrypted to the provider's oracle."""
-    return ecies.encrypt(oracle_public_key, json.dumps(dict(params), sort_keys=True).encode(), params_associated_data(requester))
+    """Parameters of an on-chain request (canonical JSON of the object), encrypted to the provider's oracle."""
+    return ecies.encrypt(oracle_public_key, canonical_json(dict(params)), params_associated_data(requester))

@@ -19,8 +19,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import httpx
-from eth_keys.exceptions import BadSignature
 from fastapi import APIRouter
 
 from api.auth import CurrentCaller, require_operator
@@ -30,8 +28,8 @@ from api.routes.catalog import field_mask
 from api.routes.grants import grant_or_404
 from api.schemas import QueryCreate, QueryPublic, problem_responses
 from ledger.contracts.registry import Role
-from requester.client import OracleClient, QueryRefused
-from oracle.service import receipt_signer
+from protocol.receipt import InvalidReceipt, receipt_signer
+from requester.client import OracleClient, OracleTimeout, OracleUnreachable, QueryRefused
 
 __all__ = ["router"]
 
@@ -89,10 +87,10 @@ def query(body: QueryCreate, caller: CurrentCaller, context: ContextDep) -> Quer
         raise OracleRefused(status, f"{owner.code}'s oracle refused: {refused.problem.get('detail') or refused.reason}",
                             reason=refused.reason, receipt=receipt, oracle=signed_by, oracle_status=refused.status,
                             oracle_url=url) from None
-    except httpx.TimeoutException:
+    except OracleTimeout:
         raise BadGateway(f"{owner.code}'s oracle at {url} did not answer within {context.settings.oracle_timeout_seconds} s",
                          slug="oracle-timeout", title="Provider's oracle timed out", oracle_url=url) from None
-    except httpx.HTTPError as exc:
+    except OracleUnreachable as exc:
         raise BadGateway(f"cannot reach {owner.code}'s oracle at {url} ({type(exc).__name__})",
                          slug="oracle-unreachable", title="Provider's oracle unreachable", oracle_url=url) from None
     except (ValueError, KeyError, TypeError, AttributeError):  # a reply that is not the oracle's JSON shape
@@ -110,7 +108,7 @@ def _check_receipt(receipt: Mapping[str, Any] | None, oracles: set[str], owner_c
     """The receipt's signer, which must be a registered oracle of the provider (else 502)."""
     try:
         signer = receipt_signer(receipt) if isinstance(receipt, Mapping) else None
-    except (ValueError, TypeError, KeyError, BadSignature):
+    except InvalidReceipt:
         signer = None
     if signer is None or signer not in oracles:
         raise BadGateway(f"the answer's receipt is not signed by a registered oracle of {owner_code}",

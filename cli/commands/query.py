@@ -49,13 +49,13 @@ def _oracle_accounts(consortium: Any, dept_id: int) -> set[str]:
 def _check_receipt(receipt: dict[str, Any] | None, oracles: set[str], owner: str) -> str | None:
     """The receipt's signer, which must be one of the owner's registered oracles."""
     from cli.preflight import NotPermitted
-    from oracle.service import receipt_signer
+    from protocol.receipt import InvalidReceipt, receipt_signer
 
     if receipt is None:
         return None
     try:
         signer = receipt_signer(receipt)
-    except (KeyError, ValueError, TypeError) as exc:
+    except InvalidReceipt as exc:
         raise NotPermitted(f"the oracle's receipt cannot be verified: {exc}") from None
     if signer not in oracles:
         raise NotPermitted(f"the receipt is signed by {signer}, not by an oracle account of {owner}")
@@ -63,8 +63,6 @@ def _check_receipt(receipt: dict[str, Any] | None, oracles: set[str], owner: str
 
 
 def _cmd_query(args: argparse.Namespace) -> int:
-    import httpx
-
     from cli.context import (
         CliUsageError,
         ServiceUnreachable,
@@ -73,7 +71,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     )
     from cli.output import emit, key_values, table
     from cli.preflight import NotPermitted, find_grant, require_operator_of
-    from requester.client import OracleClient, QueryRefused
+    from requester.client import OracleBadAnswer, OracleClient, OracleUnreachable, QueryRefused
 
     params = dict(args.param)
     if len(params) != len(args.param):
@@ -103,9 +101,9 @@ def _cmd_query(args: argparse.Namespace) -> int:
         record = f" (record {refused.receipt['record_id']}, on chain once anchored)" if refused.receipt else ""
         raise NotPermitted(f"{owner.code}'s oracle refused the query: {refused.reason or refused.status}: "
                            f"{refused.problem.get('detail') or refused.problem.get('title')}{record}") from None
-    except httpx.HTTPError as exc:
+    except OracleUnreachable as exc:
         raise ServiceUnreachable(f"cannot reach {owner.code}'s oracle at {url}: {exc}") from None
-    except ValueError as exc:  # a reply that is not JSON
+    except OracleBadAnswer as exc:  # a reply that is not the protocol's JSON
         raise NotPermitted(f"{owner.code}'s oracle at {url} did not answer with JSON: {exc}") from None
     finally:
         client.close()

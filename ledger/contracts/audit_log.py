@@ -19,7 +19,8 @@ from eth_typing import ChecksumAddress
 from eth_utils import keccak, to_checksum_address
 
 from ledger.contracts.base import ContractClient
-from ledger.chain import RpcErrorAnswer, TxResult
+from ledger.chain import TxResult
+from ledger.rpc import RpcErrorAnswer
 from ledger.errors import LedgerError, OutOfGas, TransactionFailed
 from ledger.events import ChainEvent, read_events
 from ledger.contracts.grants import AccessReason

@@ -10,7 +10,8 @@ from eth_typing import ChecksumAddress
 from eth_utils import keccak
 
 from ledger.abi import canonical_type
-from ledger.chain import Chain, RpcErrorAnswer, TxResult
+from ledger.chain import Chain, TxResult
+from ledger.rpc import RpcErrorAnswer
 from ledger.events import ChainEvent, EventDecoder
 from ledger.keys import Signer
 

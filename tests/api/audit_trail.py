@@ -74,7 +74,7 @@ class Trail:
 
 def _denied(oracle: RunningOracle, members: Members, published: Published, fields: int, reason: str) -> str:
     with pytest.raises(QueryRefused) as refused:
-        requester.client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant, fields,
+        oracle.client.query(members.tax.operator, members.tax.id, published.companies, published.tax_grant, fields,
                             {"company_id": companies()[7]["company_id"]})
     assert refused.value.reason == reason, refused.value.problem
     return refused.value.receipt["record_id"]

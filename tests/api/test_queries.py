@@ -19,7 +19,7 @@ from ledger.hashing import canonical_hash
 from ledger.keys import Signer
 from oracle.config import DatasetConfig
 from devtools.sample_apis import ServerThread
-from oracle.service import receipt_signer
+from protocol.receipt import receipt_signer
 from tests.api.conftest import (
     RunningApi,
     assert_problem,

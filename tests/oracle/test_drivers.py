@@ -14,14 +14,14 @@ import orjson
 import pytest
 
 from devtools.devnet import free_port
-from oracle.app import query_request
 from oracle.relay import DepartmentApi
 from devtools.sample_data import companies
-from oracle.service import OracleService, QueryAnswer, QueryRequest
+from oracle.service import OracleService, QueryAnswer
+from protocol.query import SignedQuery
 from tests.oracle.conftest import RunningOracle
 from tests.support.loop import LoopThread
 
-Driver = Callable[[OracleService, QueryRequest], QueryAnswer]
+Driver = Callable[[OracleService, SignedQuery], QueryAnswer]
 
 
 @pytest.fixture(scope="module")
@@ -38,14 +38,14 @@ def drive(request: pytest.FixtureRequest, loop: LoopThread) -> Driver:
     return lambda service, signed: loop.run(service.answer_async(signed))
 
 
-def signed(running: RunningOracle, members, published, index: int = 1, **overrides: object) -> QueryRequest:
+def signed(running: RunningOracle, members, published, index: int = 1, **overrides: object) -> SignedQuery:
     """A query signed by tax's operator, parsed from its body as the oracle's HTTP edge parses it."""
     args: dict = dict(signer=members.tax.operator, dept_id=members.tax.id, dataset_id=published.companies,
                       grant_id=published.tax_grant, fields=published.company_fields,
                       params={"company_id": companies()[index]["company_id"]})
     args.update(overrides)
     body, _, _ = running.client.signed_body(**args)
-    return query_request(orjson.dumps(body))
+    return SignedQuery.from_body(orjson.dumps(body))
 
 
 def test_served_and_refused_alike(consortium, members, published, start, drive: Driver) -> None:

@@ -11,7 +11,7 @@ from ledger.contracts.audit_log import Outcome, record_id
 from ledger.contracts.query_requests import QueryStatus
 from requester.client import encrypt_params_for, fetch_result
 from devtools.sample_data import companies
-from oracle.service import receipt_signer
+from protocol.receipt import receipt_signer
 from tests.oracle.conftest import TAX_FIELDS
 
 

@@ -14,7 +14,7 @@ from ledger.contracts.grants import AccessReason
 from ledger.hashing import salted_hash
 from requester.client import QueryRefused
 from devtools.sample_data import companies, residents
-from oracle.service import receipt_signer
+from protocol.receipt import receipt_signer
 from tests.oracle.conftest import DAY, TAX_FIELDS
 
 

@@ -73,7 +73,7 @@ def test_fast_mode_answers_before_anchoring(consortium, members, published, star
 
 
 def test_strict_mode_releases_an_on_chain_answer_only_once_its_record_is_on_chain(consortium, members, published, start):
-    from tests.oracle.test_onchain import _request_on_chain
+    from tests.oracle.test_request_follower import _request_on_chain
 
     running = start(mode="strict", batch_max_age_seconds=0.1, strict_timeout_seconds=1.0)
     running.oracle.batcher.stop(flush=False)  # nothing anchors until the test says so

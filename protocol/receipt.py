@@ -1,0 +1,97 @@
+"""The oracle's receipt: what it promises about one access, signed with its ORACLE key.
+
+A receipt is a flat JSON object with snake_case keys (:data:`RECEIPT_FIELDS`). The signature
+covers every other field: ``signature = EIP-191 personal_sign(keccak256(canonical_json(body)))``,
+i.e. the signer signs ``"\\x19Ethereum Signed Message:\\n32" ‖ digest`` where ``body`` is the receipt
+without ``signature``; 65 bytes ``r ‖ s ‖ v`` (v 27/28), 0x-hex. A requester checks the signer is an
+account holding ORACLE for the provider department on chain; an auditor later matches the receipt's
+``record_id``, ``request_hash`` and ``response_hash`` with the anchored audit record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from eth_account import Account
+from eth_account.messages import encode_defunct
+from eth_keys.exceptions import BadSignature, ValidationError
+
+from ledger.errors import LedgerError
+from ledger.hashing import canonical_hash
+from ledger.keys import Signer
+
+__all__ = ["RECEIPT_FIELDS", "InvalidReceipt", "Receipt", "receipt_signer"]
+
+
+class InvalidReceipt(LedgerError, ValueError):
+    """A receipt is not an object of the receipt's fields, or its signature recovers no address."""
+
+
+@dataclass(frozen=True)
+class Receipt:
+    """What the oracle promises about one access (the wire form's keys are the field names)."""
+
+    record_id: str  # hex of oracle << 64 | sequence, "0x..."
+    oracle: str  # the oracle's checksummed address
+    sequence: int
+    dataset_id: int
+    dataset_version: int
+    grant_id: int
+    requester: str
+    outcome: int  # ledger.contracts.audit_log.Outcome
+    reason: int  # ledger.contracts.grants.AccessReason (0..63) or ledger.contracts.audit_log.OracleReason (64..255)
+    checked_at_block: int
+    request_hash: str
+    response_hash: str
+    request_salt: str
+    response_salt: str  # "" when nothing was served
+    signature: str = ""
+
+    @classmethod
+    def signed(cls, signer: Signer, **body: Any) -> Receipt:
+        """The receipt of ``body`` (every field but the signature), signed by ``signer``."""
+        signature = signer.sign_eip191_hash(canonical_hash(body))
+        return cls(**body, signature="0x" + signature.hex())
+
+    def body(self) -> dict[str, Any]:
+        """Every field but the signature (what the signature covers)."""
+        data = self.as_dict()
+        del data["signature"]
+        return data
+
+    def as_dict(self) -> dict[str, Any]:
+        """The wire form."""
+        return dict(self.__dict__)  # flat, immutable values: no deep copy needed
+
+    def digest(self) -> bytes:
+        """``keccak256(canonical_json(body))``: the 32 bytes the oracle signs (EIP-191)."""
+        return canonical_hash(self.body())
+
+    def signer(self) -> str:
+        """The checksummed address whose key made :attr:`signature` (:func:`receipt_signer`)."""
+        return receipt_signer(self.as_dict())
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Receipt:
+        """A receipt from its wire form; :class:`InvalidReceipt` for missing or unknown keys."""
+        if not isinstance(data, Mapping) or set(data) != set(RECEIPT_FIELDS):
+            keys = set(data) if isinstance(data, Mapping) else set()
+            raise InvalidReceipt(f"receipt keys: missing {sorted(set(RECEIPT_FIELDS) - keys)}, "
+                                 f"unknown {sorted(map(str, keys - set(RECEIPT_FIELDS)))}")
+        return cls(**data)
+
+
+#: The receipt's keys on the wire, in declaration order.
+RECEIPT_FIELDS = tuple(f.name for f in fields(Receipt))
+
+
+def receipt_signer(receipt: Mapping[str, Any]) -> str:
+    """The address that signed a receipt in its wire form (as a requester or an auditor checks it).
+    Raises :class:`InvalidReceipt` when there is no signature or it recovers no address."""
+    body = {k: v for k, v in receipt.items() if k != "signature"}
+    try:
+        return Account.recover_message(encode_defunct(primitive=canonical_hash(body)), signature=receipt["signature"])
+    except (KeyError, ValueError, TypeError, BadSignature, ValidationError) as exc:
+        raise InvalidReceipt(f"the receipt's signature recovers no address: {type(exc).__name__}") from None
