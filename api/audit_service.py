@@ -39,7 +39,7 @@ from ledger.contracts.catalog import Classification
 from ledger.contracts.registry import Role
 
 if TYPE_CHECKING:
-    from auditing.verification import VerificationReport, Violation
+    from auditing.report import VerificationReport, Violation
 
 log = logging.getLogger("govshare.api")
 

@@ -44,7 +44,6 @@ MAX_DURATION_SECONDS = 3650 * 86_400  # AccessGrants.MAX_DURATION
 _FIELD_NAME = Field(min_length=1, max_length=200)
 
 
-
 class Level(str, Enum):
     """A dataset's classification (``ledger.contracts.catalog.Classification``)."""
 

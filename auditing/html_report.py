@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 if TYPE_CHECKING:
-    from auditing.verification import VerificationReport
+    from auditing.report import VerificationReport
 
 __all__ = ["MAX_LISTED_VIOLATIONS", "render_verification_report", "write_verification_report"]
 

@@ -256,6 +256,7 @@ def _play(node: GanacheNode, console: Console, stack: ExitStack, data_dir: Path)
             "tax's receipt matches the chain")
     index.close()
 
+
 def _wait(condition, timeout: float) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

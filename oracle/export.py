@@ -15,13 +15,13 @@ file is written with mode 0600.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from eth_utils import to_checksum_address
 
-from auditing.verification import ExportedRecord, OracleExport
+from protocol.oracle_export import ExportedRecord, OracleExport
 from oracle.outbox import OutboxMismatch, OutboxRecord, export_records
 
 
@@ -45,7 +45,7 @@ class ExportSummary:
 
 
 def read_outbox(outbox: Path) -> OracleExport:
-    """The outbox at ``outbox`` as an :class:`~auditing.verification.OracleExport` (read-only).
+    """The outbox at ``outbox`` as an :class:`~protocol.oracle_export.OracleExport` (read-only).
 
     Raises :class:`~oracle.outbox.OutboxMismatch` if it is not an outbox bound to an oracle."""
     identity, records = export_records(Path(outbox))
@@ -80,11 +80,7 @@ def export_outbox(outbox: Path, out: Path) -> ExportSummary:
 
 
 def _exported(record: OutboxRecord) -> ExportedRecord:
-    e = record.entry
-    return ExportedRecord(
-        sequence=record.sequence, grant_id=e.grant_id, requester=to_checksum_address(e.requester),
-        dataset_id=e.dataset_id, dataset_version=e.dataset_version, outcome=e.outcome, reason=e.reason,
-        checked_at_block=e.checked_at_block, request_hash=e.request_hash, response_hash=e.response_hash,
-        request_salt=record.request_salt, response_salt=record.response_salt, created_at=record.created_at,
-        anchored_tx=record.anchored_tx, anchored_block=record.anchored_block,
-    )
+    entry = replace(record.entry, requester=to_checksum_address(record.entry.requester))
+    return ExportedRecord(sequence=record.sequence, entry=entry, request_salt=record.request_salt,
+                          response_salt=record.response_salt, created_at=record.created_at,
+                          anchored_tx=record.anchored_tx, anchored_block=record.anchored_block)

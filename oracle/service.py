@@ -13,8 +13,9 @@
 Denials and source failures take the same path from the point they happen: recorded with their
 reason code, answered with a clear error. If the chain cannot be asked, the answer is no.
 
-The path is written once, as a generator that yields the I/O it needs (:class:`Step`: the dataset's
-first lookup, the access check, the relay) and does everything else itself. Two drivers run it:
+The path is written once, as a generator that yields the I/O it needs (:mod:`oracle.steps`: the
+dataset's first lookup, the access check (:mod:`oracle.access_checks`), the relay, the record's
+write) and does everything else itself. Two drivers run it:
 :meth:`OracleService.answer` (and the on-chain request methods) performs each step blocking, on the
 calling thread; :meth:`OracleService.answer_async` awaits each on the event loop, so the oracle's
 HTTP server answers every query on its one loop thread, relaying to the department API without a
@@ -30,9 +31,9 @@ import asyncio
 import functools
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable, Generator, TypeVar
+from typing import Any, Callable, TypeVar
 
 from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, reason_name, record_id
 from ledger.contracts.catalog import Dataset
@@ -58,9 +59,12 @@ from oracle.errors import (
     SourceUnavailable,
     UnknownDataset,
 )
+from oracle.access_checks import Access, AccessChecks
+from oracle.steps import CheckAccess, Fetch, LookUpDataset, Path, WriteRecord, run_blocking, run_on_loop
 from oracle.masking import MaskingPolicy
 from oracle.outbox import Outbox, RecordWrite
 from oracle.relay import DepartmentApi
+
 
 class AccessDenied(OracleError):
     """The chain said no (``reason`` is the AccessReason), or the oracle's own quota count did."""
@@ -90,19 +94,6 @@ class QueryAnswer:
     withhold: Callable[[], QueryAnswer] | None = field(default=None, repr=False, compare=False)
 
 
-@dataclass(frozen=True)
-class Access:
-    """Who asks for what: the part of a request the decision depends on."""
-
-    requester: str
-    requester_dept: int
-    dataset_id: int
-    grant_id: int
-    fields: int
-    params: dict[str, str]
-    nonce: str | None  # unique per requester: the signed nonce, or "request:<id>" for on-chain requests
-
-
 #: Given the complete answer to an on-chain request, what to keep for its requester:
 #: (request id, requester, encrypted answer). Runs inside the outbox transaction of the record.
 ResultKeeper = Callable[["QueryAnswer"], tuple[int, str, bytes]]
@@ -121,97 +112,15 @@ class _Progress:
 
 
 @dataclass
-class _DatasetInfo:
+class DatasetInfo:
+    """A dataset this oracle serves, as first read from the catalog, with its masking and relay."""
+
     dataset: Dataset
     masking: MaskingPolicy
     relay: DepartmentApi
 
 
-@dataclass
-class _CheckCache:
-    """Access checks at one block: each computed once, by the first request that needs it; requests
-    arriving meanwhile wait for its future instead of all asking the chain at once."""
-
-    block: int = -1
-    results: dict[tuple, Future[AccessCheck]] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------------- the I/O steps of the path
-
 T = TypeVar("T")
-
-
-class Step:
-    """One piece of I/O the decision path needs. :meth:`run` performs it blocking; :meth:`run_async`
-    on the event loop. Either raises an :class:`OracleError`, which the driver throws back into the
-    path at the point that asked."""
-
-    def run(self, service: OracleService) -> Any:
-        raise NotImplementedError
-
-    async def run_async(self, service: OracleService) -> Any:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True, slots=True)
-class LookUpDataset(Step):
-    """The dataset's catalog entry, read from the chain on its first query (then kept)."""
-
-    dataset_id: int
-
-    def run(self, service: OracleService) -> _DatasetInfo:
-        return service._dataset(self.dataset_id)
-
-    async def run_async(self, service: OracleService) -> _DatasetInfo:
-        return await service._in_thread(service._dataset, self.dataset_id)
-
-
-@dataclass(frozen=True, slots=True)
-class CheckAccess(Step):
-    """The chain's answer for this access at the head block (cached for that block)."""
-
-    access: Access
-
-    def run(self, service: OracleService) -> AccessCheck:
-        return service._check(self.access)
-
-    async def run_async(self, service: OracleService) -> AccessCheck:
-        return await service._check_async(self.access)
-
-
-@dataclass(frozen=True, slots=True)
-class Fetch(Step):
-    """The department API's records for the parameters."""
-
-    relay: DepartmentApi
-    params: dict[str, str]
-
-    def run(self, service: OracleService) -> list[dict]:
-        return self.relay.fetch(self.params)
-
-    async def run_async(self, service: OracleService) -> list[dict]:
-        return await self.relay.fetch_async(self.params)
-
-
-@dataclass(frozen=True, slots=True)
-class WriteRecord(Step):
-    """A served access written to the outbox (with its nonce, within its quota): its sequence, or
-    :class:`NonceReplayed` / :class:`QuotaUsedUp`. Awaited, it is written together with the other
-    answers' records the event loop reaches at the same time, in one transaction (group commit)."""
-
-    write: RecordWrite
-
-    def run(self, service: OracleService) -> int:
-        w = self.write
-        return service.outbox.record(w.entry, request_salt=w.request_salt, response_salt=w.response_salt, nonce=w.nonce,
-                                     quota_room=w.quota_room, checked_at_block=w.checked_at_block)
-
-    async def run_async(self, service: OracleService) -> int:
-        return await service._write_with_others(self.write)
-
-
-#: The decision path: yields steps, is sent their results (or thrown their errors), returns the answer.
-Path = Generator[Step, Any, "QueryAnswer"]
 
 #: Threads for the chain reads the event-loop driver hands off (access checks the cache cannot
 #: answer, the head, a dataset's first lookup); blocking ones run on the calling thread.
@@ -232,14 +141,10 @@ class OracleService:
         if dept is None or not dept.active:
             raise LedgerError(f"department {config.department!r} is not a member of this consortium")
         self.dept_id = dept.id
-        self._datasets: dict[int, _DatasetInfo] = {}
+        self._datasets: dict[int, DatasetInfo] = {}
         self._datasets_lock = threading.Lock()
-        self._cache = _CheckCache()
-        self._cache_lock = threading.Lock()
-        self._head = 0
-        self._head_at = 0.0
-        self._head_refresh: asyncio.Future[int] | None = None  # the event loop's shared head read
         self._chain_threads = ThreadPoolExecutor(CHAIN_THREADS, thread_name_prefix="govshare-chain")
+        self.checks = AccessChecks(consortium, config.head_poll_interval_seconds, self._chain_threads)
         # records waiting for their event loop's next group commit (each list only touched on its loop's thread)
         self._groups: dict[asyncio.AbstractEventLoop, list[tuple[RecordWrite, asyncio.Future[int]]]] = {}
 
@@ -248,7 +153,7 @@ class OracleService:
         for info in self._datasets.values():
             info.relay.close()
 
-    async def _write_with_others(self, write: RecordWrite) -> int:
+    async def write_with_others(self, write: RecordWrite) -> int:
         """``write``'s sequence once it is durably written, in one transaction with the other
         records that reach this point in the same turn of the event loop (the first of them
         schedules the commit; it runs after the rest joined)."""
@@ -284,7 +189,7 @@ class OracleService:
         department API. In strict mode the records leave only once the access is on chain: with
         ``hold`` this call waits for it (at most ``strict_timeout_seconds``); without it the answer
         comes back at once with ``withhold`` set, and the caller waits."""
-        answer = self._run(self._answer_path(request))
+        answer = run_blocking(self, self._answer_path(request))
         if not hold or answer.withhold is None:
             return answer
         if self.outbox.wait_anchored(answer.receipt.sequence, self.config.strict_timeout_seconds):
@@ -295,7 +200,7 @@ class OracleService:
         """:meth:`answer` on the running event loop, without ``hold`` (strict mode: the caller waits
         for the record, see :class:`oracle.app.OracleHttpApp`). Only the relay and the chain reads
         the cache cannot answer wait; everything else runs on the loop."""
-        return await self._run_async(self._answer_path(request))
+        return await run_on_loop(self, self._answer_path(request))
 
     def answer_access(self, access: Access, request_canonical: dict[str, Any], keep_result: ResultKeeper) -> QueryAnswer:
         """Answer an access whose requester the chain already authenticated (an on-chain request:
@@ -305,7 +210,7 @@ class OracleService:
         strict mode only once the record is on chain), so nothing waits here."""
         request_salt = new_salt()
         request_hash = commitments.request_hash(request_canonical, request_salt)
-        return self._run(self._serve(_Progress(access, keep_result=keep_result), request_hash, request_salt))
+        return run_blocking(self, self._serve(_Progress(access, keep_result=keep_result), request_hash, request_salt))
 
     def refuse_malformed(self, access: Access, request_canonical: dict[str, Any], message: str,
                          keep_result: ResultKeeper) -> QueryAnswer:
@@ -314,39 +219,7 @@ class OracleService:
         return self._refuse(MalformedRequest(message), commitments.request_hash(request_canonical, request_salt), request_salt,
                             _Progress(access, keep_result=keep_result))
 
-    # ------------------------------------------------------------------ the drivers
-
-    def _run(self, path: Path) -> QueryAnswer:
-        """Drive ``path`` to its answer, performing each step blocking on this thread."""
-        result: Any = None
-        error: OracleError | None = None
-        while True:
-            try:
-                step = path.send(result) if error is None else path.throw(error)
-            except StopIteration as done:
-                return done.value
-            result, error = None, None
-            try:
-                result = step.run(self)
-            except OracleError as exc:
-                error = exc
-
-    async def _run_async(self, path: Path) -> QueryAnswer:
-        """Drive ``path`` to its answer on the running event loop, awaiting each step."""
-        result: Any = None
-        error: OracleError | None = None
-        while True:
-            try:
-                step = path.send(result) if error is None else path.throw(error)
-            except StopIteration as done:
-                return done.value
-            result, error = None, None
-            try:
-                result = await step.run_async(self)
-            except OracleError as exc:
-                error = exc
-
-    async def _in_thread(self, fn: Callable[..., T], *args: Any) -> T:
+    async def in_chain_thread(self, fn: Callable[..., T], *args: Any) -> T:
         """``fn(*args)`` on one of the service's chain threads, awaited without blocking the loop."""
         return await asyncio.get_running_loop().run_in_executor(self._chain_threads, functools.partial(fn, *args))
 
@@ -448,7 +321,7 @@ class OracleService:
         if commitments.params_hash(request.params, request.params_salt) != query.params_hash:
             raise MalformedRequest("the parameters do not match the signed paramsHash")
 
-    def _dataset(self, dataset_id: int) -> _DatasetInfo:
+    def dataset_info(self, dataset_id: int) -> DatasetInfo:
         info = self._datasets.get(dataset_id)
         if info is not None:
             return info
@@ -466,99 +339,13 @@ class OracleService:
         with self._datasets_lock:
             info = self._datasets.get(dataset_id)
             if info is None:
-                info = _DatasetInfo(dataset, MaskingPolicy.for_dataset(self.config, dataset_id, dataset.classification), DepartmentApi(settings))
+                info = DatasetInfo(dataset, MaskingPolicy.for_dataset(self.config, dataset_id, dataset.classification), DepartmentApi(settings))
                 self._datasets[dataset_id] = info
         return info
 
     def head(self) -> int:
-        """The chain's latest block, asked per request or at most every ``head_poll_interval_seconds``."""
-        interval = self.config.head_poll_interval_seconds
-        now = time.monotonic()
-        if interval <= 0 or now - self._head_at >= interval:
-            self._head = self.consortium.chain.head()
-            self._head_at = now
-        return self._head
-
-    async def _head_async(self) -> int:
-        """:meth:`head` for the event loop: the remembered head while it is fresh; otherwise one read
-        on a chain thread, shared by the requests that arrive while it is under way (with a poll
-        interval of 0 each request asks on its own)."""
-        interval = self.config.head_poll_interval_seconds
-        if interval <= 0:
-            return await self._in_thread(self.head)
-        if time.monotonic() - self._head_at < interval:
-            return self._head
-        refresh = self._head_refresh  # only ever touched on the loop thread
-        if refresh is None or refresh.done() or refresh.get_loop() is not asyncio.get_running_loop():
-            refresh = self._head_refresh = asyncio.ensure_future(self._in_thread(self.head))
-        return await asyncio.shield(refresh)
-
-    def _check(self, access: Access) -> AccessCheck:
-        """The chain's answer at the head block. Cached for that block only (a new block carries
-        every approve, revoke and co-approval, and moves time past every expiry); concurrent
-        requests for the same check at the same block share one call."""
-        try:
-            block = self.head()
-        except ChainUnavailable as exc:
-            raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
-        future, owner = self._cached_check(access, block)
-        if owner:
-            return self._ask_chain(access, block, future)
-        try:
-            return future.result(self.consortium.chain.timeout)
-        except TimeoutError:
-            raise ChainUnreachable("the chain did not answer the access check") from None
-
-    async def _check_async(self, access: Access) -> AccessCheck:
-        """:meth:`_check` for the event loop: a check cached at the head block is answered at once;
-        the chain is asked on a chain thread."""
-        try:
-            block = await self._head_async()
-        except ChainUnavailable as exc:
-            raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
-        future, owner = self._cached_check(access, block)
-        if owner:
-            return await self._in_thread(self._ask_chain, access, block, future)
-        if not future.done():
-            # asyncio.wait, not wait_for: a timeout here must not cancel the check the others share
-            await asyncio.wait([asyncio.wrap_future(future)], timeout=self.consortium.chain.timeout)
-            if not future.done():
-                raise ChainUnreachable("the chain did not answer the access check")
-        return future.result()
-
-    def _cached_check(self, access: Access, block: int) -> tuple[Future[AccessCheck], bool]:
-        """The check of ``access`` at ``block``: its future, and True if the caller must compute it
-        (with :meth:`_ask_chain`)."""
-        key = _check_key(access)
-        with self._cache_lock:
-            if self._cache.block != block:
-                self._cache = _CheckCache(block)
-            future = self._cache.results.get(key)
-            if future is not None:
-                return future, False
-            future = self._cache.results[key] = Future()
-            return future, True
-
-    def _ask_chain(self, access: Access, block: int, future: Future[AccessCheck]) -> AccessCheck:
-        """Ask the chain for the check ``future`` stands for, and settle it for everyone waiting. A
-        failure is not cached: the waiting requests are refused, and the next one asks again."""
-        settled = False
-        try:
-            result = self.consortium.grants.check_access(
-                access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id, block=block
-            )
-            future.set_result(result)
-            settled = True
-            return result
-        except ChainUnavailable as exc:
-            raise ChainUnreachable(f"the chain cannot be reached, so access cannot be checked: {exc}") from None
-        finally:
-            if not settled:
-                key = _check_key(access)
-                with self._cache_lock:
-                    if self._cache.block == block and self._cache.results.get(key) is future:
-                        del self._cache.results[key]
-                future.set_exception(ChainUnreachable("the chain did not answer the access check"))
+        """The chain's latest block as the access checks see it (see :meth:`AccessChecks.head`)."""
+        return self.checks.head()
 
     def _refuse(
         self,
@@ -573,7 +360,8 @@ class OracleService:
         attempt is written to the outbox and will reach the chain) and answer with the error."""
         access = progress.access
         entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, outcome,
-                           int(exc.reason), progress.checked_at or self._head, request_hash, ZERO_HASH)
+                           int(exc.reason), progress.checked_at or self.checks.last_head, request_hash, ZERO_HASH)
+
         def answer_of(receipt: Receipt) -> QueryAnswer:
             return QueryAnswer(exc.http_status, receipt, None, exc.message, reason_name(exc.reason))
 
@@ -624,8 +412,3 @@ class OracleService:
             "response_salt": "0x" + response_salt.hex() if response_salt else "",
         }
         return Receipt.signed(self.signer, **body)
-
-
-def _check_key(access: Access) -> tuple:
-    """What an access check depends on (besides the block)."""
-    return access.requester, access.requester_dept, access.dataset_id, access.fields, access.grant_id

@@ -16,14 +16,8 @@ from auditing.html_report import (
 )
 from ledger.contracts.audit_log import AuditEntry, OracleReason, Outcome, record_id
 from ledger.contracts.catalog import Classification
-from auditing.verification import (
-    CHECKS,
-    CheckCount,
-    VerificationReport,
-    VerificationScope,
-    Violation,
-    verify_audit_trail,
-)
+from auditing.report import CHECKS, CheckCount, VerificationReport, VerificationScope, Violation
+from auditing.verification import verify_audit_trail
 
 
 def _entry(members, *, outcome: Outcome, dataset_id: int = 0, grant_id: int = 0, block: int, n: int) -> AuditEntry:

@@ -25,17 +25,10 @@ from ledger.deployment import Consortium
 from ledger.contracts.grants import AccessReason
 from ledger.hashing import record_hash
 from ledger.contracts.registry import Role
-from auditing.verification import (
-    CHECKS,
-    AccessHistory,
-    DataFileCheck,
-    RecordProofCheck,
-    VerificationInputError,
-    VerificationReport,
-    verify_audit_trail,
-    verify_data_file,
-    verify_record_proof,
-)
+from auditing.evidence import DataFileCheck, RecordProofCheck, verify_data_file, verify_record_proof
+from auditing.history import AccessHistory
+from auditing.report import CHECKS, VerificationInputError, VerificationReport
+from auditing.verification import verify_audit_trail
 from tests.conftest import Members
 from tests.support.assertions import expect_revert
 from tests.support.audit_trail import (

@@ -74,7 +74,7 @@ def test_served_and_refused_alike(consortium, members, published, start, drive: 
 def test_source_down_alike(consortium, members, published, start, drive: Driver) -> None:
     running = start()
     service = running.oracle.service
-    info = service._dataset(published.companies)
+    info = service.dataset_info(published.companies)
     info.relay.close()
     info.relay = DepartmentApi(replace(info.relay.config, base_url=f"http://127.0.0.1:{free_port()}"))
     down = drive(service, signed(running, members, published))

@@ -13,7 +13,8 @@ from auditing.index import AuditIndex
 from ledger.contracts.audit_log import Outcome
 from cli.main import main
 from ledger.hashing import salted_hash
-from auditing.verification import OracleExport, verify_audit_trail
+from auditing.verification import verify_audit_trail
+from protocol.oracle_export import OracleExport
 from requester.client import QueryRefused
 from oracle.export import export_outbox, read_outbox
 from devtools.sample_data import companies

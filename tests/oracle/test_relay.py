@@ -14,7 +14,6 @@ import threading
 import time
 import traceback
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import Any, AsyncIterator, Iterator
 
 import pytest

@@ -167,7 +167,7 @@ def test_oversized_body_is_413(samr_oracle):
 
 
 def test_source_down_is_a_502_and_recorded_as_source_failure(consortium, members, published, samr_oracle, company_api):
-    info = samr_oracle.oracle.service._dataset(published.companies)
+    info = samr_oracle.oracle.service.dataset_info(published.companies)
     info.relay.close()
     from oracle.relay import DepartmentApi
     from dataclasses import replace
@@ -201,7 +201,7 @@ def test_source_answering_floats_is_a_502_and_recorded(consortium, members, publ
 
     server = ServerThread(app, free_port()).start()
     try:
-        info = samr_oracle.oracle.service._dataset(published.companies)
+        info = samr_oracle.oracle.service.dataset_info(published.companies)
         info.relay.close()
         info.relay = DepartmentApi(replace(info.relay.config, base_url=server.url))
         refused = _refused(samr_oracle, members, published, status=502, reason="SOURCE_BAD_RESPONSE")
