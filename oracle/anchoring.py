@@ -46,7 +46,8 @@ from ledger.deployment import Consortium, Deployment
 from ledger.errors import LedgerError
 from ledger.keys import Signer
 from oracle.batcher import MAX_IN_FLIGHT, Batcher
-from oracle.outbox import Outbox, OutboxRecord, copy_wal_back, record_from_row
+from oracle.outbox import Outbox
+from oracle.outbox_file import OutboxRecord, copy_wal_back, record_from_row
 
 __all__ = ["AnchoringProcess", "AnchoringSettings", "OutboxFile", "run_anchoring"]
 

@@ -32,7 +32,7 @@ from ledger.chain import RECEIPT_POLL_SECONDS
 from ledger.rpc import RpcErrorAnswer
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
 from ledger.keys import Signer
-from oracle.outbox import OutboxMismatch, OutboxRecord
+from oracle.outbox_file import OutboxMismatch, OutboxRecord
 
 log = logging.getLogger("govshare.oracle.batcher")
 

@@ -7,7 +7,7 @@ decision block, request and response hashes, the salts that open them, when the 
 the transaction and block it was anchored in (null while it waits).
 
 The outbox is read through a read-only SQLite connection without the oracle's lock
-(``oracle.outbox.export_records``), so a running oracle can be exported. The salts open the
+(``oracle.outbox_file.export_records``), so a running oracle can be exported. The salts open the
 hashes of requests and answers: the export is as confidential as the outbox itself, and the output
 file is written with mode 0600.
 """
@@ -22,7 +22,7 @@ from pathlib import Path
 from eth_utils import to_checksum_address
 
 from protocol.oracle_export import ExportedRecord, OracleExport
-from oracle.outbox import OutboxMismatch, OutboxRecord, export_records
+from oracle.outbox_file import OutboxMismatch, OutboxRecord, export_records
 
 
 @dataclass(frozen=True)
@@ -47,7 +47,7 @@ class ExportSummary:
 def read_outbox(outbox: Path) -> OracleExport:
     """The outbox at ``outbox`` as an :class:`~protocol.oracle_export.OracleExport` (read-only).
 
-    Raises :class:`~oracle.outbox.OutboxMismatch` if it is not an outbox bound to an oracle."""
+    Raises :class:`~oracle.outbox_file.OutboxMismatch` if it is not an outbox bound to an oracle."""
     identity, records = export_records(Path(outbox))
     missing = [key for key in ("oracle", "chain_id", "audit_log") if key not in identity]
     if missing:

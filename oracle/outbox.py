@@ -1,4 +1,4 @@
-"""The oracle's durable outbox: every access is written here, in one SQLite transaction with the
+"""The oracle's durable outbox (its writer): every access is written here, in one SQLite transaction with the
 requester's nonce, *before* the answer leaves; a batcher later anchors the records on chain.
 
 SQLite in WAL mode. A record's sequence number is allocated here, contiguously, starting one past
@@ -15,52 +15,22 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
 from ledger.contracts.audit_log import AuditEntry, Outcome
-from ledger.errors import LedgerError
 from oracle.errors import NonceReplayed, QuotaUsedUp
+from oracle.outbox_file import (
+    INSERT_RECORD,
+    INSERT_RECORD_WITH_NONCE,
+    SCHEMA,
+    OutboxMismatch,
+    OutboxRecord,
+    RecordWrite,
+    copy_wal_back,
+    record_from_row,
+)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE IF NOT EXISTS nonces (
-    requester TEXT NOT NULL, nonce TEXT NOT NULL, sequence INTEGER NOT NULL,
-    PRIMARY KEY (requester, nonce)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS records (
-    sequence INTEGER PRIMARY KEY,
-    grant_id INTEGER NOT NULL, requester TEXT NOT NULL, dataset_id INTEGER NOT NULL,
-    dataset_version INTEGER NOT NULL, outcome INTEGER NOT NULL, reason INTEGER NOT NULL,
-    checked_at_block INTEGER NOT NULL, request_hash BLOB NOT NULL, response_hash BLOB NOT NULL,
-    request_salt BLOB, response_salt BLOB, created_at REAL NOT NULL,
-    anchored_tx TEXT, anchored_block INTEGER
-);
-CREATE INDEX IF NOT EXISTS records_unanchored ON records (sequence) WHERE anchored_block IS NULL;
-CREATE TABLE IF NOT EXISTS chain_requests (
-    request_id INTEGER PRIMARY KEY, requester TEXT NOT NULL, sequence INTEGER NOT NULL,
-    result BLOB NOT NULL, fulfilled_tx TEXT
-);
-CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, block INTEGER NOT NULL);
--- A record and its requester's nonce in one statement (the trigger's two inserts are atomic with
--- it): the answering path then runs a single SQLite step under the outbox lock, not four.
-CREATE VIEW IF NOT EXISTS records_with_nonce AS
-    SELECT r.*, n.requester AS nonce_requester, n.nonce AS nonce FROM records r JOIN nonces n ON n.sequence = r.sequence;
-CREATE TRIGGER IF NOT EXISTS record_with_nonce INSTEAD OF INSERT ON records_with_nonce BEGIN
-    INSERT INTO nonces VALUES (NEW.nonce_requester, NEW.nonce, NEW.sequence);
-    INSERT INTO records (sequence, grant_id, requester, dataset_id, dataset_version, outcome, reason, checked_at_block,
-                         request_hash, response_hash, request_salt, response_salt, created_at)
-    VALUES (NEW.sequence, NEW.grant_id, NEW.requester, NEW.dataset_id, NEW.dataset_version, NEW.outcome, NEW.reason,
-            NEW.checked_at_block, NEW.request_hash, NEW.response_hash, NEW.request_salt, NEW.response_salt, NEW.created_at);
-END;
-"""
-
-_RECORD_COLUMNS = ("sequence, grant_id, requester, dataset_id, dataset_version, outcome, reason, checked_at_block,"
-                   " request_hash, response_hash, request_salt, response_salt, created_at")
-_INSERT_RECORD = f"INSERT INTO records ({_RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-_INSERT_RECORD_WITH_NONCE = (f"INSERT INTO records_with_nonce ({_RECORD_COLUMNS}, nonce_requester, nonce)"
-                             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
 _QUOTA_USED_UP = "the grant's quota is used up (counting accesses not yet on chain)"
 
 
@@ -73,57 +43,7 @@ WRITER_CHECKPOINT_PAGES = 1000
 #: The size the WAL file is cut back to when it is rewound (it grows past the bound above only
 #: while a reader holds an old snapshot, e.g. a long export).
 WAL_SIZE_LIMIT = 16 << 20
-
-
-def copy_wal_back(db: sqlite3.Connection) -> None:
-    """Checkpoint the outbox's WAL from a connection of the anchoring side (after each batch, and
-    every few seconds while nothing anchors).
-
-    A PASSIVE checkpoint copies the WAL back into the database file without waiting for, or
-    blocking, the writer, so it does the bulk of the copying off the answering path. It cannot by
-    itself keep the WAL small: SQLite rewinds the WAL (writes from its start again) only when a write
-    begins while the whole WAL is copied back, and under a steady stream of answers some are always
-    written while a checkpoint runs (measured here: 10 s at 1,000 answers a second left an 80-120 MB
-    WAL behind PASSIVE checkpoints every 0.1 s, growing about 15 KB per answer as long as answers
-    come). The writer completes the job: every ``WRITER_CHECKPOINT_PAGES`` pages its commit runs a
-    PASSIVE checkpoint of its own (SQLite's ``wal_autocheckpoint``), which copies the little the
-    anchoring side has not copied yet, and since no other write can come in meanwhile, it finishes
-    and the next write rewinds the WAL: it stays at about 4 MB. That costs the answer whose commit
-    runs it a few milliseconds (an fsync of the WAL and of the database) once every ~270 answers;
-    the earlier bound, a RESTART checkpoint from this side once the WAL passed 256 MB, held every
-    write back for about 100 ms each time (the busy handler's sleeps, then cutting the WAL file back
-    by 240 MB), the largest spike of the oracle's p99 latency."""
-    db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-
-
-class OutboxMismatch(LedgerError):
-    """The outbox belongs to another oracle, chain or deployment, or disagrees with the chain."""
-
-
-@dataclass(frozen=True)
-class OutboxRecord:
-    """One access as the oracle recorded it, with the salts that open its hashes."""
-
-    sequence: int
-    entry: AuditEntry
-    request_salt: bytes | None
-    response_salt: bytes | None
-    created_at: float
-    anchored_tx: str | None = None
-    anchored_block: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class RecordWrite:
-    """One access to write with :meth:`Outbox.record_many` (the arguments of :meth:`Outbox.record`
-    without ``keep_result``)."""
-
-    entry: AuditEntry
-    request_salt: bytes | None
-    response_salt: bytes | None
-    nonce: tuple[str, str] | None = None
-    quota_room: int | None = None
-    checked_at_block: int = 0
+#: (``oracle.outbox_file.copy_wal_back`` says how the two sides' checkpoints share the work.)
 
 
 class Outbox:
@@ -153,7 +73,7 @@ class Outbox:
         self._anchoring_db: sqlite3.Connection | None = None
         self._anchoring_lock = threading.RLock()
         self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
-        self._db.executescript(_SCHEMA)
+        self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self._next: int | None = None
         self._changed = threading.Condition(self._lock)
@@ -322,9 +242,9 @@ class Outbox:
     def _insert(self, values: tuple, nonce: tuple[str, str] | None) -> None:
         """A record, with its requester's nonce in the same statement (through the view's trigger)."""
         if nonce is None:
-            self._db.execute(_INSERT_RECORD, values)
+            self._db.execute(INSERT_RECORD, values)
         else:
-            self._db.execute(_INSERT_RECORD_WITH_NONCE, (*values, nonce[0], str(nonce[1])))
+            self._db.execute(INSERT_RECORD_WITH_NONCE, (*values, nonce[0], str(nonce[1])))
 
     def _refusal(self, exc: sqlite3.IntegrityError) -> NonceReplayed:
         """The refusal an insert's integrity error means: a used nonce (anything else is an outbox
@@ -534,38 +454,3 @@ class Outbox:
         """Sleep until a record is written (or ``timeout``); for the batcher."""
         with self._changed:
             self._changed.wait(timeout)
-
-
-def record_from_row(row: tuple) -> OutboxRecord:
-    """An :class:`OutboxRecord` from a ``SELECT * FROM records`` row."""
-    (sequence, grant_id, requester, dataset_id, version, outcome, reason, checked, request_hash, response_hash,
-     request_salt, response_salt, created_at, anchored_tx, anchored_block) = row
-    entry = AuditEntry(grant_id, requester, dataset_id, version, Outcome(outcome), reason, checked,
-                       bytes(request_hash), bytes(response_hash))
-    return OutboxRecord(sequence, entry, request_salt and bytes(request_salt), response_salt and bytes(response_salt),
-                        created_at, anchored_tx, anchored_block)
-
-
-def export_records(path: Path) -> tuple[dict[str, str], list[OutboxRecord]]:
-    """The outbox's identity (oracle, chain id, audit log) and every record in sequence order, read
-    through a read-only connection in one snapshot, without the oracle's file lock: an auditor can
-    export the log of a running oracle (WAL readers never block its writer).
-
-    Raises :class:`OutboxMismatch` if ``path`` is not a readable outbox."""
-    source = Path(path)
-    if not source.is_file():
-        raise OutboxMismatch(f"no outbox at {source}")
-    try:
-        db = sqlite3.connect(f"{source.resolve().as_uri()}?mode=ro", uri=True, timeout=30.0)
-    except sqlite3.Error as exc:
-        raise OutboxMismatch(f"cannot open outbox {source} read-only: {exc}") from None
-    try:
-        db.execute("BEGIN")
-        identity = dict(db.execute("SELECT key, value FROM meta").fetchall())
-        rows = db.execute("SELECT * FROM records ORDER BY sequence").fetchall()
-        db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        raise OutboxMismatch(f"{source} is not a readable oracle outbox: {exc}") from None
-    finally:
-        db.close()
-    return identity, [record_from_row(r) for r in rows]

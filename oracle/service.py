@@ -62,7 +62,8 @@ from oracle.errors import (
 from oracle.access_checks import Access, AccessChecks
 from oracle.steps import CheckAccess, Fetch, LookUpDataset, Path, WriteRecord, run_blocking, run_on_loop
 from oracle.masking import MaskingPolicy
-from oracle.outbox import Outbox, RecordWrite
+from oracle.outbox import Outbox
+from oracle.outbox_file import RecordWrite
 from oracle.relay import DepartmentApi
 
 

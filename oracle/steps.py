@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generator
 from ledger.contracts.grants import AccessCheck
 from oracle.access_checks import Access
 from oracle.errors import OracleError
-from oracle.outbox import RecordWrite
+from oracle.outbox_file import RecordWrite
 from oracle.relay import DepartmentApi
 
 if TYPE_CHECKING:

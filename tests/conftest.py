@@ -1,4 +1,5 @@
-"""Shared fixtures: one real ganache per session, fresh contracts per test, departments admitted by vote.
+"""Shared fixtures: one real ganache per session, fresh contracts per test, departments admitted by vote,
+and the two sample department APIs served over real HTTP.
 
 Fixtures build on each other: ganache -> chain -> consortium (fresh deployment) -> members
 (market supervision, tax, public security and an audit office, admitted by committee vote).
@@ -16,7 +17,22 @@ from ledger.deployment import Consortium, Deployment, deploy_consortium
 from ledger.keys import Signer
 from ledger.contracts.registry import AccountRole
 from devtools.sample_consortium import OUTSIDER, SAMPLE_DEPARTMENTS, admit_department, admit_sample_departments
-from devtools.devnet import GanacheNode, dev_accounts
+from devtools.devnet import GanacheNode, dev_accounts, free_port
+from devtools.sample_apis import ServerThread, company_registry_app, resident_registry_app
+
+
+@pytest.fixture(scope="session")
+def company_api() -> Iterator[ServerThread]:
+    server = ServerThread(company_registry_app(), free_port()).start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def resident_api() -> Iterator[ServerThread]:
+    server = ServerThread(resident_registry_app(), free_port()).start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 One process writes records (each with its requester's nonce, as the answering path does) into a real
 :class:`oracle.outbox.Outbox` at a fixed rate, and marks them anchored in batches of 100; a second
 process checkpoints the WAL every 0.12 s from its own connection (as the anchoring process does after
-each batch, :func:`oracle.outbox.copy_wal_back`). Each write's latency is measured from its
+each batch, :func:`oracle.outbox_file.copy_wal_back`). Each write's latency is measured from its
 scheduled time. Reported: p50/p99/p99.9/max write latency, the writes over 20 ms and when they came,
 and the largest WAL.
 
@@ -30,7 +30,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import oracle.outbox as outbox_module  # noqa: E402
 from ledger.contracts.audit_log import AuditEntry, Outcome  # noqa: E402
-from oracle.outbox import Outbox, copy_wal_back  # noqa: E402
+from oracle.outbox import Outbox  # noqa: E402
+from oracle.outbox_file import copy_wal_back  # noqa: E402
 
 REQUESTER = "0x" + "ab" * 20
 CHECKPOINT_EVERY = 0.12  # a batch of 100 at ~800 answers a second

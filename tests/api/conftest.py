@@ -28,7 +28,6 @@ from devtools.devnet import free_port
 from ledger.keys import Signer
 from devtools.sample_apis import ServerThread
 from devtools.sample_data import COMPANY_FIELDS, companies
-from tests.oracle.conftest import company_api  # noqa: F401 - the sample company registry, a fixture
 
 PROBLEM = "application/problem+json"
 PROBLEM_PREFIX = "urn:govshare:problem:"

@@ -16,7 +16,6 @@ from ledger.deployment import Consortium
 from tests.api.audit_trail import AuditWorld, Trail, audit_world
 from tests.api.conftest import RunningApi, assert_problem
 from tests.conftest import Members
-from tests.oracle.conftest import resident_api  # noqa: F401 - the sample residents API, a fixture
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,6 @@ from api.dashboard import COOKIE
 from ledger.compiler import PROJECT_ROOT
 from tests.api.audit_trail import AuditWorld, audit_world
 from tests.api.conftest import RunningApi
-from tests.oracle.conftest import resident_api  # noqa: F401 - the sample residents API, a fixture
 
 SCREENSHOTS = Path(os.environ.get("GOVSHARE_SCREENSHOTS", PROJECT_ROOT / "test-output" / "screenshots"))
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"

@@ -12,7 +12,7 @@ import pytest
 from ledger.deployment import Consortium
 from ledger.keys import Signer, save_keystore
 from tests.conftest import Members
-from tests.oracle.conftest import company_api, published, samr_oracle  # noqa: F401 - fixtures for test_cli_query
+from tests.oracle.conftest import published, samr_oracle  # noqa: F401 - fixtures for test_cli_query
 from tests.support.cli import CliRun, cli_env, govshare
 
 CLI_PASSWORD = "correct horse battery staple"  # test password of test keystores

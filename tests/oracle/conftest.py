@@ -18,27 +18,13 @@ from requester.client import OracleClient
 from oracle.config import DatasetConfig, OracleConfig
 from oracle.http_server import OracleServerThread
 from oracle.masking import MaskRule
-from devtools.sample_apis import ServerThread, company_registry_app, resident_registry_app
+from devtools.sample_apis import ServerThread
 from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from oracle.main import Oracle, build_oracle
 from tests.conftest import Member, Members
 
 DAY = 86_400
 TAX_FIELDS = ("company_id", "name", "registration_date", "status")
-
-
-@pytest.fixture(scope="session")
-def company_api() -> Iterator[ServerThread]:
-    server = ServerThread(company_registry_app(), free_port()).start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="session")
-def resident_api() -> Iterator[ServerThread]:
-    server = ServerThread(resident_registry_app(), free_port()).start()
-    yield server
-    server.stop()
 
 
 @dataclass

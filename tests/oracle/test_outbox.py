@@ -9,7 +9,8 @@ import pytest
 
 from ledger.contracts.audit_log import AuditEntry, Outcome
 from oracle.errors import NonceReplayed, QuotaUsedUp
-from oracle.outbox import Outbox, OutboxMismatch, RecordWrite
+from oracle.outbox import Outbox
+from oracle.outbox_file import OutboxMismatch, RecordWrite
 
 REQUESTER = "0x" + "ab" * 20
 IDENTITY = {"oracle": "0x" + "01" * 20, "chain_id": "1337", "audit_log": "0x" + "02" * 20}

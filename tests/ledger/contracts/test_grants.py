@@ -24,7 +24,7 @@ from ledger.contracts.registry import AccountRole, Role
 from tests.conftest import admit
 from tests.support.assertions import expect_revert
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
+CONTRACTS = Path(__file__).resolve().parents[3] / "contracts"
 DAY = 86_400
 MAX_DURATION = 3650 * DAY
 FIELDS = ["统一社会信用代码", "企业名称", "法定代表人", "注册资本", "成立日期", "经营状态"]

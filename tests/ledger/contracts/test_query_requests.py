@@ -23,7 +23,7 @@ from protocol.query import SECP256K1_N, Query, query_digest, recover_query_signe
 from tests.ledger.contracts.test_grants import _sol_enum, register, request as request_grant
 from tests.support.assertions import expect_revert
 
-CONTRACTS = Path(__file__).resolve().parents[2] / "contracts"
+CONTRACTS = Path(__file__).resolve().parents[3] / "contracts"
 FIELDS = 0b011
 PARAMS = b"\x04" + b"ECIES ciphertext of the query parameters for the provider's oracle" * 3
 

@@ -18,245 +18,44 @@ service itself, nothing from any other host.
 
 from __future__ import annotations
 
-import hashlib
 import math
-import secrets
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
 
-from api.audit_service import (
-    AuditService,
-    AuditServiceDep,
-    AuditViewer,
-    classification_name,
-    iso,
-    parse_time,
-    viewer_for,
-)
+from api.audit_service import AuditServiceDep, AuditViewer, classification_name, parse_time, viewer_for
 from api.auth import Authentication, current_caller
-from api.charts import stacked_bars
+from api.dashboard.charts import stacked_bars
+from api.dashboard.rendering import (
+    GRANT_STATE_LABELS,
+    OUTCOME_LABELS,
+    SECURITY_HEADERS,
+    error_page,
+    int_query_param,
+    page,
+    query_param,
+    render,
+    safe_next,
+    same_origin,
+)
+from api.dashboard.sessions import COOKIE, SESSION_SECONDS, sessions_of
 from api.deps import ContextDep
 from api.errors import ApiError, Forbidden, NotFound
-from auditing.index import AuditIndexError, AuditQueryError
+from auditing.index import AuditQueryError
 from ledger.errors import ChainUnavailable
 
-__all__ = ["COOKIE", "DashboardSessions", "router"]
+__all__ = ["router"]
 
-COOKIE = "govshare_dashboard"
-SESSION_SECONDS = 8 * 3600
 PAGE_SIZE = 20
 CHART_DAYS = 30
 CHART_MIN_DAYS = 14
-_HERE = Path(__file__).parent
-_STYLESHEET = _HERE / "static" / "dashboard.css"
-
-#: Strict: no script, no frame, no other host; styles only from this service.
-SECURITY_HEADERS = {
-    "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
-                               "frame-ancestors 'none'; base-uri 'none'",
-    "X-Content-Type-Options": "nosniff",
-    "Referrer-Policy": "same-origin",
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-}
-
-NAV = (
-    ("overview", "概览", "Overview", "dashboard_overview"),
-    ("datasets", "数据集", "Datasets", "dashboard_datasets"),
-    ("grants", "授权", "Grants", "dashboard_grants"),
-    ("records", "审计记录", "Records", "dashboard_records"),
-)
-OUTCOME_LABELS = {"served": "已提供 Served", "denied": "已拒绝 Denied", "source_failure": "源故障 Source failure"}
-GRANT_STATE_LABELS = {
-    "requested": "待审批 Requested", "awaiting_co_approval": "待会签 Awaiting co-approval", "active": "有效 Active",
-    "expired": "已过期 Expired", "rejected": "已驳回 Rejected", "revoked": "已撤销 Revoked", "cancelled": "已取消 Cancelled",
-}
-LEVEL_LABELS = {"public": "公开 Public", "internal": "内部 Internal", "sensitive": "敏感 Sensitive", "secret": "机密 Secret"}
-VERIFICATION_LABELS = {
-    "verified": "核验通过 Verified", "violations": "存在违规 Violations", "not_covered": "晚于最近核验 After the last verification",
-    "not_verified": "尚未核验 Not verified yet",
-}
+_STYLESHEET = Path(__file__).resolve().parent.parent / "static" / "dashboard.css"
 
 router = APIRouter(prefix="/dashboard", include_in_schema=False)
-templates = Jinja2Templates(directory=str(_HERE / "templates"))
-templates.env.globals.update(outcome_labels=OUTCOME_LABELS, grant_state_labels=GRANT_STATE_LABELS,
-                             level_labels=LEVEL_LABELS, verification_labels=VERIFICATION_LABELS)
-templates.env.filters["iso"] = iso
-templates.env.filters["short"] = lambda value, n=10: value if not value or len(str(value)) <= 2 * n + 1 else f"{str(value)[:n]}…{str(value)[-n + 2:]}"
-
-
-# ---------------------------------------------------------------- sessions
-
-
-class DashboardSessions:
-    """Server-side sessions: sha256(session id) → (account, expiry). Ids are 256-bit random; only
-    their hashes are kept, so a memory dump does not yield a usable cookie. Lost on restart."""
-
-    def __init__(self, lifetime: float = SESSION_SECONDS, limit: int = 10_000) -> None:
-        self.lifetime, self.limit = lifetime, limit
-        self._lock = threading.Lock()
-        self._sessions: dict[bytes, tuple[str, float]] = {}
-
-    @staticmethod
-    def _key(session_id: str) -> bytes:
-        return hashlib.sha256(session_id.encode("utf-8", "replace")).digest()
-
-    def open(self, account: str) -> str:
-        """A new session for ``account``; returns the id to put in the cookie."""
-        session_id = secrets.token_urlsafe(32)
-        now = time.time()
-        with self._lock:
-            for key in [k for k, (_, expires) in self._sessions.items() if expires <= now]:
-                del self._sessions[key]
-            if len(self._sessions) >= self.limit:  # drop the oldest rather than grow without bound
-                del self._sessions[min(self._sessions, key=lambda k: self._sessions[k][1])]
-            self._sessions[self._key(session_id)] = (account, now + self.lifetime)
-        return session_id
-
-    def account(self, session_id: str | None) -> str | None:
-        """The session's account, or None (unknown or expired)."""
-        if not session_id or len(session_id) > 200:
-            return None
-        with self._lock:
-            entry = self._sessions.get(self._key(session_id))
-            if entry is None:
-                return None
-            if entry[1] <= time.time():
-                del self._sessions[self._key(session_id)]
-                return None
-            return entry[0]
-
-    def close(self, session_id: str | None) -> None:
-        if session_id:
-            with self._lock:
-                self._sessions.pop(self._key(session_id), None)
-
-
-_sessions_lock = threading.Lock()
-
-
-def _sessions(request: Request) -> DashboardSessions:
-    state = request.app.state
-    sessions = getattr(state, "dashboard_sessions", None)
-    if sessions is None:
-        with _sessions_lock:
-            sessions = getattr(state, "dashboard_sessions", None)
-            if sessions is None:
-                sessions = state.dashboard_sessions = DashboardSessions()
-    return sessions
-
-
-# ---------------------------------------------------------------- rendering helpers
-
-
-class _LoginRequired(Exception):
-    """No valid session: the page answers a redirect to the login form."""
-
-
-def _render(request: Request, template: str, *, status: int = 200, **context: Any) -> HTMLResponse:
-    context.setdefault("caller_label", None)
-    context.setdefault("index_status", None)
-    context.setdefault("nav", NAV)
-    context.setdefault("active", "")
-    response = templates.TemplateResponse(request, template, context, status_code=status)
-    response.headers.update(SECURITY_HEADERS)
-    return response
-
-
-def _viewer(request: Request, context: Any) -> AuditViewer:
-    account = _sessions(request).account(request.cookies.get(COOKIE))
-    if account is None:
-        raise _LoginRequired
-    caller = current_caller(Authentication(account, "token"), context)  # membership re-checked on chain
-    return viewer_for(caller, context)
-
-
-def _caller_label(viewer: AuditViewer) -> str:
-    role = "审计员 Auditor" if viewer.auditor else "操作员 Operator"
-    return f"{viewer.caller.department.code} · {role} · {viewer.caller.account[:8]}…{viewer.caller.account[-4:]}"
-
-
-@dataclass
-class _Status:
-    chain_id: int | None
-    synced_block: int | None
-    synced_at: str
-
-
-def _index_status(service: AuditService) -> _Status:
-    status = service.index.status()
-    return _Status(status.chain_id, status.cursor, f"{iso(status.cursor_time)} UTC" if status.cursor_time else "")
-
-
-def _page(request: Request, context: Any, service: AuditService, active: str,
-          build: Callable[[AuditViewer], tuple[str, dict[str, Any]] | Response]) -> Response:
-    """Resolve the viewer, build the page, and turn every expected failure into a readable page."""
-    try:
-        viewer = _viewer(request, context)
-        built = build(viewer)
-        if isinstance(built, Response):
-            return built
-        template, values = built
-        return _render(request, template, status=values.pop("status_code", 200), active=active, caller_label=_caller_label(viewer),
-                       index_status=_index_status(service), viewer=viewer, **values)
-    except _LoginRequired:
-        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-        return RedirectResponse(f"{request.url_for('dashboard_login_form')}?{urlencode({'next': target})}", status_code=303)
-    except Forbidden as exc:
-        return _error(request, 403, "无权访问 Not allowed", exc.detail)
-    except ApiError as exc:
-        return _error(request, exc.status, exc.title, exc.detail)
-    except ChainUnavailable:
-        return _error(request, 503, "链不可达 Chain unavailable",
-                      "the consortium chain's node cannot be reached; try again later")
-    except AuditIndexError as exc:
-        return _error(request, 400 if isinstance(exc, AuditQueryError) else 503, "审计索引 Audit index", str(exc))
-
-
-def _error(request: Request, status: int, title: str, detail: str) -> HTMLResponse:
-    return _render(request, "error.html", status=status, title=title, detail=detail)
-
-
-def _same_origin(request: Request) -> bool:
-    """A POST form must come from this service's own pages (``Origin``, when the browser sends it)."""
-    origin = request.headers.get("origin")
-    if origin is None or origin == "null":
-        return origin is None
-    return urlsplit(origin).netloc == request.headers.get("host", "")
-
-
-def _safe_next(target: str | None) -> str | None:
-    if target and target.startswith("/dashboard") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
-
-
-def _param(request: Request, name: str) -> str | None:
-    value = request.query_params.get(name)
-    return value.strip() if value is not None and value.strip() else None
-
-
-def _int_param(request: Request, name: str, label: str, *, minimum: int = 0) -> int | None:
-    value = _param(request, name)
-    if value is None:
-        return None
-    try:
-        number = int(value, 0)
-    except ValueError:
-        raise AuditQueryError(f"{label} must be a number, got {value!r}") from None
-    if number < minimum or number >= 1 << 64:
-        raise AuditQueryError(f"{label} out of range: {value!r}")
-    return number
 
 
 # ---------------------------------------------------------------- sign-in
@@ -269,19 +68,19 @@ def stylesheet() -> FileResponse:
 
 @router.get("/login", name="dashboard_login_form")
 def login_form(request: Request) -> HTMLResponse:
-    return _render(request, "login.html", next=_safe_next(request.query_params.get("next")) or "", error=None)
+    return render(request, "login.html", next=safe_next(request.query_params.get("next")) or "", error=None)
 
 
 @router.post("/login", name="dashboard_login")
 def login(request: Request, context: ContextDep, token: str = Form(default="", max_length=1000),
           next: str = Form(default="", max_length=2000)) -> Response:
     """Check the token, then the account's membership and role; open a session."""
-    target = _safe_next(next) or str(request.url_for("dashboard_overview").path)
+    target = safe_next(next) or str(request.url_for("dashboard_overview").path)
 
     def refuse(status: int, message: str) -> HTMLResponse:
-        return _render(request, "login.html", status=status, next=_safe_next(next) or "", error=message)
+        return render(request, "login.html", status=status, next=safe_next(next) or "", error=message)
 
-    if not _same_origin(request):
+    if not same_origin(request):
         return refuse(403, "请从本服务的登录页登录 Sign in from this service's own login page.")
     account = context.tokens.account_for(token.strip()) if token.strip() else None
     if account is None:
@@ -293,16 +92,16 @@ def login(request: Request, context: ContextDep, token: str = Form(default="", m
     except ChainUnavailable:
         return refuse(503, "链不可达，请稍后再试 The chain cannot be reached; try again later.")
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, _sessions(request).open(account), max_age=SESSION_SECONDS, path="/dashboard",
+    response.set_cookie(COOKIE, sessions_of(request).open(account), max_age=SESSION_SECONDS, path="/dashboard",
                         httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
 
 
 @router.post("/logout", name="dashboard_logout")
 def logout(request: Request) -> Response:
-    if not _same_origin(request):
-        return _error(request, 403, "无权访问 Not allowed", "sign out from this service's own pages")
-    _sessions(request).close(request.cookies.get(COOKIE))
+    if not same_origin(request):
+        return error_page(request, 403, "无权访问 Not allowed", "sign out from this service's own pages")
+    sessions_of(request).close(request.cookies.get(COOKIE))
     response = RedirectResponse(str(request.url_for("dashboard_login_form").path), status_code=303)
     response.delete_cookie(COOKIE, path="/dashboard", httponly=True, samesite="strict")
     return response
@@ -368,32 +167,32 @@ def overview(request: Request, context: ContextDep, service: AuditServiceDep) ->
             "flash": request.query_params.get("done"),
         }
 
-    return _page(request, context, service, "overview", build)
+    return page(request, context, service, "overview", build)
 
 
 @router.post("/sync", name="dashboard_sync")
 def sync_now(request: Request, context: ContextDep, service: AuditServiceDep) -> Response:
     def build(viewer: AuditViewer) -> Response:
-        if not _same_origin(request):
+        if not same_origin(request):
             raise Forbidden("forms are accepted only from this service's own pages")
         result = service.sync()
         done = f"synced:{result.to_block}:{result.records}"
         return RedirectResponse(f"{request.url_for('dashboard_overview').path}?{urlencode({'done': done})}", status_code=303)
 
-    return _page(request, context, service, "overview", build)
+    return page(request, context, service, "overview", build)
 
 
 @router.post("/verify", name="dashboard_verify")
 def verify_now(request: Request, context: ContextDep, service: AuditServiceDep) -> Response:
     def build(viewer: AuditViewer) -> Response:
-        if not _same_origin(request):
+        if not same_origin(request):
             raise Forbidden("forms are accepted only from this service's own pages")
         viewer.require_auditor("verify the audit trail")
         report = service.verify()
         done = f"verified:{'ok' if report.ok else 'failed'}:{len(report.violations)}"
         return RedirectResponse(f"{request.url_for('dashboard_overview').path}?{urlencode({'done': done})}", status_code=303)
 
-    return _page(request, context, service, "overview", build)
+    return page(request, context, service, "overview", build)
 
 
 @router.get("/verification/report.html", name="dashboard_report")
@@ -410,7 +209,7 @@ def verification_report(request: Request, context: ContextDep, service: AuditSer
             **SECURITY_HEADERS, "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
             "Content-Disposition": f'inline; filename="govshare-verification-{stamp}.html"'})
 
-    return _page(request, context, service, "overview", build)
+    return page(request, context, service, "overview", build)
 
 
 # ---------------------------------------------------------------- datasets and grants
@@ -425,14 +224,14 @@ def datasets(request: Request, context: ContextDep, service: AuditServiceDep) ->
                  "latest": d.versions[-1] if d.versions else None} for d in index.datasets()]
         return "datasets.html", {"rows": rows}
 
-    return _page(request, context, service, "datasets", build)
+    return page(request, context, service, "datasets", build)
 
 
 @router.get("/grants", name="dashboard_grants")
 def grants(request: Request, context: ContextDep, service: AuditServiceDep) -> Response:
     def build(viewer: AuditViewer) -> tuple[str, dict[str, Any]]:
         index = service.index
-        state = _param(request, "state")
+        state = query_param(request, "state")
         if state is not None and state not in GRANT_STATE_LABELS:
             raise AuditQueryError(f"state must be one of {', '.join(GRANT_STATE_LABELS)}, got {state!r}")
         codes = {d.id: d.code for d in index.departments()}
@@ -440,7 +239,7 @@ def grants(request: Request, context: ContextDep, service: AuditServiceDep) -> R
         rows = [g for g in index.grants(status=state) if viewer.may_see_grant(g.requester_dept, g.owner_dept)]
         return "grants.html", {"rows": rows, "codes": codes, "dataset_names": names, "state": state or ""}
 
-    return _page(request, context, service, "grants", build)
+    return page(request, context, service, "grants", build)
 
 
 # ---------------------------------------------------------------- records
@@ -451,11 +250,11 @@ def records(request: Request, context: ContextDep, service: AuditServiceDep) -> 
     def build(viewer: AuditViewer) -> tuple[str, dict[str, Any]]:
         index = service.index
         departments = index.departments()
-        form = {name: _param(request, name) or "" for name in
+        form = {name: query_param(request, name) or "" for name in
                 ("dataset", "requester_dept", "provider_dept", "grant", "outcome", "requester", "from", "to")}
         if not viewer.auditor and not form["requester_dept"] and not form["provider_dept"]:
             form["provider_dept"] = viewer.caller.department.code  # an operator starts with accesses to its data
-        page_number = _int_param(request, "page", "page", minimum=1) or 1
+        page_number = int_query_param(request, "page", "page", minimum=1) or 1
         error = None
         page = None
         try:
@@ -465,9 +264,9 @@ def records(request: Request, context: ContextDep, service: AuditServiceDep) -> 
             if until is not None and len(form["to"]) == 10:
                 until += 86_400  # a date in the form includes that whole day
             page = service.search(
-                viewer, dataset_id=_int_param(request, "dataset", "dataset", minimum=1),
+                viewer, dataset_id=int_query_param(request, "dataset", "dataset", minimum=1),
                 requester_dept=form["requester_dept"] or None, provider_dept=form["provider_dept"] or None,
-                requester=form["requester"] or None, grant_id=_int_param(request, "grant", "grant", minimum=1),
+                requester=form["requester"] or None, grant_id=int_query_param(request, "grant", "grant", minimum=1),
                 outcome=form["outcome"] or None, since=parse_time(form["from"], "from"), until=until,
                 limit=PAGE_SIZE, offset=(page_number - 1) * PAGE_SIZE)
         except (ApiError, AuditQueryError) as exc:
@@ -488,7 +287,7 @@ def records(request: Request, context: ContextDep, service: AuditServiceDep) -> 
             "outcomes": OUTCOME_LABELS,
         }
 
-    return _page(request, context, service, "records", build)
+    return page(request, context, service, "records", build)
 
 
 @router.get("/records/{record_id}", name="dashboard_record")
@@ -523,4 +322,4 @@ def record(record_id: str, request: Request, context: ContextDep, service: Audit
             "verification": service.record_verification(found), "outcomes": OUTCOME_LABELS,
         }
 
-    return _page(request, context, service, "records", build)
+    return page(request, context, service, "records", build)
