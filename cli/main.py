@@ -64,7 +64,8 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
 def _cmd_deploy(args: argparse.Namespace) -> int:
     from ledger.chain import Chain
     from cli.context import ENV_RPC_CA_FILE, rpc_ca_file
-    from ledger.deployment import deploy_consortium
+    from ledger.compiler import compile_contracts
+    from ledger.deployment import DEFAULT_MANIFEST_DIR, deploy_consortium
     from ledger.keys import load_keystore, read_password
 
     ca_file = rpc_ca_file(args.rpc_ca_file or os.environ.get(ENV_RPC_CA_FILE) or None, args.rpc)  # before the password
@@ -72,7 +73,7 @@ def _cmd_deploy(args: argparse.Namespace) -> int:
     committee = args.committee or [signer.address]
     chain = Chain(args.rpc, ca_file=ca_file)
     deployment = deploy_consortium(chain, signer, committee, args.threshold)
-    path = deployment.save(Path(args.manifest_dir)) if args.manifest_dir else deployment.save()
+    path = deployment.save(Path(args.manifest_dir) if args.manifest_dir else DEFAULT_MANIFEST_DIR, compile_contracts())
     _emit(args, {"manifest": str(path), **json.loads(deployment.to_json())}, lambda: "\n".join(
         [f"deployed on chain {deployment.chain_id} at block {deployment.deployment_block}; manifest {path}"]
         + [f"  {name:<20} {address}" for name, address in deployment.addresses.items()]

@@ -380,7 +380,7 @@ class Devnet:
             deployment = deploy_consortium(chain, committee[0], [m.address for m in committee], SAMPLE_THRESHOLD, compilation)
             consortium = Consortium(chain, deployment, compilation)
             admit_sample_departments(consortium, committee, accounts)
-            deployment.save(self.manifest_dir)
+            deployment.save(self.manifest_dir, compilation)
             deployed = True
         self.write_dev_keystores(accounts)
         return consortium, deployed

@@ -3,6 +3,10 @@
 Manifest: ``deployments/<chain-id>.json`` with the addresses, the deployment block, the compiler,
 the SHA-256 of each contract's creation bytecode as compiled, and the SHA-256 of the runtime code
 the chain holds at each address (which embeds the constructor's immutables), checked on connect.
+
+Beside it, for integrators in any language, ``deployments/<chain-id>.contracts.json``: the chain id
+and, per contract, its address and ABI (``{"chainId": N, "contracts": {"AuditLog": {"address":
+"0x…", "abi": [...]}, ...}}``, the shape of hardhat-deploy's export), written with the manifest.
 """
 
 from __future__ import annotations
@@ -64,13 +68,22 @@ class Deployment:
         except (ValueError, KeyError, TypeError) as exc:
             raise ManifestError(f"malformed deployment manifest: {exc}") from exc
 
-    def save(self, directory: Path = DEFAULT_MANIFEST_DIR) -> Path:
+    def save(self, directory: Path = DEFAULT_MANIFEST_DIR, compilation: CompilationResult | None = None) -> Path:
+        """Write the manifest ``<chain-id>.json`` into ``directory`` (and, given the compilation,
+        ``<chain-id>.contracts.json`` with every address and ABI); the manifest's path."""
         directory.mkdir(parents=True, exist_ok=True)
         path = directory / f"{self.chain_id}.json"
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(self.to_json())
-        tmp.replace(path)
+        if compilation is not None:
+            _write_atomically(directory / f"{self.chain_id}.contracts.json",
+                              json.dumps(self.contracts_export(compilation), indent=2, sort_keys=True) + "\n")
+        _write_atomically(path, self.to_json())
         return path
+
+    def contracts_export(self, compilation: CompilationResult) -> dict[str, Any]:
+        """The chain id and each contract's address and ABI, for clients in any language."""
+        return {"chainId": self.chain_id,
+                "contracts": {name: {"address": address, "abi": compilation.abi_of(name)}
+                              for name, address in self.addresses.items()}}
 
     @classmethod
     def load(cls, path: Path) -> Deployment:
@@ -171,3 +184,9 @@ def deploy_consortium(
 def _code_sha256(chain: Chain, address: str) -> str:
     code = chain.code_at(address)
     return "0x" + hashlib.sha256(code).hexdigest()
+
+
+def _write_atomically(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)

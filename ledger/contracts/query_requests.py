@@ -5,14 +5,14 @@ only ``keccak256(encrypted_params)`` and a status. The requester names its own 6
 (:func:`public_key_of`), which the contract checks is the caller's, so the oracle can encrypt the
 result to it. The contract decides no access: the oracle checks the grant and fulfils with the
 outcome and the id of the audit record of the access. The same contract hashes and recovers signed
-off-chain queries (:mod:`protocol.query`) exactly as Python does.
+off-chain queries (``protocol.query``) exactly as Python does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import IntEnum
-from typing import Iterator
+from typing import Iterator, Protocol
 
 from eth_keys import keys as eth_keys
 from eth_typing import ChecksumAddress
@@ -22,12 +22,17 @@ from ledger.contracts.base import ContractClient
 from ledger.chain import TxResult
 from ledger.events import ChainEvent, read_events
 from ledger.keys import Signer
-from protocol.query import Query
 
 __all__ = ["QueryRequest", "QueryRequested", "QueryRequestsClient", "QueryStatus", "public_key_of"]
 
 #: Longest ``encrypted_params`` the contract accepts, in bytes (QueryRequests.MAX_PARAMS_LENGTH).
 MAX_PARAMS_LENGTH = 4096
+
+
+class AbiQuery(Protocol):
+    """A signed query in the form the contract's ``Query`` struct takes (``protocol.query.Query``)."""
+
+    def as_abi(self) -> tuple: ...
 
 
 class QueryStatus(IntEnum):
@@ -129,11 +134,11 @@ class QueryRequestsClient(ContractClient):
     def request_count(self, *, block: int | str = "latest") -> int:
         return int(self._call("requestCount", block=block))
 
-    def hash_query_on_chain(self, query: Query) -> bytes:
-        """The contract's EIP-712 digest of ``query``, to check protocol.query.query_digest agrees."""
+    def hash_query_on_chain(self, query: AbiQuery) -> bytes:
+        """The contract's EIP-712 digest of ``query``, to check ``protocol.query.query_digest`` agrees."""
         return bytes(self._call("hashQuery", query.as_abi()))
 
-    def recover_on_chain(self, query: Query, signature: bytes) -> ChecksumAddress:
+    def recover_on_chain(self, query: AbiQuery, signature: bytes) -> ChecksumAddress:
         """The signer the contract recovers (OpenZeppelin ECDSA: reverts ECDSAInvalidSignature*)."""
         return to_checksum_address(self._call("recoverQuerySigner", query.as_abi(), bytes(signature)))
 

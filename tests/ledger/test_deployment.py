@@ -41,6 +41,22 @@ def test_manifest_round_trip_and_connect(consortium: Consortium, tmp_path: Path)
     assert Deployment.load(path) == consortium.deployment
     again = Consortium.connect(consortium.chain.url, path)
     assert again.registry.address == consortium.registry.address
+    assert not (tmp_path / f"{consortium.chain.chain_id}.contracts.json").exists()  # only with the compilation
+
+
+def test_the_abis_are_published_with_the_manifest(consortium: Consortium, tmp_path: Path) -> None:
+    """Integrators in other languages find every address and ABI beside the manifest, and the ABI
+    is the one the chain's code was compiled with (a call through it answers)."""
+    consortium.deployment.save(tmp_path, consortium.compilation)
+    exported = json.loads((tmp_path / f"{consortium.chain.chain_id}.contracts.json").read_text())
+    assert exported["chainId"] == consortium.chain.chain_id
+    assert set(exported["contracts"]) == set(DEPLOYABLE)
+    for name, entry in exported["contracts"].items():
+        assert entry["address"] == consortium.deployment.addresses[name]
+        assert entry["abi"] == consortium.compilation.abi_of(name)
+    registry = consortium.chain.w3.eth.contract(address=exported["contracts"]["ConsortiumRegistry"]["address"],
+                                                abi=exported["contracts"]["ConsortiumRegistry"]["abi"])
+    assert registry.functions.threshold().call() == consortium.registry.threshold()
 
 
 def test_manifest_for_another_chain_is_refused(consortium: Consortium) -> None:
