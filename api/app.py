@@ -13,7 +13,6 @@ import logging
 from collections.abc import Iterable
 from pathlib import Path
 
-import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -23,6 +22,7 @@ from api.errors import install_problem_handlers, problem_response
 from api.routes import ROUTERS
 from api.schemas import HealthPublic
 from api.settings import ApiSettings
+import serving
 from ledger.deployment import Consortium
 from ledger.errors import ChainUnavailable
 from ledger.keys import Signer
@@ -128,4 +128,4 @@ def serve(config_path: Path) -> None:
         log.warning("the chain at the configured rpc_url is unreachable; requests will be answered 503 until it is back")
     log.info("govshare API for %s listening on %s:%d", ", ".join(sorted(context.signers)) or "no account",
              settings.listen_host, settings.listen_port)
-    uvicorn.run(app, host=settings.listen_host, port=settings.listen_port, log_level="info", access_log=False)
+    serving.serve(app, settings.listen_host, settings.listen_port)  # govshare's limits (head size, slow clients)

@@ -15,7 +15,7 @@ import shutil
 import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
-from typing import Iterator, TypeVar
+from typing import Iterator
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
@@ -36,9 +36,9 @@ from auditing.verification import DataFileCheck, RecordProofCheck, verify_audit_
 from requester.client import OracleClient, QueryRefused
 from oracle.config import DatasetConfig, OracleConfig
 from oracle.export import export_outbox
-from oracle.http_server import OracleServerThread
 from oracle.masking import MaskRule
-from devtools.sample_apis import ServerThread, company_registry_app, resident_registry_app
+from devtools.sample_apis import company_registry_app, resident_registry_app
+from serving import ServerThread
 from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from oracle.main import build_oracle
 
@@ -88,13 +88,10 @@ def _table(console: Console, title: str, columns: list[str], rows: list[list[obj
 TAX_FIELDS = ("company_id", "name", "registration_date", "status")
 
 
-Server = TypeVar("Server", ServerThread, OracleServerThread)
-
-
 @contextmanager
-def _serving(server: Server) -> Iterator[Server]:
-    """A server thread started, and stopped on leaving: a department API (uvicorn), or an oracle
-    on its own HTTP server (as ``govshare oracle serve`` runs it)."""
+def _serving(server: ServerThread) -> Iterator[ServerThread]:
+    """A server thread started, and stopped on leaving: a department API, or an oracle (served as
+    ``govshare oracle serve`` serves it)."""
     server.start()
     try:
         yield server
@@ -176,7 +173,7 @@ def _play(node: GanacheNode, console: Console, stack: ExitStack, data_dir: Path)
             )
             running = build_oracle(config, signer=oracle_signer, consortium=consortium)
             stack.callback(running.close)
-            server = stack.enter_context(_serving(OracleServerThread(running.app, free_port())))
+            server = stack.enter_context(_serving(ServerThread(running.app, free_port())))
             registry.set_oracle_url(operator, server.url)
             oracles.append(running)
 

@@ -11,14 +11,12 @@ Run one: ``python -m devtools.sample_apis companies --port 8101``.
 from __future__ import annotations
 
 import argparse
-import threading
-import time
 from collections import defaultdict
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
-import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 
+import serving
 from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 
 MAX_LIMIT = 100
@@ -63,31 +61,6 @@ def resident_registry_app(count: int = 3000) -> FastAPI:
     return create_registry_app("公安局 resident registry", "residents", RESIDENT_FIELDS, residents(count))
 
 
-class ServerThread:
-    """A uvicorn server on 127.0.0.1 in a background thread (tests, demo). ``tls``: uvicorn's
-    ``ssl_*`` options (``ssl_certfile``, ``ssl_keyfile``, ``ssl_ca_certs``, ``ssl_cert_reqs``), which
-    make it an https server."""
-
-    def __init__(self, app: FastAPI, port: int, *, tls: Mapping[str, Any] | None = None) -> None:
-        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False,
-                                                    **(tls or {})))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def start(self, timeout: float = 20.0) -> ServerThread:
-        self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if time.monotonic() > deadline or not self.thread.is_alive():
-                raise RuntimeError(f"server at {self.url} did not start")
-            time.sleep(0.02)
-        return self
-
-    def stop(self) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
-
-
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="run a sample department API")
     parser.add_argument("registry", choices=["companies", "residents"])
@@ -95,7 +68,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
     app = company_registry_app() if args.registry == "companies" else resident_registry_app()
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning", access_log=False)
+    serving.serve(app, args.host, args.port)
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Any
 
 import orjson
@@ -28,6 +29,8 @@ from protocol.results import result_requester
 
 PROBLEM = "application/problem+json"
 
+log = logging.getLogger("govshare.oracle.http")
+
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> Response:
     """An RFC 9457 problem response (for the FastAPI routes; the query handler sends :func:`problem_body`'s bytes)."""
@@ -39,12 +42,14 @@ class OracleHttpApp:
     """The oracle's ASGI application: ``POST /v1/query`` is served by a lean handler straight on
     the ASGI interface (the hot path: routing, dependency injection and middleware layers cost more
     CPU than the whole access check), on the event loop itself (:meth:`OracleService.answer_async`:
-    no thread per query), everything else by the FastAPI app (``.api``)."""
+    no thread per query), everything else by the FastAPI app (``.api``). Every error leaves as a
+    problem, a failure of a route included (500, its details only in the log)."""
 
     def __init__(self, service: OracleService, api: FastAPI, max_request_bytes: int) -> None:
         self.service = service
         self.api = api
         self.max_request_bytes = max_request_bytes
+        api.add_exception_handler(Exception, _internal_error)
 
     def close(self) -> None:
         """Nothing of its own to release (the service owns its threads and connections)."""
@@ -124,8 +129,9 @@ def problem_body(status: int, title: str, detail: str, **extra: Any) -> tuple[in
     return status, orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail, **extra}), PROBLEM.encode()
 
 
-def _too_large(limit: int) -> tuple[int, bytes, bytes]:
-    return problem_body(413, "request too large", f"a query body is at most {limit} bytes")
+def _too_large(limit: int) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+    # the rest of the body is never read: the connection cannot carry another request
+    return (*problem_body(413, "request too large", f"a query body is at most {limit} bytes"), [(b"connection", b"close")])
 
 
 async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra_headers: list | None = None) -> None:
@@ -178,6 +184,11 @@ def create_app(service: OracleService, batcher: Batcher | AnchoringProcess | Non
                              "fulfilledTx": fulfilled_tx})
 
     return OracleHttpApp(service, app, max_request_bytes)
+
+
+async def _internal_error(request: Request, exc: Exception) -> Response:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
+    return problem(500, "internal error", "the oracle could not answer this request")
 
 
 def _short(exc: Exception) -> str:

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+import serving
 from ledger.deployment import Consortium
 from ledger.keys import Signer, load_keystore, read_password
 from oracle.anchoring import AnchoringProcess, AnchoringSettings
 from oracle.batcher import Batcher
 from oracle.config import OracleConfig
 from oracle.app import OracleHttpApp, create_app
-from oracle.http_server import OracleHttpServer, run_oracle_server
 from oracle.request_follower import OnChainRequestFollower
 from oracle.outbox import Outbox
 from oracle.service import OracleService
@@ -98,8 +99,11 @@ def serve(config_path: Path) -> None:
              config.listen_host, config.listen_port, config.mode,
              f"in process {anchoring}" if anchoring else "on a thread")
     try:
-        # the oracle's own HTTP/1.1 server (oracle.http_server), not uvicorn: one parse, one task and one
-        # write per query; the FastAPI routes are reached through its ASGI bridge. Returns on SIGINT/SIGTERM.
-        run_oracle_server(OracleHttpServer(oracle.app, config.listen_host, config.listen_port))
+        if os.environ.get("GOVSHARE_ORACLE_HTTP_SERVER") == "builtin":  # the A/B of bench/README.md's ninth round only
+            from oracle.http_server import OracleHttpServer, run_oracle_server
+
+            run_oracle_server(OracleHttpServer(oracle.app, config.listen_host, config.listen_port))
+        else:
+            serving.serve(oracle.app, config.listen_host, config.listen_port)  # returns on SIGINT/SIGTERM
     finally:
         oracle.close()

@@ -18,7 +18,8 @@ from ledger.keys import Signer
 from ledger.contracts.registry import AccountRole
 from devtools.sample_consortium import OUTSIDER, SAMPLE_DEPARTMENTS, admit_department, admit_sample_departments
 from devtools.devnet import GanacheNode, dev_accounts, free_port
-from devtools.sample_apis import ServerThread, company_registry_app, resident_registry_app
+from devtools.sample_apis import company_registry_app, resident_registry_app
+from serving import ServerThread
 
 
 @pytest.fixture(scope="session")

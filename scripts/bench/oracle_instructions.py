@@ -37,7 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import oracle_load as load  # noqa: E402 - the same processes and setup as the throughput benchmark
+import harness  # noqa: E402 - the same processes as the throughput benchmark
+import oracle_setup as load  # noqa: E402 - and the same setup
 
 
 def send(port: int, bodies: list[str], concurrency: int) -> list[int]:
@@ -89,6 +90,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--server", choices=["uvicorn", "builtin"], default="uvicorn",
+                        help="the oracle's HTTP server (builtin: the hand-written one, kept for the A/B of the ninth round)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate"):
@@ -97,32 +100,33 @@ def main(argv: list[str] | None = None) -> int:
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="oracle-instructions-"))
     workdir.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
-    procs: list[load.Proc] = []
-    node: load.ChainNode | None = None
+    procs: list[harness.Proc] = []
+    node: harness.ChainNode | None = None
     runs: list[dict[str, Any]] = []
     try:
-        api_port = load.free_port()
-        api = load.Proc("company-api", [load.PYTHON, "-m", "devtools.sample_apis", "companies", "--port", str(api_port)], workdir)
+        api_port = harness.free_port()
+        api = harness.Proc("company-api", [harness.PYTHON, "-m", "devtools.sample_apis", "companies", "--port", str(api_port)], workdir)
         procs.append(api)
         api_url = f"http://127.0.0.1:{api_port}"
-        load.wait_http(api_url + "/health", api)
-        node = load.ChainNode(workdir, "chain")
+        harness.wait_http(api_url + "/health", api)
+        node = harness.ChainNode(workdir, "chain")
         setup = load.set_up_consortium(node.url, workdir)
         log(f"signing {(args.warmup + args.queries) * args.repeats} request bodies")
         bodies = load.Bodies(setup, (args.warmup + args.queries) * args.repeats)
         for repeat in range(args.repeats):
-            port = load.free_port()
+            port = harness.free_port()
             config = load.write_config(workdir, f"oracle-{repeat}", setup, node.url, api_url, port, "fast",
                                        workdir / "outbox.sqlite")
             # under valgrind everything is ~50x slower: give the relay time
             config.write_text(config.read_text().replace("timeout_seconds = 2.0", "timeout_seconds = 60.0"))
             out = workdir / f"callgrind-{repeat}.out"
-            oracle = load.Proc(f"oracle-{repeat}", ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-                                                    f"--callgrind-out-file={out}", load.PYTHON, "-m", "cli.main",
-                                                    "oracle", "serve", "--config", str(config)], workdir)
+            oracle = harness.Proc(f"oracle-{repeat}", ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+                                                    f"--callgrind-out-file={out}", harness.PYTHON, "-m", "cli.main",
+                                                    "oracle", "serve", "--config", str(config)], workdir,
+                                  env={"GOVSHARE_ORACLE_HTTP_SERVER": args.server})
             procs.append(oracle)
             log(f"repeat {repeat + 1}: the oracle under callgrind (startup is slow)")
-            load.wait_http(f"http://127.0.0.1:{port}/v1/health", oracle, timeout=900)
+            harness.wait_http(f"http://127.0.0.1:{port}/v1/health", oracle, timeout=900)
             if send(port, bodies.take(args.warmup), args.concurrency):
                 raise RuntimeError("warm-up queries were refused")
             subprocess.run(["callgrind_control", "-i", "on", str(oracle.pid)], check=True, capture_output=True)
@@ -144,12 +148,12 @@ def main(argv: list[str] | None = None) -> int:
             proc.stop()
         if node is not None:
             node.stop()
-    report = {"workdir": str(workdir), "concurrency": args.concurrency, "runs": runs}
+    report = {"workdir": str(workdir), "concurrency": args.concurrency, "server": args.server, "runs": runs}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"instructions per audited query in the answering process (callgrind; {args.queries} queries over "
-          f"{args.concurrency} connections after {args.warmup} warm-up ones; work dir {workdir}):")
+    print(f"instructions per audited query in the answering process (callgrind; {args.server} server; {args.queries} "
+          f"queries over {args.concurrency} connections after {args.warmup} warm-up ones; work dir {workdir}):")
     for i, run in enumerate(runs):
         parts = ", ".join(f"{name} {count / 1e6:.3f} M" for name, count in run["by_object"].items())
         print(f"  repeat {i + 1}: {run['instructions_per_query'] / 1e6:.3f} M (refused {run['refused']}); by object: {parts}")

@@ -35,17 +35,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import random
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -54,405 +49,38 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from ledger.contracts.audit_log import AuditEntry, Outcome  # noqa: E402
-from ledger.contracts.catalog import Classification  # noqa: E402
 from ledger.chain import Chain  # noqa: E402
-from ledger.compiler import compile_contracts  # noqa: E402
-from ledger.deployment import Consortium, deploy_consortium  # noqa: E402
-from devtools.devnet import DETERMINISTIC_MNEMONIC, GanacheNode, dev_accounts, free_port  # noqa: E402
+from devtools.devnet import free_port  # noqa: E402
 from ledger.contracts.grants import AccessReason  # noqa: E402
-from ledger.keys import save_keystore  # noqa: E402
-from requester.client import OracleClient  # noqa: E402
 from oracle.outbox import Outbox  # noqa: E402
-from devtools.sample_data import COMPANY_FIELDS, companies  # noqa: E402
-from tests.conftest import Members, admit_members  # noqa: E402
-from tests.oracle.conftest import TAX_FIELDS, publish  # noqa: E402
 
-PYTHON = sys.executable
-BENCH = Path(__file__).resolve().parent
-def _anvil() -> Path:
-    """``$ANVIL``, else the platform binary the npm package @foundry-rs/anvil installed (not its node
-    wrapper: one process less on the shared cores, and its CPU time can be read), else the wrapper."""
-    if "ANVIL" in os.environ:
-        return Path(os.environ["ANVIL"])
-    modules = Path("/tmp/bench-node/node_modules")
-    native = sorted(modules.glob("@foundry-rs/anvil-*/bin/anvil"))
-    return native[0] if native else modules / ".bin" / "anvil"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from oracle_setup import (  # noqa: E402 - the consortium, the oracle's config and process, signed bodies
+    HEAD_POLL_INTERVAL,
+    Bodies,
+    Setup,
+    direct_paths,
+    set_up_consortium,
+    start_oracle,
+    write_config,
+)
+from harness import (  # noqa: E402 - the processes, the load generators and the profiler
+    PYTHON,
+    ChainNode,
+    MachineCounters,
+    Proc,
+    direct_requests,
+    open_loop,
+    OPEN_WARMUP,
+    oracle_requests,
+    pct,
+    profile,
+    rpc,
+    run_wrk,
+    wait_http,
+)
 
-
-ANVIL = _anvil()
-PY_SPY = Path(PYTHON).parent / "py-spy"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 DAY = 86_400
-
-
-# ---------------------------------------------------------------------------------------- processes
-
-class Proc:
-    """A child process with its log in the work directory; ``stop()`` sends SIGINT, then SIGKILL."""
-
-    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str] | None = None) -> None:
-        self.name = name
-        self.log_path = workdir / f"{name}.log"
-        self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env=os.environ | (env or {}), start_new_session=True)
-        self.pid = self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def cpu_seconds(self) -> float:
-        """utime + stime of the process (all its threads) so far."""
-        return _cpu_seconds(self.pid)
-
-    def children_cpu_seconds(self) -> float:
-        """utime + stime so far of the process's live children (the oracle's anchoring process)."""
-        return sum(_cpu_seconds(child) for child in _children(self.pid))
-
-    def stop(self, timeout: float = 60.0) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGINT)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        self._log.close()
-
-
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
-
-
-def _children(pid: int) -> list[int]:
-    return [int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()]
-
-
-class MachineCounters:
-    """CPU time of the machine (``/proc/stat``: busy, and stolen by the hypervisor) and of the given
-    processes between :meth:`start` and :meth:`stop`, as shares of one core (process) or of all cores."""
-
-    def __init__(self, procs: dict[str, Proc]) -> None:
-        self.procs = procs
-
-    @staticmethod
-    def _stat() -> list[int]:
-        return [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-
-    def start(self) -> None:
-        self._t0, self._stat0 = time.monotonic(), self._stat()
-        self._cpu0 = {name: p.cpu_seconds() for name, p in self.procs.items()}
-        self._anchoring0 = self.procs["oracle"].children_cpu_seconds() if "oracle" in self.procs else 0.0
-
-    def stop(self) -> dict[str, float]:
-        elapsed, stat = time.monotonic() - self._t0, self._stat()
-        delta = [b - a for a, b in zip(self._stat0, stat)]
-        total = sum(delta[:8]) or 1  # user nice system idle iowait irq softirq steal
-        out = {"machine_busy_pct": 100 * (total - delta[3] - delta[4]) / total, "steal_pct": 100 * delta[7] / total}
-        for name, p in self.procs.items():
-            out[f"{name}_core_pct"] = 100 * (p.cpu_seconds() - self._cpu0[name]) / elapsed
-        if "oracle" in self.procs:
-            out["anchoring_core_pct"] = 100 * (self.procs["oracle"].children_cpu_seconds() - self._anchoring0) / elapsed
-        return out
-
-
-def wait_http(url: str, proc: Proc | None = None, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc is not None and not proc.alive():
-            raise RuntimeError(f"{proc.name} exited; see {proc.log_path}:\n{proc.log_path.read_text()[-3000:]}")
-        try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout}s")
-
-
-class ChainNode:
-    """anvil (preferred) or ganache, with dev_accounts() funded."""
-
-    def __init__(self, workdir: Path, name: str, block_time: float | None = None) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: Proc | None = None
-        self.ganache: GanacheNode | None = None
-        if ANVIL.exists():
-            args = [str(ANVIL), "--port", str(self.port), "--chain-id", "1337", "--mnemonic", DETERMINISTIC_MNEMONIC,
-                    "--accounts", "30", "--silent"]
-            if block_time:
-                args += ["--block-time", str(block_time)]
-            self.proc = Proc(name, args, workdir)
-            self.kind = "anvil"
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    Chain(self.url).block_number()
-                    break
-                except Exception:
-                    if time.monotonic() > deadline or not self.proc.alive():
-                        raise RuntimeError(f"anvil did not start; see {self.proc.log_path}") from None
-                    time.sleep(0.1)
-            self.version = _rpc(self.url, "web3_clientVersion")
-        else:
-            extra = ["--miner.blockTime", str(block_time)] if block_time else []
-            self.ganache = GanacheNode(extra=extra, log_dir=workdir)
-            self.url, self.kind = self.ganache.url, "ganache"
-            self.version = _rpc(self.url, "web3_clientVersion")
-
-    def stop(self) -> None:
-        if self.proc:
-            self.proc.stop()
-        if self.ganache:
-            self.ganache.stop()
-
-
-def _rpc(url: str, method: str, params: list | None = None) -> Any:
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": params or []}).encode()
-    request = urllib.request.Request(url, body, {"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as reply:
-        return json.loads(reply.read())["result"]
-
-
-# ---------------------------------------------------------------------------------------- setup
-
-@dataclass
-class Setup:
-    consortium: Consortium
-    members: Members
-    dataset: int
-    grant: int
-    fields: int
-    manifest: Path
-    keystore: Path
-    password_file: Path
-
-
-def set_up_consortium(url: str, workdir: Path) -> Setup:
-    chain = Chain(url)
-    accounts = dev_accounts(30)
-    compilation = compile_contracts()
-    deployment = deploy_consortium(chain, accounts[0], [a.address for a in accounts[:3]], 2, compilation)
-    consortium = Consortium(chain, deployment, compilation)
-    members = admit_members(consortium, accounts[:3], accounts)
-    dataset = publish(consortium, members.samr, "企业登记信息", COMPANY_FIELDS, companies(), Classification.INTERNAL)
-    mask = consortium.catalog.dataset(dataset).field_mask(TAX_FIELDS)
-    quota, duration = 10**12, 3650 * DAY
-    grant = consortium.grants.request(members.tax.operator, dataset, mask, "oracle load benchmark", duration, quota)
-    consortium.grants.approve(members.samr.operator, grant, mask, duration, quota)
-    manifest = deployment.save(workdir)
-    password_file = workdir / "samr-oracle.password"
-    password_file.write_text("benchmark-only\n")
-    keystore = save_keystore(members.samr.oracle, workdir / "samr-oracle.json", "benchmark-only", iterations=2, overwrite=True)
-    return Setup(consortium, members, dataset, grant, mask, manifest, keystore, password_file)
-
-
-#: The oracle's head poll interval in the benchmark (``--head-poll-interval``).
-HEAD_POLL_INTERVAL = 0.1
-
-
-def write_config(workdir: Path, name: str, setup: Setup, rpc_url: str, api_url: str, port: int, mode: str,
-                 outbox: Path) -> Path:
-    """The oracle's TOML, as oracle/examples/samr-oracle.toml, with a long request deadline."""
-    path = workdir / f"{name}.toml"
-    path.write_text(f"""\
-rpc_url = "{rpc_url}"
-manifest = "{setup.manifest}"
-department = "SAMR"
-key_file = "{setup.keystore}"
-password_file = "{setup.password_file}"
-listen_host = "127.0.0.1"
-listen_port = {port}
-mode = "{mode}"
-strict_timeout_seconds = 30.0
-outbox = "{outbox}"
-batch_max_records = 100
-batch_max_age_seconds = 1.0
-head_poll_interval_seconds = {HEAD_POLL_INTERVAL}
-request_deadline_max_seconds = 3600
-
-[masking.internal]
-legal_representative = "keep:1:0"
-
-[datasets.{setup.dataset}]
-base_url = "{api_url}"
-path = "/companies"
-timeout_seconds = 2.0
-params = ["company_id", "status"]
-max_records = 100
-fixed_params = {{ limit = "100" }}
-""")
-    return path
-
-
-def start_oracle(workdir: Path, name: str, config: Path, port: int) -> Proc:
-    proc = Proc(name, [PYTHON, "-m", "cli.main", "oracle", "serve", "--config", str(config)], workdir)
-    wait_http(f"http://127.0.0.1:{port}/v1/health", proc, timeout=120)
-    return proc
-
-
-class Bodies:
-    """Pre-signed request bodies, each handed out once."""
-
-    def __init__(self, setup: Setup, count: int) -> None:
-        c = setup.consortium
-        client = OracleClient("http://unused", c.chain.chain_id, c.deployment.addresses["QueryRequests"])
-        ids = [r["company_id"] for r in companies()]
-        rng = random.Random(7)
-        self.lines = []
-        for _ in range(count):
-            body, _, _ = client.signed_body(setup.members.tax.operator, setup.members.tax.id, setup.dataset, setup.grant,
-                                            setup.fields, {"company_id": rng.choice(ids)}, ttl=3500)
-            self.lines.append(json.dumps(body, separators=(",", ":"), ensure_ascii=False))
-        client.close()
-        self.next = 0
-
-    def take(self, n: int) -> list[str]:
-        if self.next + n > len(self.lines):
-            raise RuntimeError(f"out of pre-signed bodies ({len(self.lines)}): raise --bodies")
-        chunk = self.lines[self.next:self.next + n]
-        self.next += n
-        return chunk
-
-    def remaining(self) -> int:
-        return len(self.lines) - self.next
-
-
-def direct_paths() -> list[str]:
-    ids = [r["company_id"] for r in companies()]
-    rng = random.Random(7)
-    return [f"/companies?company_id={rng.choice(ids)}&limit=100" for _ in range(20_000)]
-
-
-# ---------------------------------------------------------------------------------------- load
-
-def run_wrk(url: str, script: str, lines: list[str], workdir: Path, label: str, *, threads: int, connections: int,
-            duration: int) -> dict[str, Any]:
-    data = workdir / f"{label}.lines"
-    data.write_text("\n".join(lines) + "\n")
-    args = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "60s", "--latency", "-s", str(BENCH / "wrk" / script),
-            url, "--", str(data), str(threads)]
-    out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
-    (workdir / f"{label}.wrk.txt").write_text(" ".join(args) + "\n" + out)
-    line = next(l for l in out.splitlines() if l.startswith("BENCH "))
-    result = json.loads(line[6:])
-    result["rps"] = result["requests"] / (result["duration_us"] / 1e6)
-    result["command"] = " ".join(args)
-    return result
-
-
-#: Seconds sent at the open-loop rate before measuring.
-OPEN_WARMUP = 2.0
-
-
-def openloop_binary(workdir: Path) -> Path:
-    """scripts/bench/openloop.c compiled into ``workdir`` (with ``cc``)."""
-    binary = workdir / "openloop"
-    if not binary.exists():
-        subprocess.run(["cc", "-O2", "-o", str(binary), str(BENCH / "openloop.c")], check=True)
-    return binary
-
-
-def open_loop(url: str, requests: list[bytes], rate: float, duration: float, workdir: Path, label: str, *,
-              connections: int = 64, warmup: float = OPEN_WARMUP) -> dict[str, Any]:
-    """Send at a fixed rate regardless of answers (no coordinated omission) with scripts/bench/openloop.c:
-    latency is measured from each request's scheduled send time. ``requests`` are complete HTTP/1.1
-    requests (request i is ``requests[i % len(requests)]``). The first ``warmup`` seconds are sent at
-    the same rate but not measured; ``duration`` is the measured part."""
-    host, port = url.removeprefix("http://").rsplit(":", 1)
-    requests_file, latencies_file = workdir / f"{label}.requests", workdir / f"{label}.latencies"
-    with open(requests_file, "wb") as f:
-        f.writelines(len(raw).to_bytes(4, "little") + raw for raw in requests)
-    args = [str(openloop_binary(workdir)), host, port, str(rate), str(warmup), str(duration), str(connections),
-            str(requests_file), str(latencies_file)]
-    summary = json.loads(subprocess.run(args, capture_output=True, text=True, check=True).stdout)
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    for line in latencies_file.read_text().splitlines():
-        status, micros = (int(x) for x in line.split())
-        if status:
-            statuses[status] = statuses.get(status, 0) + 1
-            latencies.append(micros / 1e6)
-    latencies.sort()
-    return summary | {"command": " ".join(args), "statuses": statuses,
-                      "non2xx": sum(v for k, v in statuses.items() if not 200 <= k < 300),
-                      "p50_ms": pct(latencies, 50) * 1000, "p90_ms": pct(latencies, 90) * 1000,
-                      "p99_ms": pct(latencies, 99) * 1000, "max_ms": latencies[-1] * 1000 if latencies else None}
-
-
-def pct(values: list[float], p: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    k = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered) + 0.5) - 1))
-    return ordered[k]
-
-
-def oracle_requests(url: str, lines: list[str]) -> list[bytes]:
-    """The oracle query requests, one per pre-signed body."""
-    host = url.removeprefix("http://")
-    return [(f"POST /v1/query HTTP/1.1\r\nHost: {host}\r\nContent-Type: application/json\r\n"
-             f"Content-Length: {len(body)}\r\n\r\n").encode() + body for body in (line.encode() for line in lines)]
-
-
-def direct_requests(url: str, paths: list[str]) -> list[bytes]:
-    """The department API's requests, one per path (the generator cycles through them)."""
-    host = url.removeprefix("http://")
-    return [f"GET {path} HTTP/1.1\r\nHost: {host}\r\n\r\n".encode() for path in paths]
-
-
-# ---------------------------------------------------------------------------------------- profile
-
-def profile(pid: int, seconds: int, out: Path, *, gil: bool = False) -> dict[str, Any] | None:
-    """py-spy record (collapsed stacks) of ``pid`` for ``seconds``; top functions by self and total.
-    Without ``gil``: every non-idle thread (where requests spend wall time, waiting on I/O included);
-    with ``gil``: only the thread holding the GIL (where the Python CPU goes)."""
-    if not PY_SPY.exists():
-        return None
-    args = [str(PY_SPY), "record", "--pid", str(pid), "-d", str(seconds), "-r", "200", "--format", "raw",
-            "-o", str(out), "--nonblocking", *(["--gil"] if gil else [])]
-    done = subprocess.run(args, capture_output=True, text=True)
-    if done.returncode != 0 or not out.exists():
-        return {"error": (done.stderr or done.stdout)[-500:]}
-    total = 0
-    self_counts: dict[str, int] = {}
-    incl_counts: dict[str, int] = {}
-    for line in out.read_text().splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        n = int(count)
-        frames = [f for f in stack.split(";") if f]
-        if frames and frames[0].startswith("process "):
-            frames = frames[1:]
-        if frames and frames[0].startswith("thread "):
-            frames = frames[1:]
-        if not frames:
-            continue
-        total += n
-        leaf = _short_frame(frames[-1])
-        self_counts[leaf] = self_counts.get(leaf, 0) + n
-        for f in {_short_frame(f) for f in frames}:
-            incl_counts[f] = incl_counts.get(f, 0) + n
-    top = lambda d: [(f, round(100 * c / total, 1)) for f, c in sorted(d.items(), key=lambda kv: -kv[1])[:25]]  # noqa: E731
-    return {"samples": total, "self": top(self_counts), "total": top(incl_counts), "raw": str(out)}
-
-
-def _short_frame(frame: str) -> str:
-    """'func (path/to/file.py:12)' -> 'func (file.py)' with the package dir (site-packages stripped)."""
-    name, _, where = frame.partition(" (")
-    where = where.rstrip(")")
-    path = where.rsplit(":", 1)[0]
-    if "site-packages/" in path:
-        path = path.split("site-packages/", 1)[1]
-    elif str(PROJECT_ROOT) in path:
-        path = path.split(str(PROJECT_ROOT) + "/", 1)[1]
-    elif "/lib/python" in path:
-        path = "stdlib/" + path.split("/lib/python", 1)[1].split("/", 1)[-1]
-    return f"{name} ({path})"
 
 
 # ---------------------------------------------------------------------------------------- anchoring
@@ -470,7 +98,7 @@ class BlockWatcher(threading.Thread):
         last = -1
         while not self.stop_flag.is_set():
             try:
-                head = int(_rpc(self.url, "eth_blockNumber"), 16)
+                head = int(rpc(self.url, "eth_blockNumber"), 16)
             except OSError:
                 head = last
             now = time.time()
@@ -591,7 +219,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         outbox_a = workdir / "chain-a-outbox.sqlite"
         oracle = start_oracle(workdir, "oracle-a-fast", write_config(workdir, "oracle-a-fast", setup, node.url, api_url, port,
-                                                                     "fast", outbox_a), port)
+                                                                     "fast", outbox_a, HEAD_POLL_INTERVAL), port)
         procs.append(oracle)
         oracle_url = f"http://127.0.0.1:{port}"
         # warm up (connection pools, dataset lookup, the check cache)
@@ -657,7 +285,7 @@ def main(argv: list[str] | None = None) -> int:
             oracle.stop()
             procs.remove(oracle)
             oracle = start_oracle(workdir, "oracle-a-strict", write_config(workdir, "oracle-a-strict", setup, node.url, api_url,
-                                                                           port, "strict", outbox_a), port)
+                                                                           port, "strict", outbox_a, HEAD_POLL_INTERVAL), port)
             procs.append(oracle)
             report["strict_instant"] = run_wrk(oracle_url, "oracle_query.lua", bodies.take(min(per_run, bodies.remaining())),
                                                workdir, "oracle-strict-instant", **wrk_kw)
@@ -680,7 +308,7 @@ def main(argv: list[str] | None = None) -> int:
         port = free_port()
         oracle_url = f"http://127.0.0.1:{port}"
         oracle = start_oracle(workdir, "oracle-b-fast", write_config(workdir, "oracle-b-fast", setup_b, node.url, api_url, port,
-                                                                     "fast", outbox_b), port)
+                                                                     "fast", outbox_b, HEAD_POLL_INTERVAL), port)
         procs.append(oracle)
         watcher = BlockWatcher(node.url)
         watcher.start()
@@ -694,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
             oracle.stop()
             procs.remove(oracle)
             oracle = start_oracle(workdir, "oracle-b-strict", write_config(workdir, "oracle-b-strict", setup_b, node.url, api_url,
-                                                                           port, "strict", outbox_b), port)
+                                                                           port, "strict", outbox_b, HEAD_POLL_INTERVAL), port)
             procs.append(oracle)
             report["strict_2s_blocks"] = run_wrk(oracle_url, "oracle_query.lua", bodies_b.take(bodies_b.remaining()), workdir,
                                                  "oracle-strict-2s", **wrk_kw)

@@ -42,7 +42,7 @@ from devtools.devnet import free_port
 from ledger.keys import Signer
 from requester.client import QueryRefused
 from oracle.config import DatasetConfig
-from devtools.sample_apis import ServerThread
+from serving import ServerThread
 from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from tests.api.conftest import RunningApi
 from tests.conftest import Members, Template

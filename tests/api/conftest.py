@@ -26,7 +26,7 @@ from api.settings import ApiSettings, TokenBinding, token_sha256
 from ledger.deployment import Consortium
 from devtools.devnet import free_port
 from ledger.keys import Signer
-from devtools.sample_apis import ServerThread
+from serving import ServerThread
 from devtools.sample_data import COMPANY_FIELDS, companies
 
 PROBLEM = "application/problem+json"

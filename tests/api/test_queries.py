@@ -18,7 +18,7 @@ from ledger.contracts.grants import AccessReason
 from ledger.hashing import canonical_hash
 from ledger.keys import Signer
 from oracle.config import DatasetConfig
-from devtools.sample_apis import ServerThread
+from serving import ServerThread
 from protocol.receipt import receipt_signer
 from tests.api.conftest import (
     RunningApi,

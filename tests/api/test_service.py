@@ -201,6 +201,8 @@ label = "test"
                            json={"name": "served by the CLI", "fields": ["a", "b"], "level": "internal"})
         assert reply.status_code == 201, reply.text
         assert consortium.catalog.dataset(reply.json()["id"]).name == "served by the CLI"
+        huge = httpx.get(f"{url}/v1/health", headers={"X-Filler": "a" * 20_000}, timeout=10, trust_env=False)
+        assert huge.status_code == 431 and huge.json()["title"] == "request head too large"  # served with serving's limits
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         out, err = process.communicate(timeout=30)

@@ -16,9 +16,8 @@ from ledger.hashing import content_hash, record_hash
 from ledger.merkle import MerkleTree
 from requester.client import OracleClient
 from oracle.config import DatasetConfig, OracleConfig
-from oracle.http_server import OracleServerThread
 from oracle.masking import MaskRule
-from devtools.sample_apis import ServerThread
+from serving import ServerThread
 from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from oracle.main import Oracle, build_oracle
 from tests.conftest import Member, Members
@@ -72,7 +71,7 @@ def oracle_config(tmp_path: Path, consortium: Consortium, department: str, datas
 @dataclass
 class RunningOracle:
     oracle: Oracle
-    server: OracleServerThread
+    server: ServerThread
     client: OracleClient
 
     @property
@@ -87,7 +86,7 @@ class RunningOracle:
 
 def start_oracle(config: OracleConfig, signer, consortium: Consortium) -> RunningOracle:
     oracle = build_oracle(config, signer=signer, consortium=consortium, follow_requests=False)  # tests poll explicitly
-    server = OracleServerThread(oracle.app, free_port()).start()  # as `govshare oracle serve` serves it
+    server = ServerThread(oracle.app, free_port()).start()  # as `govshare oracle serve` serves it
     client = OracleClient(server.url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"],
                           oracle_address=signer.address)
     return RunningOracle(oracle, server, client)

@@ -191,7 +191,7 @@ def test_source_answering_floats_is_a_502_and_recorded(consortium, members, publ
 
     from devtools.devnet import free_port
     from oracle.relay import DepartmentApi
-    from devtools.sample_apis import ServerThread
+    from serving import ServerThread
 
     app = FastAPI()
 

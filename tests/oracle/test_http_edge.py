@@ -1,6 +1,8 @@
-"""The oracle's own HTTP/1.1 server (oracle.http_server) over real sockets: keep-alive, pipelining,
-limits, Expect: 100-continue, HEAD, the ASGI bridge, timeouts and shutdown. (Every other oracle test
-talks to it too: the fixtures serve the oracle with it, as ``govshare oracle serve`` does.)"""
+"""The oracle's HTTP edge as ``govshare oracle serve`` serves it (its app under uvicorn with
+govshare's limits, ``serving``), over real sockets: keep-alive, pipelining, limits (head 431, body
+413, not HTTP 400, each closing the connection), an ignored upgrade, Expect: 100-continue, HEAD,
+problems for every failure, idle and slow clients, graceful shutdown. (Every other oracle test
+talks to it too: the fixtures serve the oracle the same way.)"""
 
 from __future__ import annotations
 
@@ -17,8 +19,7 @@ from ledger.contracts.audit_log import Outcome
 from devtools.devnet import free_port
 from requester.client import OracleClient
 from oracle.app import OracleHttpApp
-from oracle.http_server import MAX_PIPELINED, OracleServerThread
-from devtools.sample_apis import ServerThread
+from serving import ServerThread
 from devtools.sample_data import companies
 
 
@@ -102,7 +103,7 @@ def test_answers_pipelined_requests_in_order(samr_oracle, members, published):
 
 
 def test_many_pipelined_requests_are_all_answered(samr_oracle):
-    count = MAX_PIPELINED * 3  # past the point where the server stops reading until it catches up
+    count = 48  # the server stops reading while a request waits, and resumes as it catches up
     with _connect(samr_oracle.url) as sock:
         reader = _Reader(sock)
         sock.sendall(_get("/v1/health") * count)
@@ -213,7 +214,7 @@ def test_head_get_only_routes_and_unknown_paths(samr_oracle):
         assert json.loads(reader.response()[2])["title"] == "malformed request"
         sock.sendall(_get("/v1/no-such-route"))
         assert reader.response()[0] == 404
-        sock.sendall(_get("/v1/results/12345"))  # through the ASGI bridge: FastAPI's own answer
+        sock.sendall(_get("/v1/results/12345"))  # FastAPI's own answer
         status, _, body = reader.response()
         assert status == 401 and json.loads(body)["title"] == "unauthorised"
         sock.sendall(b"HEAD /v1/identity HTTP/1.1\r\nHost: x\r\n\r\n" + _get("/v1/health"))
@@ -234,7 +235,7 @@ def test_a_failing_route_is_a_500_problem_and_the_server_goes_on(samr_oracle):
     async def boom() -> dict:
         raise RuntimeError("a bug")
 
-    server = OracleServerThread(_app_with(samr_oracle, api)).start()
+    server = ServerThread(_app_with(samr_oracle, api), free_port()).start()
     try:
         with _connect(server.url) as sock:
             reader = _Reader(sock)
@@ -252,14 +253,14 @@ def test_a_failing_route_is_a_500_problem_and_the_server_goes_on(samr_oracle):
 
 def test_idle_and_slow_connections_are_closed(samr_oracle):
     api = FastAPI()
-    server = OracleServerThread(_app_with(samr_oracle, api), keep_alive_seconds=0.5, request_seconds=1.0).start()
+    server = ServerThread(_app_with(samr_oracle, api), free_port(), keep_alive_seconds=0.5, request_seconds=1.0).start()
     try:
         with _connect(server.url) as sock:
             reader = _Reader(sock)
             sock.sendall(_get("/v1/query"))
             assert reader.response()[0] == 405
             started = time.monotonic()
-            assert reader.closed(timeout=5)  # idle past keep_alive_seconds (swept once a second)
+            assert reader.closed(timeout=5)  # idle past keep_alive_seconds
             assert time.monotonic() - started < 4
         with _connect(server.url) as sock:  # a request that never completes (slowloris)
             reader = _Reader(sock)
@@ -279,7 +280,7 @@ def test_shutdown_finishes_answers_in_progress_and_stops_accepting(samr_oracle):
         await asyncio.sleep(1.0)
         return {"done": True}
 
-    server = OracleServerThread(_app_with(samr_oracle, api)).start()
+    server = ServerThread(_app_with(samr_oracle, api), free_port()).start()
     url = server.url
     with _connect(url) as busy, _connect(url) as idle:
         idle_reader = _Reader(idle)

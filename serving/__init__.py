@@ -1,0 +1,9 @@
+"""How govshare's HTTP services are served: uvicorn (uvloop, httptools), a maintained ASGI server,
+with the limits every service that faces other departments keeps (``serving.limits``), run in the
+foreground with signal handling or on a thread for tests and the demo (``serving.server``). Imports
+nothing else of govshare."""
+
+from serving.limits import ServeLimits
+from serving.server import ServerThread, serve
+
+__all__ = ["ServeLimits", "ServerThread", "serve"]

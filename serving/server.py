@@ -1,0 +1,66 @@
+"""Run an ASGI app with uvicorn under govshare's limits: :func:`serve` in the foreground (SIGINT and
+SIGTERM stop it gracefully: no new connections, idle ones closed, answers in progress finished
+within ``shutdown_seconds``), :class:`ServerThread` on a thread of its own (tests, the demo).
+
+The settings every service shares: uvloop and httptools (the fastest of uvicorn's options), no
+websockets, no lifespan events (the apps have none), no access log (an access is recorded where it
+matters: the oracle's audit trail), the keep-alive timeout and the other limits of
+:class:`~serving.limits.ServeLimits` (through :class:`~serving.limits.LimitedHttpToolsProtocol`).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import uvicorn
+
+from serving.limits import LimitedHttpToolsProtocol, ServeLimits
+
+__all__ = ["ServerThread", "serve", "uvicorn_config"]
+
+
+def uvicorn_config(app: Any, host: str, port: int, limits: ServeLimits = ServeLimits(), *,
+                   tls: Mapping[str, Any] | None = None, log_level: str = "warning") -> uvicorn.Config:
+    """The uvicorn configuration of a govshare service. ``tls``: uvicorn's ``ssl_*`` options
+    (``ssl_certfile``, ``ssl_keyfile``, ``ssl_ca_certs``, ``ssl_cert_reqs``) for https."""
+    config = uvicorn.Config(
+        app, host=host, port=port, loop="uvloop", http=LimitedHttpToolsProtocol, ws="none", lifespan="off",
+        access_log=False, log_level=log_level, server_header=False, proxy_headers=False,
+        timeout_keep_alive=limits.keep_alive_seconds,  # type: ignore[arg-type]  # a float works
+        timeout_graceful_shutdown=limits.shutdown_seconds,  # type: ignore[arg-type]
+        **(tls or {}),
+    )
+    config.govshare_limits = limits  # type: ignore[attr-defined]  # read by LimitedHttpToolsProtocol
+    return config
+
+
+def serve(app: Any, host: str, port: int, limits: ServeLimits = ServeLimits(), *,
+          tls: Mapping[str, Any] | None = None) -> None:
+    """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM."""
+    uvicorn.Server(uvicorn_config(app, host, port, limits, tls=tls, log_level="info")).run()
+
+
+class ServerThread:
+    """A govshare server on 127.0.0.1 in a background thread (tests, the demo): ``start()``, ``url``,
+    ``stop()`` (graceful, as a signal would be)."""
+
+    def __init__(self, app: Any, port: int, *, tls: Mapping[str, Any] | None = None, **limits: Any) -> None:
+        self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
+        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, ServeLimits(**limits), tls=tls))
+        self.thread = threading.Thread(target=self.server.run, name=f"govshare-server-{port}", daemon=True)
+
+    def start(self, timeout: float = 20.0) -> ServerThread:
+        self.thread.start()
+        deadline = time.monotonic() + timeout
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError(f"server at {self.url} did not start")
+            time.sleep(0.02)
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=timeout)
