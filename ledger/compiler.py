@@ -144,6 +144,23 @@ def compile_contracts(*, use_cache: bool = True, prefer: str | None = None) -> C
         cached = json.loads(cache_file.read_text())
         return _result(cached["compiler"], config.version, cached["output"])
 
+    kind, output = compile_standard_json(config, compiler_input, prefer=prefer)
+    BUILD_DIR.mkdir(parents=True, exist_ok=True)
+    tmp = cache_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps({"compiler": kind, "output": output}))
+    tmp.replace(cache_file)
+    return _result(kind, config.version, output)
+
+
+def compile_standard_json(
+    config: CompilerConfig, compiler_input: dict[str, Any], *, prefer: str | None = None
+) -> tuple[str, dict[str, Any]]:
+    """Run the pinned compiler on a standard-JSON input, uncached: ``(compiler kind, output)``.
+
+    For outputs ``compile_contracts`` does not keep (the AST, NatSpec): pass ``standard_json_input(...)``
+    with another ``outputSelection``. ``prefer`` as for ``compile_contracts``; an error in the output
+    raises ``CompilationError``.
+    """
     kind = prefer or ("native" if find_native_solc(config.version) else "solcjs")
     if kind == "native":
         binary = find_native_solc(config.version)
@@ -151,17 +168,13 @@ def compile_contracts(*, use_cache: bool = True, prefer: str | None = None) -> C
             raise CompilationError(f"no native solc {config.version} installed")
         output = _compile_native(binary, compiler_input)
     elif kind == "solcjs":
-        output = _run_compiler(_solcjs_command(), encoded)
+        output = _run_compiler(_solcjs_command(), json.dumps(compiler_input, sort_keys=True).encode())
     else:
         raise CompilationError(f"unknown compiler kind {kind!r}")
     errors = [e for e in output.get("errors", []) if e.get("severity") == "error"]
     if errors:
         raise CompilationError("\n".join(e.get("formattedMessage", e.get("message", "")) for e in errors))
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(".tmp")
-    tmp.write_text(json.dumps({"compiler": kind, "output": output}))
-    tmp.replace(cache_file)
-    return _result(kind, config.version, output)
+    return kind, output
 
 
 def find_native_solc(version: str) -> Path | None:
