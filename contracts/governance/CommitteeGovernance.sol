@@ -10,7 +10,7 @@ import {ICommitteeGovernance} from "../interfaces/ICommitteeGovernance.sol";
 /// @dev Approvals are recounted at execution against the *current* committee, so a member removed
 /// after approving no longer counts. The proposer's approval is counted at creation.
 abstract contract CommitteeGovernance is ICommitteeGovernance {
-    /// @notice How long a proposal stays open.
+    /// @inheritdoc ICommitteeGovernance
     uint64 public constant VOTING_PERIOD = 14 days;
 
     uint256 private s_threshold;
@@ -29,9 +29,7 @@ abstract contract CommitteeGovernance is ICommitteeGovernance {
         _;
     }
 
-    /// @notice Proposes that this contract call itself with `data`.
-    /// Requirements: the caller is a committee member; `data` is not empty.
-    /// Emits {ProposalCreated} and {ProposalApproved} (the proposer's approval).
+    /// @inheritdoc ICommitteeGovernance
     function propose(bytes calldata data, string calldata description)
         external
         onlyCommittee
@@ -53,19 +51,14 @@ abstract contract CommitteeGovernance is ICommitteeGovernance {
         _approve(proposalId, msg.sender);
     }
 
-    /// @notice Approves an open proposal.
-    /// Requirements: the caller is a committee member who has not approved it yet; the proposal is open.
-    /// Emits {ProposalApproved}.
+    /// @inheritdoc ICommitteeGovernance
     function approve(uint256 proposalId) external onlyCommittee {
         _requireOpen(proposalId);
         if (s_approved[proposalId][msg.sender]) revert GovernanceAlreadyApproved(proposalId, msg.sender);
         _approve(proposalId, msg.sender);
     }
 
-    /// @notice Executes an open proposal that current committee members approved at least `threshold()` times.
-    /// Requirements: the caller is a committee member; the proposal is open; quorum is reached; the
-    /// proposed call succeeds (its own custom error is bubbled up otherwise).
-    /// Emits {ProposalExecuted} and whatever the proposed call emits.
+    /// @inheritdoc ICommitteeGovernance
     function execute(uint256 proposalId) external onlyCommittee {
         _requireOpen(proposalId);
         uint256 count = approvals(proposalId);
@@ -81,8 +74,7 @@ abstract contract CommitteeGovernance is ICommitteeGovernance {
         }
     }
 
-    /// @notice Withdraws an open proposal.
-    /// Requirements: the caller is its proposer; the proposal is open. Emits {ProposalCancelled}.
+    /// @inheritdoc ICommitteeGovernance
     function cancel(uint256 proposalId) external {
         _requireOpen(proposalId);
         if (s_proposals[proposalId].proposer != msg.sender) revert GovernanceNotProposer(proposalId, msg.sender);
@@ -90,13 +82,12 @@ abstract contract CommitteeGovernance is ICommitteeGovernance {
         emit ProposalCancelled(proposalId);
     }
 
-    /// @notice Changes how many approvals a proposal needs. Governance only.
-    /// Requirements: 1 <= newThreshold <= committee size. Emits {ThresholdChanged} if it changes.
+    /// @inheritdoc ICommitteeGovernance
     function setThreshold(uint256 newThreshold) external onlyGovernance {
         _setThreshold(newThreshold);
     }
 
-    /// @notice The number of approvals from *current* committee members.
+    /// @inheritdoc ICommitteeGovernance
     function approvals(uint256 proposalId) public view returns (uint256 count) {
         address[] storage approvers = s_approvers[proposalId];
         for (uint256 i = 0; i < approvers.length; ++i) {
@@ -104,7 +95,7 @@ abstract contract CommitteeGovernance is ICommitteeGovernance {
         }
     }
 
-    /// @notice The proposal's current state.
+    /// @inheritdoc ICommitteeGovernance
     function proposalState(uint256 proposalId) public view returns (ProposalState) {
         Proposal storage proposal = s_proposals[proposalId];
         if (proposal.proposer == address(0)) return ProposalState.None;
@@ -114,23 +105,23 @@ abstract contract CommitteeGovernance is ICommitteeGovernance {
         return ProposalState.Open;
     }
 
-    /// @notice The proposal itself.
+    /// @inheritdoc ICommitteeGovernance
     function proposal(uint256 proposalId) external view returns (Proposal memory) {
         if (s_proposals[proposalId].proposer == address(0)) revert GovernanceUnknownProposal(proposalId);
         return s_proposals[proposalId];
     }
 
-    /// @notice Whether `member` approved `proposalId`.
+    /// @inheritdoc ICommitteeGovernance
     function hasApproved(uint256 proposalId, address member) external view returns (bool) {
         return s_approved[proposalId][member];
     }
 
-    /// @notice How many approvals a proposal needs.
+    /// @inheritdoc ICommitteeGovernance
     function threshold() public view returns (uint256) {
         return s_threshold;
     }
 
-    /// @notice How many proposals were ever created.
+    /// @inheritdoc ICommitteeGovernance
     function proposalCount() external view returns (uint256) {
         return s_proposalCount;
     }
