@@ -16,18 +16,18 @@ import {IConsortiumRegistry} from "./interfaces/IConsortiumRegistry.sol";
 contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, IConsortiumRegistry {
     using EnumerableSet for EnumerableSet.AddressSet;
 
-    /// @notice Votes on admitting and removing departments and on the committee itself.
+    /// @inheritdoc IConsortiumRegistry
     bytes32 public constant COMMITTEE_ROLE = keccak256("govshare.role.COMMITTEE");
-    /// @notice Acts for its department: registers and publishes datasets, requests and approves grants.
+    /// @inheritdoc IConsortiumRegistry
     bytes32 public constant OPERATOR_ROLE = keccak256("govshare.role.OPERATOR");
-    /// @notice Co-approves grants on secret datasets; held only by accounts of an audit office.
+    /// @inheritdoc IConsortiumRegistry
     bytes32 public constant AUDITOR_ROLE = keccak256("govshare.role.AUDITOR");
-    /// @notice The department's oracle: the only account that appends its audit records.
+    /// @inheritdoc IConsortiumRegistry
     bytes32 public constant ORACLE_ROLE = keccak256("govshare.role.ORACLE");
 
-    /// @notice Most accounts one department may bind.
+    /// @inheritdoc IConsortiumRegistry
     uint256 public constant MAX_ACCOUNTS_PER_DEPARTMENT = 32;
-    /// @notice Longest oracle URL, in bytes.
+    /// @inheritdoc IConsortiumRegistry
     uint256 public constant MAX_URL_LENGTH = 512;
 
     uint32 private s_departmentCount;
@@ -50,11 +50,7 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
 
     // ------------------------------------------------------------------ governance-only
 
-    /// @notice Admits a department with its first accounts. Governance only.
-    /// Requirements: non-empty name and code; the code is unused; `accounts` and `roles` have the
-    /// same length; each account is free or already in this department; each role is OPERATOR,
-    /// ORACLE, or AUDITOR for an audit office; at least one OPERATOR.
-    /// Emits {DepartmentAdmitted}, {AccountBound} and {RoleGranted} for each binding.
+    /// @inheritdoc IConsortiumRegistry
     function admitDepartment(
         string calldata name,
         bytes32 code,
@@ -80,9 +76,7 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
         if (_operatorCount(deptId) == 0) revert ConsortiumRegistryLastOperator(deptId, address(0));
     }
 
-    /// @notice Removes a department: every role of every one of its accounts is revoked at once.
-    /// Governance only. Requirements: the department is active; the committee keeps at least
-    /// `threshold()` members. Emits {RoleRevoked} and {AccountUnbound} per account, then {DepartmentRemoved}.
+    /// @inheritdoc IConsortiumRegistry
     function removeDepartment(uint32 deptId) external onlyGovernance {
         Department storage dept = _activeDepartment(deptId);
         EnumerableSet.AddressSet storage accounts = s_deptAccounts[deptId];
@@ -99,16 +93,13 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
         _requireQuorumPossible();
     }
 
-    /// @notice Adds `account` to the committee. Governance only.
-    /// Requirements: not yet a member; if it belongs to a department, that department is active.
-    /// Emits {RoleGranted}.
+    /// @inheritdoc IConsortiumRegistry
     function addCommitteeMember(address account) external onlyGovernance {
         if (account == address(0)) revert ConsortiumRegistryInvalidAccount(account);
         if (!_grantRole(COMMITTEE_ROLE, account)) revert ConsortiumRegistryAlreadyCommitteeMember(account);
     }
 
-    /// @notice Removes `account` from the committee. Governance only.
-    /// Requirements: it is a member; the committee keeps at least `threshold()` members. Emits {RoleRevoked}.
+    /// @inheritdoc IConsortiumRegistry
     function removeCommitteeMember(address account) external onlyGovernance {
         if (!_revokeRole(COMMITTEE_ROLE, account)) revert ConsortiumRegistryNotCommitteeMember(account);
         _requireQuorumPossible();
@@ -116,18 +107,12 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
 
     // ------------------------------------------------------------------ department self-service
 
-    /// @notice Binds `account` to the caller's department with `role` (key rotation, a new oracle...).
-    /// Requirements: the caller is an operator of an active department; `role` is OPERATOR or ORACLE,
-    /// or AUDITOR in an audit office; `account` is free or already in this department, and is not a
-    /// committee member without a department (only a committee vote may bind one).
-    /// Emits {AccountBound} (first binding) and {RoleGranted}.
+    /// @inheritdoc IConsortiumRegistry
     function addDepartmentAccount(address account, bytes32 role) external {
         _addAccountRole(_callerDepartment(), account, role, false);
     }
 
-    /// @notice Takes `role` from `account` of the caller's department; an account left with no role is unbound.
-    /// Requirements: the caller is an operator of that department; `account` holds `role` there;
-    /// the department keeps at least one operator. Emits {RoleRevoked} and possibly {AccountUnbound}.
+    /// @inheritdoc IConsortiumRegistry
     function removeDepartmentAccount(address account, bytes32 role) external {
         uint32 deptId = _callerDepartment();
         if (s_accountDept[account] != deptId || role == COMMITTEE_ROLE || !_revokeRole(role, account)) {
@@ -137,9 +122,7 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
         if (!_hasAnyRole(account)) _unbind(deptId, account);
     }
 
-    /// @notice Publishes the URL at which the caller's department's oracle answers queries.
-    /// Requirements: the caller is an operator of an active department; the URL is at most
-    /// MAX_URL_LENGTH bytes. Emits {OracleUrlChanged}.
+    /// @inheritdoc IConsortiumRegistry
     function setOracleUrl(string calldata url) external {
         uint32 deptId = _callerDepartment();
         if (bytes(url).length > MAX_URL_LENGTH) revert ConsortiumRegistryUrlTooLong(bytes(url).length, MAX_URL_LENGTH);
@@ -147,18 +130,18 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
         emit OracleUrlChanged(deptId, url);
     }
 
-    /// @notice Disabled: roles change only through governance or department rotation.
-    function grantRole(bytes32 role, address account) public pure override(AccessControl, IAccessControl) {
+    /// @inheritdoc IConsortiumRegistry
+    function grantRole(bytes32 role, address account) public pure override(AccessControl, IAccessControl, IConsortiumRegistry) {
         revert ConsortiumRegistryDirectRoleChange(account, role);
     }
 
-    /// @notice Disabled: roles change only through governance or department rotation.
-    function revokeRole(bytes32 role, address account) public pure override(AccessControl, IAccessControl) {
+    /// @inheritdoc IConsortiumRegistry
+    function revokeRole(bytes32 role, address account) public pure override(AccessControl, IAccessControl, IConsortiumRegistry) {
         revert ConsortiumRegistryDirectRoleChange(account, role);
     }
 
-    /// @notice Disabled: roles change only through governance or department rotation.
-    function renounceRole(bytes32 role, address account) public pure override(AccessControl, IAccessControl) {
+    /// @inheritdoc IConsortiumRegistry
+    function renounceRole(bytes32 role, address account) public pure override(AccessControl, IAccessControl, IConsortiumRegistry) {
         revert ConsortiumRegistryDirectRoleChange(account, role);
     }
 
@@ -186,22 +169,22 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
         return dept.active && dept.auditOffice;
     }
 
-    /// @notice A department by id (its `id` is 0 if it never existed).
+    /// @inheritdoc IConsortiumRegistry
     function department(uint32 deptId) external view returns (Department memory) {
         return s_departments[deptId];
     }
 
-    /// @notice The department with short code `code` (0 if none).
+    /// @inheritdoc IConsortiumRegistry
     function departmentIdByCode(bytes32 code) external view returns (uint32) {
         return s_deptByCode[code];
     }
 
-    /// @notice How many departments were ever admitted (ids run from 1).
+    /// @inheritdoc IConsortiumRegistry
     function departmentCount() external view returns (uint32) {
         return s_departmentCount;
     }
 
-    /// @notice The accounts currently bound to `deptId`.
+    /// @inheritdoc IConsortiumRegistry
     function departmentAccounts(uint32 deptId) external view returns (address[] memory) {
         return s_deptAccounts[deptId].values();
     }
