@@ -2,7 +2,7 @@
 pragma solidity ^0.8.24;
 
 import {MerkleProof} from "@openzeppelin/contracts/utils/cryptography/MerkleProof.sol";
-import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
+import {IConsortiumRegistry} from "./interfaces/IConsortiumRegistry.sol";
 import {IDataCatalog} from "./interfaces/IDataCatalog.sol";
 
 /// @title DataCatalog
@@ -11,25 +11,26 @@ import {IDataCatalog} from "./interfaces/IDataCatalog.sol";
 /// is the keccak-256 of the record's canonical JSON; inner nodes hash sorted pairs (OpenZeppelin
 /// `MerkleProof`), so a single record can be proven part of a published version.
 contract DataCatalog is IDataCatalog {
-    /// @notice Most fields in a schema: a grant's field set is a uint256 bitmask.
+    /// @inheritdoc IDataCatalog
     uint256 public constant MAX_FIELDS = 256;
+    /// @inheritdoc IDataCatalog
     uint256 public constant MAX_NAME_LENGTH = 200;
 
-    ConsortiumRegistry public immutable i_registry;
+    /// @inheritdoc IDataCatalog
+    IConsortiumRegistry public immutable i_registry;
     bytes32 private immutable i_operatorRole;
 
     uint64 private s_datasetCount;
     mapping(uint64 datasetId => Dataset) private s_datasets;
     mapping(uint64 datasetId => mapping(uint32 version => DatasetVersion)) private s_versions;
 
-    constructor(ConsortiumRegistry registry) {
+    /// @param registry The consortium registry (departments and roles).
+    constructor(IConsortiumRegistry registry) {
         i_registry = registry;
         i_operatorRole = registry.OPERATOR_ROLE();
     }
 
-    /// @notice Registers a dataset owned by the caller's department.
-    /// Requirements: the caller is an operator of an active department; 1..200-byte name;
-    /// 1..256 distinct, non-empty field names. Emits {DatasetRegistered}.
+    /// @inheritdoc IDataCatalog
     function registerDataset(
         string calldata name,
         string[] calldata fields,
@@ -57,10 +58,7 @@ contract DataCatalog is IDataCatalog {
         emit DatasetRegistered(datasetId, ownerDept, name, fields, schemaHash, classification, updateFrequency);
     }
 
-    /// @notice Publishes a new version of a dataset: the commitments to its content.
-    /// Requirements: the caller is an operator of the owner department; the dataset is not retired;
-    /// a non-zero content hash; a non-zero Merkle root exactly when `recordCount` > 0.
-    /// Emits {DatasetVersionPublished}.
+    /// @inheritdoc IDataCatalog
     function publishVersion(uint64 datasetId, bytes32 contentHash, bytes32 merkleRoot, uint64 recordCount)
         external
         returns (uint32 version)
@@ -80,9 +78,7 @@ contract DataCatalog is IDataCatalog {
         emit DatasetVersionPublished(datasetId, version, contentHash, merkleRoot, recordCount);
     }
 
-    /// @notice Retires a dataset: no new versions, no new grants, and no access through existing ones.
-    /// Requirements: the caller is an operator of the owner department; not already retired.
-    /// Emits {DatasetRetired}.
+    /// @inheritdoc IDataCatalog
     function retireDataset(uint64 datasetId) external {
         Dataset storage ds = _ownedLiveDataset(datasetId);
         ds.retired = true;
@@ -106,19 +102,17 @@ contract DataCatalog is IDataCatalog {
         return s_versions[datasetId][version];
     }
 
-    /// @notice The latest published version number (0 if none yet).
+    /// @inheritdoc IDataCatalog
     function latestVersion(uint64 datasetId) external view returns (uint32) {
         return _dataset(datasetId).versionCount;
     }
 
-    /// @notice How many datasets were ever registered (ids run from 1).
+    /// @inheritdoc IDataCatalog
     function datasetCount() external view returns (uint64) {
         return s_datasetCount;
     }
 
-    /// @notice Whether the record with hash `recordHash` is part of `version` of `datasetId`.
-    /// @param recordHash keccak256 of the record's canonical JSON (the leaf is its hash once more).
-    /// @param proof Sibling hashes from the leaf to the root.
+    /// @inheritdoc IDataCatalog
     function verifyRecord(uint64 datasetId, uint32 version, bytes32 recordHash, bytes32[] calldata proof)
         external
         view
