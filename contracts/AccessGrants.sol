@@ -1,8 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
-import {DataCatalog} from "./DataCatalog.sol";
+import {IConsortiumRegistry} from "./interfaces/IConsortiumRegistry.sol";
 import {IDataCatalog} from "./interfaces/IDataCatalog.sol";
 import {IAccessGrants} from "./interfaces/IAccessGrants.sol";
 
@@ -11,11 +10,13 @@ import {IAccessGrants} from "./interfaces/IAccessGrants.sol";
 /// revoked by the dataset's owner, co-approved by an independent auditor for secret data, expired
 /// by block time. `checkAccess` is the single source of truth an oracle consults before serving.
 contract AccessGrants is IAccessGrants {
-    /// @notice Longest grant: ten years.
+    /// @inheritdoc IAccessGrants
     uint64 public constant MAX_DURATION = 3650 days;
 
-    ConsortiumRegistry public immutable i_registry;
-    DataCatalog public immutable i_catalog;
+    /// @inheritdoc IAccessGrants
+    IConsortiumRegistry public immutable i_registry;
+    /// @inheritdoc IAccessGrants
+    IDataCatalog public immutable i_catalog;
     address private immutable i_deployer;
     bytes32 private immutable i_operatorRole;
     bytes32 private immutable i_auditorRole;
@@ -24,7 +25,9 @@ contract AccessGrants is IAccessGrants {
     uint64 private s_grantCount;
     mapping(uint64 grantId => Grant) private s_grants;
 
-    constructor(ConsortiumRegistry registry, DataCatalog catalog) {
+    /// @param registry The consortium registry (departments and roles).
+    /// @param catalog The data catalog (datasets and their owners).
+    constructor(IConsortiumRegistry registry, IDataCatalog catalog) {
         i_registry = registry;
         i_catalog = catalog;
         i_deployer = msg.sender;
@@ -32,8 +35,7 @@ contract AccessGrants is IAccessGrants {
         i_auditorRole = registry.AUDITOR_ROLE();
     }
 
-    /// @notice Names the audit log that counts quota use. Once, by the deployer, right after deployment.
-    /// Requirements: the caller deployed this contract; no audit log is bound yet. Emits {AuditLogBound}.
+    /// @inheritdoc IAccessGrants
     function bindAuditLog(address auditLog) external {
         if (msg.sender != i_deployer) revert AccessGrantsNotDeployer(msg.sender);
         if (s_auditLog != address(0)) revert AccessGrantsAuditLogAlreadyBound(s_auditLog);
@@ -41,15 +43,7 @@ contract AccessGrants is IAccessGrants {
         emit AuditLogBound(auditLog);
     }
 
-    /// @notice Asks the owner of `datasetId` for `fields` of it, for `purpose`, for `duration` seconds
-    /// from activation and at most `quota` served queries; `pinnedVersion` 0 follows the latest version.
-    /// `unmaskedFields` (a subset of `fields`) asks to see those fields in clear where the provider's
-    /// masking policy would otherwise mask them.
-    /// Requirements: the caller is an operator of an active department other than the owner; the
-    /// dataset exists, is not retired and its owner is a member; `fields` is a non-empty subset of its
-    /// schema and `unmaskedFields` a subset of `fields`; 0 < duration
-    /// <= MAX_DURATION; quota > 0; a non-empty purpose; `pinnedVersion` is 0 or a published version.
-    /// Emits {GrantRequested}.
+    /// @inheritdoc IAccessGrants
     function requestGrant(
         uint64 datasetId,
         uint256 fields,
@@ -92,13 +86,7 @@ contract AccessGrants is IAccessGrants {
         emit GrantRequested(grantId, datasetId, requesterDept, fields, unmaskedFields, purpose, duration, quota, pinnedVersion);
     }
 
-    /// @notice Approves a requested grant, possibly narrowing its fields, unmasked fields, duration or
-    /// quota. For a secret dataset the grant then awaits an auditor's co-approval; otherwise it is
-    /// active at once.
-    /// Requirements: the caller is an operator of the owner department; the grant is Requested; the
-    /// dataset is not retired; `fields` is a non-empty subset of the requested fields, `unmaskedFields`
-    /// a subset of both the requested unmasked fields and `fields`; `duration` and `quota` are non-zero
-    /// and no larger than requested. Emits {GrantApproved}, and {GrantActivated} unless co-approval is needed.
+    /// @inheritdoc IAccessGrants
     function approveGrant(uint64 grantId, uint256 fields, uint256 unmaskedFields, uint64 duration, uint64 quota)
         external
     {
@@ -123,9 +111,7 @@ contract AccessGrants is IAccessGrants {
         }
     }
 
-    /// @notice An auditor's co-approval of a grant on a secret dataset (the two-person rule).
-    /// Requirements: the caller is an auditor of an audit office that is neither the owner nor the
-    /// requester; the grant is AwaitingCoApproval. Emits {GrantCoApproved} and {GrantActivated}.
+    /// @inheritdoc IAccessGrants
     function coApproveGrant(uint64 grantId) external {
         Grant storage g = _grant(grantId);
         _requireIndependentAuditor(g);
@@ -134,9 +120,7 @@ contract AccessGrants is IAccessGrants {
         _activate(g);
     }
 
-    /// @notice Rejects a grant before it is active: the owner's operator (Requested or
-    /// AwaitingCoApproval) or an independent auditor (AwaitingCoApproval).
-    /// Emits {GrantRejected}.
+    /// @inheritdoc IAccessGrants
     function rejectGrant(uint64 grantId, string calldata reason) external {
         Grant storage g = _grant(grantId);
         if (g.status == GrantStatus.AwaitingCoApproval) {
@@ -149,9 +133,7 @@ contract AccessGrants is IAccessGrants {
         emit GrantRejected(grantId, msg.sender, reason);
     }
 
-    /// @notice Revokes an approved grant; refused from the next block on.
-    /// Requirements: the caller is an operator of the owner department; the grant is Active or
-    /// AwaitingCoApproval. Emits {GrantRevoked}.
+    /// @inheritdoc IAccessGrants
     function revokeGrant(uint64 grantId, string calldata reason) external {
         Grant storage g = _grant(grantId);
         _requireOwnerOperator(g);
@@ -162,9 +144,7 @@ contract AccessGrants is IAccessGrants {
         emit GrantRevoked(grantId, msg.sender, reason);
     }
 
-    /// @notice Withdraws a request that has not been decided.
-    /// Requirements: the caller is an operator of the requesting department; the grant is Requested.
-    /// Emits {GrantCancelled}.
+    /// @inheritdoc IAccessGrants
     function cancelRequest(uint64 grantId) external {
         Grant storage g = _grant(grantId);
         if (i_registry.departmentWithRole(i_operatorRole, msg.sender) != g.requesterDept) {
@@ -176,9 +156,6 @@ contract AccessGrants is IAccessGrants {
     }
 
     /// @inheritdoc IAccessGrants
-    /// @dev Served records are evidence and are never refused for quota: an overrun is counted
-    /// (`used` > `quota`) and left for auditors to flag. Requirements: the caller is the bound audit
-    /// log; the grant exists and is for `datasetId`. Emits {GrantUsed}.
     function recordUse(uint64 grantId, uint64 datasetId, uint64 count) external {
         if (msg.sender != s_auditLog || msg.sender == address(0)) revert AccessGrantsNotAuditLog(msg.sender);
         Grant storage g = s_grants[grantId];
@@ -215,17 +192,17 @@ contract AccessGrants is IAccessGrants {
         return (AccessReason.Granted, version, grant);
     }
 
-    /// @notice A grant by id (reverts {AccessGrantsUnknownGrant}).
+    /// @inheritdoc IAccessGrants
     function grant(uint64 grantId) external view returns (Grant memory) {
         return _grant(grantId);
     }
 
-    /// @notice How many grants were ever requested (ids run from 1).
+    /// @inheritdoc IAccessGrants
     function grantCount() external view returns (uint64) {
         return s_grantCount;
     }
 
-    /// @notice The audit log allowed to count quota use.
+    /// @inheritdoc IAccessGrants
     function auditLog() external view returns (address) {
         return s_auditLog;
     }
