@@ -1,10 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
-import {AccessGrants} from "./AccessGrants.sol";
-import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
-import {DataCatalog} from "./DataCatalog.sol";
+import {IAccessGrants} from "./interfaces/IAccessGrants.sol";
 import {IAuditLog} from "./interfaces/IAuditLog.sol";
+import {IConsortiumRegistry} from "./interfaces/IConsortiumRegistry.sol";
+import {IDataCatalog} from "./interfaces/IDataCatalog.sol";
 
 /// @title AuditLog
 /// @notice Append-only, per-oracle sequenced and hash-chained log of every access. Records are
@@ -15,9 +15,9 @@ import {IAuditLog} from "./interfaces/IAuditLog.sol";
 /// Records arrive packed (see IAuditLog) and are decoded with plain calldata loads: at batch 100 a
 /// record costs about the log it emits plus its calldata.
 contract AuditLog is IAuditLog {
-    /// @notice Most records in one batch.
+    /// @inheritdoc IAuditLog
     uint256 public constant MAX_BATCH = 500;
-    /// @notice Bytes per packed record.
+    /// @inheritdoc IAuditLog
     uint256 public constant RECORD_SIZE = 128;
 
     uint256 private constant META_MASK = 0xffffffffffffffffffffffffffff; // bits 0-111
@@ -27,14 +27,20 @@ contract AuditLog is IAuditLog {
     /// checks it against the event), for the `log4` in `_appendAll`.
     bytes32 private constant RECORD_EVENT = 0xafe7a2371761341e508f4c6b2496256657bab9891722fb849b6283ad24ba3c9e;
 
-    ConsortiumRegistry public immutable i_registry;
-    DataCatalog public immutable i_catalog;
-    AccessGrants public immutable i_grants;
+    /// @inheritdoc IAuditLog
+    IConsortiumRegistry public immutable i_registry;
+    /// @inheritdoc IAuditLog
+    IDataCatalog public immutable i_catalog;
+    /// @inheritdoc IAuditLog
+    IAccessGrants public immutable i_grants;
     bytes32 private immutable i_oracleRole;
 
     mapping(address oracle => OracleState) private s_oracles;
 
-    constructor(ConsortiumRegistry registry, DataCatalog catalog, AccessGrants grants) {
+    /// @param registry The consortium registry (departments and roles).
+    /// @param catalog The data catalog (datasets and their owners).
+    /// @param grants The grants contract (quota use is counted there).
+    constructor(IConsortiumRegistry registry, IDataCatalog catalog, IAccessGrants grants) {
         i_registry = registry;
         i_catalog = catalog;
         i_grants = grants;
@@ -42,12 +48,6 @@ contract AuditLog is IAuditLog {
     }
 
     /// @inheritdoc IAuditLog
-    /// @dev Requirements: the caller holds ORACLE_ROLE in an active department; 1..MAX_BATCH records
-    /// of RECORD_SIZE bytes with reserved bits zero and a known outcome; `firstSequence` is exactly
-    /// one past the caller's last; every dataset named belongs to the caller's department (datasetId
-    /// 0 only for denials); served records name a grant for their dataset.
-    /// Emits {AuditRecordAppended} per record, {GrantUsed} per run of served records of one grant,
-    /// and {AuditBatchAppended}.
     function appendRecords(uint64 firstSequence, bytes calldata records) external returns (bytes32 head) {
         uint32 deptId = i_registry.departmentWithRole(i_oracleRole, msg.sender);
         if (deptId == 0) revert AuditLogNotOracle(msg.sender);
@@ -75,12 +75,12 @@ contract AuditLog is IAuditLog {
         return s_oracles[oracle];
     }
 
-    /// @notice The record id of `oracle`'s record number `sequence`.
+    /// @inheritdoc IAuditLog
     function recordId(address oracle, uint64 sequence) external pure returns (uint256) {
         return (uint256(uint160(oracle)) << 64) | sequence;
     }
 
-    /// @notice Packs entries into the calldata layout `appendRecords` expects (for clients and tests).
+    /// @inheritdoc IAuditLog
     function packRecords(AuditEntry[] calldata entries) external pure returns (bytes memory packed) {
         packed = new bytes(entries.length * RECORD_SIZE);
         for (uint256 i = 0; i < entries.length; ++i) {
@@ -99,7 +99,7 @@ contract AuditLog is IAuditLog {
         }
     }
 
-    /// @notice The hash-chain step, exposed so off-chain verifiers can be checked against it.
+    /// @inheritdoc IAuditLog
     function chainStep(bytes32 head, uint256 id, AuditEntry calldata e) external pure returns (bytes32) {
         return keccak256(
             abi.encode(head, id, e.grantId, e.requester, e.datasetId, _meta(e), e.requestHash, e.responseHash)

@@ -1,6 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
 pragma solidity ^0.8.24;
 
+import {IAccessGrants} from "./IAccessGrants.sol";
+import {IConsortiumRegistry} from "./IConsortiumRegistry.sol";
+import {IDataCatalog} from "./IDataCatalog.sol";
+
 /// @title IAuditLog
 /// @notice The evidence: one record per access to a department's data, granted or denied, appended in
 /// batches by that department's oracle, sequenced and hash-chained per oracle.
@@ -61,9 +65,58 @@ interface IAuditLog {
     error AuditLogDatasetRequired(uint64 sequence);
     error AuditLogGrantRequired(uint64 sequence);
 
+    /// @notice Most records in one batch.
+    /// @return The limit.
+    function MAX_BATCH() external view returns (uint256);
+
+    /// @notice Bytes per packed record.
+    /// @return The size of one packed record, in bytes.
+    function RECORD_SIZE() external view returns (uint256);
+
+    /// @notice The registry that says which department an oracle acts for.
+    /// @return The registry's address.
+    function i_registry() external view returns (IConsortiumRegistry);
+
+    /// @notice The catalog that says which department owns a dataset.
+    /// @return The catalog's address.
+    function i_catalog() external view returns (IDataCatalog);
+
+    /// @notice The grants contract that counts served records against quotas.
+    /// @return The grants contract's address.
+    function i_grants() external view returns (IAccessGrants);
+
     /// @notice Appends the packed `records` as the records `firstSequence`, `firstSequence + 1`, ... of the caller.
+    /// @dev Requirements: the caller holds ORACLE_ROLE in an active department; 1..MAX_BATCH records
+    /// of RECORD_SIZE bytes with reserved bits zero and a known outcome; `firstSequence` is exactly
+    /// one past the caller's last; every dataset named belongs to the caller's department (datasetId
+    /// 0 only for denials); served records name a grant for their dataset.
+    /// Emits {AuditRecordAppended} per record, {GrantUsed} per run of served records of one grant,
+    /// and {AuditBatchAppended}.
+    /// @param firstSequence The sequence number of the first record.
+    /// @param records The records, packed (see the interface's @dev and `packRecords`).
+    /// @return head The caller's hash-chain head after the last record.
     function appendRecords(uint64 firstSequence, bytes calldata records) external returns (bytes32 head);
 
     /// @notice The caller-independent state of `oracle`'s chain.
+    /// @param oracle The oracle account.
+    /// @return Its last sequence number, department and chain head (all zero before its first batch).
     function oracleState(address oracle) external view returns (OracleState memory);
+
+    /// @notice The record id of `oracle`'s record number `sequence`.
+    /// @param oracle The oracle account.
+    /// @param sequence The record's sequence number.
+    /// @return `uint256(uint160(oracle)) << 64 | sequence`.
+    function recordId(address oracle, uint64 sequence) external pure returns (uint256);
+
+    /// @notice Packs entries into the calldata layout `appendRecords` expects (for clients and tests).
+    /// @param entries The records.
+    /// @return packed RECORD_SIZE bytes per entry, in order.
+    function packRecords(AuditEntry[] calldata entries) external pure returns (bytes memory packed);
+
+    /// @notice The hash-chain step, exposed so off-chain verifiers can be checked against it.
+    /// @param head The chain head before the record.
+    /// @param id The record's id (see `recordId`).
+    /// @param e The record.
+    /// @return The chain head after the record.
+    function chainStep(bytes32 head, uint256 id, AuditEntry calldata e) external pure returns (bytes32);
 }
