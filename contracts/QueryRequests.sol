@@ -3,9 +3,8 @@ pragma solidity ^0.8.24;
 
 import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {ECDSA} from "@openzeppelin/contracts/utils/cryptography/ECDSA.sol";
-import {AccessGrants} from "./AccessGrants.sol";
-import {ConsortiumRegistry} from "./ConsortiumRegistry.sol";
 import {IAccessGrants} from "./interfaces/IAccessGrants.sol";
+import {IConsortiumRegistry} from "./interfaces/IConsortiumRegistry.sol";
 import {IQueryRequests} from "./interfaces/IQueryRequests.sol";
 
 /// @title QueryRequests
@@ -15,26 +14,30 @@ import {IQueryRequests} from "./interfaces/IQueryRequests.sol";
 /// @dev Decides no access: the oracle checks the grant (`AccessGrants.checkAccess`, deny by default),
 /// records the access in the audit log, and fulfils the request with the record's id and outcome.
 contract QueryRequests is EIP712, IQueryRequests {
-    /// @notice The EIP-712 type hash of {Query}.
+    /// @inheritdoc IQueryRequests
     bytes32 public constant QUERY_TYPEHASH = keccak256(
         "Query(address requester,uint32 requesterDept,uint64 datasetId,uint64 grantId,uint256 fields,bytes32 paramsHash,uint256 nonce,uint64 deadline)"
     );
-    /// @notice Longest encrypted parameter blob, in bytes.
+    /// @inheritdoc IQueryRequests
     uint256 public constant MAX_PARAMS_LENGTH = 4096;
-    /// @notice Length of an uncompressed secp256k1 public key without its 0x04 prefix.
+    /// @inheritdoc IQueryRequests
     uint256 public constant PUBLIC_KEY_LENGTH = 64;
-    /// @notice Highest IAuditLog.Outcome (SourceFailure).
+    /// @inheritdoc IQueryRequests
     uint8 public constant MAX_OUTCOME = 2;
 
-    ConsortiumRegistry public immutable i_registry;
-    AccessGrants public immutable i_grants;
+    /// @inheritdoc IQueryRequests
+    IConsortiumRegistry public immutable i_registry;
+    /// @inheritdoc IQueryRequests
+    IAccessGrants public immutable i_grants;
     bytes32 private immutable i_operatorRole;
     bytes32 private immutable i_oracleRole;
 
     uint256 private s_requestCount;
     mapping(uint256 requestId => QueryRequest) private s_requests;
 
-    constructor(ConsortiumRegistry registry, AccessGrants grants) EIP712("govshare", "1") {
+    /// @param registry The consortium registry (departments and roles).
+    /// @param grants The grants contract (requests name its grants).
+    constructor(IConsortiumRegistry registry, IAccessGrants grants) EIP712("govshare", "1") {
         i_registry = registry;
         i_grants = grants;
         i_operatorRole = registry.OPERATOR_ROLE();
@@ -42,12 +45,6 @@ contract QueryRequests is EIP712, IQueryRequests {
     }
 
     /// @inheritdoc IQueryRequests
-    /// @dev The provider is the grant's owner department. Whether the caller may read the data is
-    /// the oracle's decision, not this contract's.
-    /// Requirements: the caller is an operator of an active department; the grant exists;
-    /// `requesterPublicKey` is the caller's own 64-byte uncompressed public key (its keccak-256
-    /// names the caller), so the oracle can encrypt the result to it; `encryptedParams` is
-    /// 1..MAX_PARAMS_LENGTH bytes. Emits {QueryRequested}.
     function requestQuery(uint64 grantId, uint256 fields, bytes calldata encryptedParams, bytes calldata requesterPublicKey)
         external
         returns (uint256 requestId)
@@ -81,10 +78,6 @@ contract QueryRequests is EIP712, IQueryRequests {
     }
 
     /// @inheritdoc IQueryRequests
-    /// @dev Requirements: the request exists; the caller holds ORACLE_ROLE in the request's provider
-    /// department; the request is Pending; `outcome` is an IAuditLog.Outcome (0..MAX_OUTCOME);
-    /// `recordId` is one of the caller's own audit records (its top 160 bits are the caller).
-    /// Emits {QueryFulfilled}.
     function fulfilQuery(uint256 requestId, uint256 recordId, uint8 outcome, bytes32 responseHash) external {
         QueryRequest storage r = _request(requestId);
         uint32 providerDept = r.providerDept;
@@ -118,7 +111,7 @@ contract QueryRequests is EIP712, IQueryRequests {
         return ECDSA.recover(_hashQuery(query), signature);
     }
 
-    /// @notice The EIP-712 domain separator of this contract (name "govshare", version "1").
+    /// @inheritdoc IQueryRequests
     function domainSeparator() external view returns (bytes32) {
         return _domainSeparatorV4();
     }
