@@ -1,6 +1,8 @@
 # govshare developer entry points. From a fresh clone (python3 >= 3.11, node 20, npm):
 #   make setup     create .venv from requirements.lock and node_modules from package-lock.json
-#   make test      run the whole test suite (PYTEST_ARGS="-k compiler -x" to pass arguments)
+#   make test      run the whole test suite (PYTEST_ARGS="-k compiler -x" to pass arguments); installs
+#                  Debian's Chromium for the browser tests when it is missing and the user is root
+#                  (otherwise it stops at once with the command to run)
 #   make compile   compile the contracts with Hardhat and with ledger.compiler (offline)
 #   make demo      run the end-to-end demo
 #   make lock      regenerate requirements.lock from pyproject.toml in a throwaway venv
@@ -17,7 +19,12 @@ LOCK_VENV ?= /tmp/govshare-lockvenv
 
 export HARDHAT_DISABLE_TELEMETRY_PROMPT ?= true
 
-.PHONY: setup test compile demo lock clean distclean
+#: Debian packages the browser tests need (Debian's Chromium and its driver, never a downloaded
+#: browser; a CJK font so that screenshots show the Chinese labels).
+BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
+BROWSER_FILES := /usr/bin/chromium /usr/bin/chromedriver /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+
+.PHONY: setup browser test compile demo lock clean distclean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -32,7 +39,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-test: setup
+browser:
+	@missing=""; for f in $(BROWSER_FILES); do [ -e "$$f" ] || missing="$$missing $$f"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing $(BROWSER_PACKAGES) for the browser tests (missing:$$missing)"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); \
+	else \
+	  echo "make test needs Debian's Chromium for the browser tests (missing:$$missing). Run:" >&2; \
+	  echo "  sudo apt-get install -y $(BROWSER_PACKAGES)" >&2; exit 1; \
+	fi
+
+test: setup browser
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 compile: setup

@@ -10,9 +10,11 @@ matters: the oracle's audit trail), the keep-alive timeout and the other limits 
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Generator, Mapping
 from typing import Any
 
 import uvicorn
@@ -37,10 +39,28 @@ def uvicorn_config(app: Any, host: str, port: int, limits: ServeLimits = ServeLi
     return config
 
 
+class _Server(uvicorn.Server):
+    """uvicorn's server, except that after a graceful stop on SIGINT or SIGTERM it returns to its
+    caller instead of raising the signal again (uvicorn re-raises it, which kills the process before
+    the caller's clean-up: the oracle still has its outbox to flush and its anchoring process to stop)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+
 def serve(app: Any, host: str, port: int, limits: ServeLimits = ServeLimits(), *,
           tls: Mapping[str, Any] | None = None) -> None:
-    """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM."""
-    uvicorn.Server(uvicorn_config(app, host, port, limits, tls=tls, log_level="info")).run()
+    """Serve ``app`` on ``host:port`` until SIGINT or SIGTERM; then return (the caller cleans up)."""
+    _Server(uvicorn_config(app, host, port, limits, tls=tls, log_level="info")).run()
 
 
 class ServerThread:

@@ -46,11 +46,12 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 class Proc:
     """A child process with its log in the work directory; ``stop()`` sends SIGINT, then SIGKILL."""
 
-    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, name: str, args: list[str], workdir: Path, env: dict[str, str] | None = None,
+                 cwd: Path = PROJECT_ROOT) -> None:
         self.name = name
         self.log_path = workdir / f"{name}.log"
         self._log = open(self.log_path, "wb")
-        self.process = subprocess.Popen(args, cwd=PROJECT_ROOT, stdout=self._log, stderr=subprocess.STDOUT,
+        self.process = subprocess.Popen(args, cwd=cwd, stdout=self._log, stderr=subprocess.STDOUT,
                                         env=os.environ | (env or {}), start_new_session=True)
         self.pid = self.process.pid
 
