@@ -3,7 +3,9 @@
 A receipt is a flat JSON object with snake_case keys (:data:`RECEIPT_FIELDS`). The signature
 covers every other field: ``signature = EIP-191 personal_sign(keccak256(canonical_json(body)))``,
 i.e. the signer signs ``"\\x19Ethereum Signed Message:\\n32" ‖ digest`` where ``body`` is the receipt
-without ``signature``; 65 bytes ``r ‖ s ‖ v`` (v 27/28), 0x-hex. A requester checks the signer is an
+without ``signature``; 65 bytes ``r ‖ s ‖ v`` (v 27/28, low s), 0x-hex. :func:`receipt_signer` refuses
+any other form (v 0/1, a high ``s``, the malleable twin of a valid signature), as OpenZeppelin's
+``ECDSA`` and the oracle's check of query signatures do, so one receipt has one signature. A requester checks the signer is an
 account holding ORACLE for the provider department on chain; an auditor later matches the receipt's
 ``record_id``, ``request_hash`` and ``response_hash`` with the anchored audit record.
 """
@@ -21,6 +23,7 @@ from eth_keys.exceptions import BadSignature, ValidationError
 from ledger.errors import LedgerError
 from ledger.hashing import canonical_hash
 from ledger.keys import Signer
+from protocol.query import SECP256K1_HALF_N, SECP256K1_N
 
 __all__ = ["RECEIPT_FIELDS", "InvalidReceipt", "Receipt", "receipt_signer"]
 
@@ -89,9 +92,25 @@ RECEIPT_FIELDS = tuple(f.name for f in fields(Receipt))
 
 def receipt_signer(receipt: Mapping[str, Any]) -> str:
     """The address that signed a receipt in its wire form (as a requester or an auditor checks it).
-    Raises :class:`InvalidReceipt` when there is no signature or it recovers no address."""
+    Raises :class:`InvalidReceipt` when there is no signature, it is not 0x and 65 bytes ``r ‖ s ‖ v``
+    with v 27/28 and a low ``s``, or it recovers no address."""
     body = {k: v for k, v in receipt.items() if k != "signature"}
     try:
-        return Account.recover_message(encode_defunct(primitive=canonical_hash(body)), signature=receipt["signature"])
+        signature = receipt["signature"]
+        _check_signature_form(signature)
+        return Account.recover_message(encode_defunct(primitive=canonical_hash(body)), signature=signature)
     except (KeyError, ValueError, TypeError, BadSignature, ValidationError) as exc:
-        raise InvalidReceipt(f"the receipt's signature recovers no address: {type(exc).__name__}") from None
+        raise InvalidReceipt(f"the receipt's signature recovers no address: {type(exc).__name__}: {exc}") from None
+
+
+def _check_signature_form(signature: Any) -> None:
+    """``ValueError`` unless ``signature`` is ``0x`` + 130 hex digits of ``r ‖ s ‖ v`` with 0 < r < n,
+    0 < s <= n/2 and v 27 or 28 (the one form the oracle signs in)."""
+    if not isinstance(signature, str) or len(signature) != 132 or signature[:2] != "0x":
+        raise ValueError("the signature is not 0x and 65 bytes of hex")
+    raw = bytes.fromhex(signature[2:])
+    r, s, v = int.from_bytes(raw[:32], "big"), int.from_bytes(raw[32:64], "big"), raw[64]
+    if v not in (27, 28):
+        raise ValueError(f"the signature's v is {v}, not 27 or 28")
+    if not 0 < r < SECP256K1_N or not 0 < s <= SECP256K1_HALF_N:
+        raise ValueError("the signature's r or s is out of range, or s is in the upper half of the curve order (malleable)")

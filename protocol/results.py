@@ -18,6 +18,7 @@ import time
 
 from eth_account import Account
 from eth_account.messages import encode_defunct
+from eth_keys.exceptions import BadSignature, ValidationError
 from eth_utils import to_canonical_address
 
 from ledger.keys import Signer
@@ -65,9 +66,10 @@ def result_requester(header: str, request_id: int, *, now: float | None = None) 
     scheme, _, value = header.partition(" ")
     stamp, _, signature = value.partition(":")
     now = time.time() if now is None else now
-    if scheme != RESULT_AUTH_SCHEME or not stamp.isdigit() or abs(now - int(stamp)) > RESULT_AUTH_WINDOW:
+    # ASCII digits only: str.isdigit() also takes '²' and other digits int() refuses (a 500, not a 401)
+    if scheme != RESULT_AUTH_SCHEME or not (stamp.isascii() and stamp.isdigit()) or abs(now - int(stamp)) > RESULT_AUTH_WINDOW:
         return None
     try:
         return Account.recover_message(encode_defunct(text=result_auth_message(request_id, int(stamp))), signature=signature)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, IndexError, BadSignature, ValidationError):  # e.g. an empty or short signature
         return None
