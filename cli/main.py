@@ -1,10 +1,11 @@
 """``govshare``: the command line: ``compile``, ``keys new``, ``chain status``, ``oracle serve``, ``oracle export``, ``api serve``, ``demo``.
 
 Exit codes: 0 success, 1 a refusal or verification failure, 2 a usage error (a missing keystore
-password included), 3 the chain (or a department's oracle) is unreachable.
+password included), 3 the chain (or a department's oracle) is unreachable; ``consortium apply``
+also 4 (the plan is not fully applied: what is left needs others' keys).
 
 Also ``deploy`` (``cli.commands.deploy``), ``devnet start|stop|status``, ``dept ...``,
-``dataset ...``, ``grant ...``, ``query`` and ``audit ...`` (``cli.commands.*``): each of those modules
+``consortium apply``, ``dataset ...``, ``grant ...``, ``query`` and ``audit ...`` (``cli.commands.*``): each of those modules
 registers its parser and keeps its handlers, importing the heavy parts only when a handler runs.
 How they find the chain, the manifest and the acting key: ``cli.context``.
 """
@@ -168,9 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=str(Path(".devnet") / "demo"), help="where the demo chain keeps its state")
     p.set_defaults(handler=_cmd_demo)
 
-    from cli.commands import audit, dataset, dept, devnet, grant, query
+    from cli.commands import audit, consortium, dataset, dept, devnet, grant, query
 
-    for group in (devnet, dept, dataset, grant, query, audit):
+    for group in (devnet, dept, consortium, dataset, grant, query, audit):
         group.register(commands)
     return parser
 

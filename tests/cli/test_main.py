@@ -107,7 +107,8 @@ def test_a_missing_password_is_a_usage_error(accounts: list[Signer], tmp_path: P
     assert out.returncode == 2 and "no keystore password" in out.stderr, out.stderr
 
 
-@pytest.mark.parametrize("command", [["deploy", "--help"], ["chain", "status", "--help"], ["keys", "new", "--help"], ["compile", "--help"]])
+@pytest.mark.parametrize("command", [["deploy", "--help"], ["chain", "status", "--help"], ["keys", "new", "--help"], ["compile", "--help"],
+                                     ["consortium", "apply", "--help"]])
 def test_every_command_has_help(command: list[str]) -> None:
     out = govshare(*command)
     assert out.returncode == 0 and "usage: govshare" in out.stdout
