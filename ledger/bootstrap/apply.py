@@ -110,9 +110,9 @@ def apply_plan(
 ) -> ApplyReport:
     """Make the changes that bring the registry to ``plan`` that ``signers`` may make (none with
     ``dry_run``: then ``planned`` lists what the plan needs). ``progress`` is told what each key
-    may do, then each change as it is made (one line each). Raises :class:`PlanConflict` before sending anything if the plan conflicts with the
-    chain, and a contract's refusal (:class:`ledger.errors.ContractRevert`, by name) should the
-    chain change under the run."""
+    may do, then each change as it is made (one line each). Raises :class:`PlanConflict` before
+    sending anything if the plan conflicts with the chain, and a contract's refusal
+    (:class:`ledger.errors.ContractRevert`, by name) should the chain change under the run."""
     registry = consortium.registry
     state = read_state(registry, plan)
     changes = diff(plan, state)
@@ -166,7 +166,8 @@ class _Run:
                  report: ApplyReport, progress: Callable[[str], None]) -> None:
         self.registry = registry
         self.signers = signers
-        self.open = {p.vote: p.id for p in reversed(state.open_proposals) if p.vote is not None}  # the oldest wins
+        # the open proposals by effect; of two with the same effect, the older (newest come first)
+        self.open = {p.vote: p.id for p in state.open_proposals if p.vote is not None}
         self.report = report
         self.progress = progress
         self.pending: dict[str, int] = {}  # department code -> the open proposal admitting it
