@@ -37,6 +37,7 @@ __all__ = [
     "ENV_MANIFEST",
     "ENV_RPC",
     "ENV_RPC_CA_FILE",
+    "EXIT_INCOMPLETE",
     "EXIT_OK",
     "EXIT_REFUSED",
     "EXIT_UNREACHABLE",
@@ -55,6 +56,8 @@ __all__ = [
 
 #: 0 success, 1 a refusal or failed verification, 2 a usage error, 3 the chain (or a department's oracle) is unreachable.
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
+#: ``consortium apply``: what the keys given could do is done, but the chain is not yet in the plan's state.
+EXIT_INCOMPLETE = 4
 
 ENV_RPC = "GOVSHARE_RPC"
 ENV_MANIFEST = "GOVSHARE_MANIFEST"

@@ -1,10 +1,11 @@
-"""``govshare``: the command line: ``compile``, ``keys new``, ``deploy``, ``chain status``, ``oracle serve``, ``oracle export``, ``api serve``, ``demo``.
+"""``govshare``: the command line: ``compile``, ``keys new``, ``chain status``, ``oracle serve``, ``oracle export``, ``api serve``, ``demo``.
 
-Exit codes: 0 success, 1 a refusal or verification failure, 2 a usage error, 3 the chain (or a
-department's oracle) is unreachable.
+Exit codes: 0 success, 1 a refusal or verification failure, 2 a usage error (a missing keystore
+password included), 3 the chain (or a department's oracle) is unreachable; ``consortium apply``
+also 4 (the plan is not fully applied: what is left needs others' keys).
 
-Also ``devnet start|stop|status`` (``cli_devnet``), ``dept ...`` (``cli_dept``), ``dataset ...``
-(``cli_dataset``), ``grant ...`` (``cli_grant``), ``query`` (``cli_query``) and ``audit ...`` (``cli_audit``): each of those modules
+Also ``deploy`` (``cli.commands.deploy``), ``devnet start|stop|status``, ``dept ...``,
+``consortium apply``, ``dataset ...``, ``grant ...``, ``query`` and ``audit ...`` (``cli.commands.*``): each of those modules
 registers its parser and keeps its handlers, importing the heavy parts only when a handler runs.
 How they find the chain, the manifest and the acting key: ``cli.context``.
 """
@@ -28,7 +29,7 @@ from cli.context import (
     ServiceUnreachable,
     add_connection_options,
 )
-from ledger.errors import ChainUnavailable, LedgerError
+from ledger.errors import ChainUnavailable, LedgerError, PasswordUnavailable
 
 
 def _emit(args: argparse.Namespace, data: dict[str, Any], human: Callable[[], str]) -> None:
@@ -58,26 +59,6 @@ def _cmd_keys_new(args: argparse.Namespace) -> int:
     signer = generate_signer()
     path = save_keystore(signer, Path(args.out), password)
     _emit(args, {"address": signer.address, "keystore": str(path)}, lambda: f"new account {signer.address} in {path}")
-    return EXIT_OK
-
-
-def _cmd_deploy(args: argparse.Namespace) -> int:
-    from ledger.chain import Chain
-    from cli.context import ENV_RPC_CA_FILE, rpc_ca_file
-    from ledger.compiler import compile_contracts
-    from ledger.deployment import DEFAULT_MANIFEST_DIR, deploy_consortium
-    from ledger.keys import load_keystore, read_password
-
-    ca_file = rpc_ca_file(args.rpc_ca_file or os.environ.get(ENV_RPC_CA_FILE) or None, args.rpc)  # before the password
-    signer = load_keystore(Path(args.key_file), read_password(args.password_file))
-    committee = args.committee or [signer.address]
-    chain = Chain(args.rpc, ca_file=ca_file)
-    deployment = deploy_consortium(chain, signer, committee, args.threshold)
-    path = deployment.save(Path(args.manifest_dir) if args.manifest_dir else DEFAULT_MANIFEST_DIR, compile_contracts())
-    _emit(args, {"manifest": str(path), **json.loads(deployment.to_json())}, lambda: "\n".join(
-        [f"deployed on chain {deployment.chain_id} at block {deployment.deployment_block}; manifest {path}"]
-        + [f"  {name:<20} {address}" for name, address in deployment.addresses.items()]
-    ))
     return EXIT_OK
 
 
@@ -155,17 +136,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--password-file", help="file holding the password (default: $GOVSHARE_KEY_PASSWORD)")
     p.set_defaults(handler=_cmd_keys_new)
 
-    p = commands.add_parser("deploy", help="deploy the consortium contracts and write deployments/<chain-id>.json")
-    p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
-    p.add_argument("--rpc-ca-file", metavar="FILE",
-                   help="PEM certificate authorities trusted for an https node (default: $GOVSHARE_RPC_CA_FILE, else the system's)")
-    p.add_argument("--key-file", required=True, help="encrypted keystore of the deploying account")
-    p.add_argument("--password-file", help="file holding the keystore password (default: $GOVSHARE_KEY_PASSWORD)")
-    p.add_argument("--committee", nargs="+", metavar="ADDRESS", help="founding committee (default: the deployer)")
-    p.add_argument("--threshold", type=int, default=1, help="approvals a proposal needs (default 1)")
-    p.add_argument("--manifest-dir", default=None,
-                   help="where to write the manifest (default: the deployments/ folder every command reads it from)")
-    p.set_defaults(handler=_cmd_deploy)
+    from cli.commands import deploy
+
+    deploy.register(commands)
 
     chain = commands.add_parser("chain", help="inspect a deployment").add_subparsers(dest="chain_command", required=True, metavar="ACTION")
     p = chain.add_parser("status", help="chain id, block, committee and departments")
@@ -196,22 +169,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir", default=str(Path(".devnet") / "demo"), help="where the demo chain keeps its state")
     p.set_defaults(handler=_cmd_demo)
 
-    from cli.commands import audit, dataset, dept, devnet, grant, query
+    from cli.commands import audit, consortium, dataset, dept, devnet, grant, query
 
-    for group in (devnet, dept, dataset, grant, query, audit):
+    for group in (devnet, dept, consortium, dataset, grant, query, audit):
         group.register(commands)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    return run(parser, parser.parse_args(argv))
+
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
+    """Run the parsed command's handler and map what it raises to the exit codes (also for the
+    scripts in ``scripts/`` that run a command's handler under a parser of their own)."""
     try:
         return args.handler(args)
     except BrokenPipeError:  # the reader went away (`| head`): stop quietly
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return EXIT_REFUSED
-    except CliUsageError as exc:
+    except (CliUsageError, PasswordUnavailable) as exc:
         print(f"{parser.prog}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except (ChainUnavailable, ServiceUnreachable) as exc:

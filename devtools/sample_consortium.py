@@ -2,7 +2,9 @@
 (two must approve) and four departments admitted by committee vote.
 
 Accounts are indices into ganache's deterministic dev accounts (:func:`devtools.devnet.dev_accounts`):
-public test keys from a published mnemonic, never for a real chain.
+public test keys from a published mnemonic, never for a real chain. :func:`sample_plan` is the same
+consortium as a bootstrap plan (:mod:`ledger.bootstrap`); ``scripts/examples/consortium.toml`` is it
+written out, with oracle URLs.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from ledger.bootstrap import CommitteePlan, DepartmentPlan, Plan, apply_plan
 from ledger.deployment import Consortium
 from ledger.keys import Signer
-from ledger.contracts.registry import AccountRole, Role
+from ledger.contracts.registry import AccountRole
 
 __all__ = [
     "OUTSIDER",
@@ -22,6 +25,7 @@ __all__ = [
     "SampleDepartment",
     "admit_department",
     "admit_sample_departments",
+    "sample_plan",
 ]
 
 
@@ -70,13 +74,27 @@ def admit_department(
     return int(registry.event(result, "DepartmentAdmitted").args["deptId"])
 
 
+def sample_plan(accounts: Sequence[Signer], *, committee: bool = True) -> Plan:
+    """:data:`SAMPLE_DEPARTMENTS` (and, with ``committee``, :data:`SAMPLE_COMMITTEE` and
+    :data:`SAMPLE_THRESHOLD`) as a bootstrap plan, ``accounts`` being the dev accounts by index."""
+    departments = tuple(
+        DepartmentPlan(code=d.code, name=d.name, audit_office=d.audit_office, operators=(accounts[d.operator].address,),
+                       oracles=(accounts[d.oracle].address,),
+                       auditors=() if d.auditor is None else (accounts[d.auditor].address,))
+        for d in SAMPLE_DEPARTMENTS
+    )
+    members = CommitteePlan(tuple(accounts[i].address for i in SAMPLE_COMMITTEE), SAMPLE_THRESHOLD) if committee else None
+    return Plan(members, departments, "the sample consortium")
+
+
 def admit_sample_departments(consortium: Consortium, committee: Sequence[Signer], accounts: Sequence[Signer]) -> dict[str, int]:
     """Admit :data:`SAMPLE_DEPARTMENTS` by committee vote, each with its operator, oracle (and auditor)
-    from ``accounts`` (the dev accounts, by index); the department ids by code."""
-    ids = {}
-    for dept in SAMPLE_DEPARTMENTS:
-        roles = [AccountRole(accounts[dept.operator].address, Role.OPERATOR), AccountRole(accounts[dept.oracle].address, Role.ORACLE)]
-        if dept.auditor is not None:
-            roles.append(AccountRole(accounts[dept.auditor].address, Role.AUDITOR))
-        ids[dept.code] = admit_department(consortium, committee, dept.name, dept.code, roles, audit_office=dept.audit_office)
-    return ids
+    from ``accounts`` (the dev accounts, by index); the department ids by code. Each admission is one
+    proposal: ``committee[0]`` proposes, the next members approve up to the threshold, ``committee[0]``
+    executes (:func:`ledger.bootstrap.apply_plan`; departments already admitted are left as they are).
+
+    Precondition: ``committee`` holds at least ``threshold()`` current committee members."""
+    report = apply_plan(consortium, sample_plan(accounts, committee=False), committee)
+    if not report.converged:
+        raise RuntimeError(f"the sample departments were not all admitted: {[t.what for t in report.todo]}")
+    return {d.code: consortium.registry.department_by_code(d.code).id for d in SAMPLE_DEPARTMENTS}

@@ -7,6 +7,10 @@ the chain holds at each address (which embeds the constructor's immutables), che
 Beside it, for integrators in any language, ``deployments/<chain-id>.contracts.json``: the chain id
 and, per contract, its address and ABI (``{"chainId": N, "contracts": {"AuditLog": {"address":
 "0x…", "abi": [...]}, ...}}``, the shape of hardhat-deploy's export), written with the manifest.
+
+:func:`deploy_or_verify` is what ``govshare deploy`` and ``scripts/deploy.py`` run: it deploys only
+when the manifest directory has no manifest for the chain (or when told to deploy anew), and
+otherwise checks the chain against the manifest (:func:`verify_deployment`) without sending anything.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Literal, Sequence
 
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
@@ -25,7 +29,7 @@ from ledger.contracts.audit_log import AuditLogClient
 from ledger.contracts.catalog import DataCatalogClient
 from ledger.chain import Chain
 from ledger.compiler import DEPLOYABLE, PROJECT_ROOT, CompilationResult, compile_contracts
-from ledger.errors import ManifestError
+from ledger.errors import ContractRevert, ManifestError
 from ledger.events import EventDecoder
 from ledger.contracts.grants import AccessGrantsClient
 from ledger.keys import Signer
@@ -51,7 +55,10 @@ class Deployment:
     format: int = field(default=MANIFEST_FORMAT)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+        return json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n"
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
     @classmethod
     def from_json(cls, text: str) -> Deployment:
@@ -179,6 +186,161 @@ def deploy_consortium(
         runtime_code_sha256={name: _code_sha256(chain, address) for name, address in addresses.items()},
         deployed_at=int(time.time()),
     )
+
+
+#: Each contract's immutable references to the others: (contract, getter, the contract it must name).
+WIRING = (
+    ("DataCatalog", "i_registry", "ConsortiumRegistry"),
+    ("AccessGrants", "i_registry", "ConsortiumRegistry"),
+    ("AccessGrants", "i_catalog", "DataCatalog"),
+    ("AccessGrants", "auditLog", "AuditLog"),
+    ("AuditLog", "i_registry", "ConsortiumRegistry"),
+    ("AuditLog", "i_catalog", "DataCatalog"),
+    ("AuditLog", "i_grants", "AccessGrants"),
+    ("QueryRequests", "i_registry", "ConsortiumRegistry"),
+    ("QueryRequests", "i_grants", "AccessGrants"),
+)
+
+
+def verify_deployment(
+    chain: Chain,
+    deployment: Deployment,
+    compilation: CompilationResult,
+    *,
+    committee: Sequence[str] | None = None,
+    threshold: int | None = None,
+) -> list[str]:
+    """What does not match between the chain and ``deployment`` (empty: it matches). Sends nothing.
+
+    Checked: the manifest is for this chain; it was compiled by this checkout's compiler version
+    and its creation bytecode is what this checkout compiles (the contracts did not change since);
+    the code at every address is the code the manifest names; the contracts name each other as the
+    manifest does (:data:`WIRING`); and, when given, the committee (as a set) and the threshold on
+    chain are these. (The committee and threshold may since have changed by vote: asking for the
+    founding ones after such a vote reports a mismatch, as it should.)"""
+    if deployment.chain_id != chain.chain_id:
+        return [f"the manifest is for chain {deployment.chain_id}, the node is chain {chain.chain_id}"]
+    problems = []
+    version = deployment.compiler.get("version")
+    if version != compilation.version:
+        problems.append(f"the manifest's contracts were compiled by solc {version}, this checkout compiles with "
+                        f"solc {compilation.version}")
+    for name in DEPLOYABLE:
+        compiled = "0x" + hashlib.sha256(compilation[name].bytecode).hexdigest()
+        named = deployment.creation_bytecode_sha256.get(name)
+        if named != compiled:
+            problems.append(f"{name}: the manifest's creation bytecode (sha256 {named}) is not what this checkout "
+                            f"compiles ({compiled}): the contract changed since it was deployed")
+    code_ok = True
+    for name in DEPLOYABLE:
+        address = deployment.addresses[name]
+        code = chain.code_at(address)
+        named = deployment.runtime_code_sha256.get(name)
+        if not code:
+            problems.append(f"{name}: there is no code at {address} (the manifest names {named})")
+            code_ok = False
+        elif (actual := "0x" + hashlib.sha256(code).hexdigest()) != named:
+            problems.append(f"{name}: the code at {address} (sha256 {actual}) is not the code the manifest names ({named})")
+            code_ok = False
+    if not code_ok:
+        return problems  # calling into code that is not ours would tell nothing
+    chain.use_errors_of(compilation.all_abis())
+    for name, getter, target in WIRING:
+        contract = chain.w3.eth.contract(address=deployment.addresses[name], abi=compilation.abi_of(name))
+        try:
+            named = to_checksum_address(chain.call(contract.functions[getter]()))
+        except ContractRevert as exc:
+            problems.append(f"{name}.{getter}() reverted: {exc}")
+            continue
+        if named != deployment.addresses[target]:
+            problems.append(f"{name} at {deployment.addresses[name]} is bound to {target} {named}, "
+                            f"not the manifest's {deployment.addresses[target]}")
+    registry = ConsortiumRegistryClient(chain, deployment.addresses["ConsortiumRegistry"],
+                                        compilation.abi_of("ConsortiumRegistry"), EventDecoder(compilation.all_abis()))
+    if committee is not None:
+        on_chain = registry.committee()
+        asked = [to_checksum_address(a) for a in committee]
+        if set(on_chain) != set(asked):
+            problems.append(f"the committee on chain is {', '.join(on_chain) or 'empty'}; asked for {', '.join(asked)}")
+    if threshold is not None and (on_chain_threshold := registry.threshold()) != threshold:
+        problems.append(f"the threshold on chain is {on_chain_threshold}; asked for {threshold}")
+    return problems
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    """What :func:`deploy_or_verify` did: ``deployed``, ``verified`` (nothing sent), or ``mismatch``
+    (nothing sent; ``reasons`` lists every difference)."""
+
+    status: Literal["deployed", "verified", "mismatch"]
+    manifest: Path
+    deployment: Deployment | None  # None when the manifest could not be read
+    reasons: tuple[str, ...]
+    superseded: Path | None = None  # --force-new: where the previous manifest was moved
+    export_written: bool = False  # the contracts export was (re)written
+
+    @property
+    def ok(self) -> bool:
+        return self.status != "mismatch"
+
+
+def deploy_or_verify(
+    chain: Chain,
+    deployer: Signer,
+    manifest_dir: Path = DEFAULT_MANIFEST_DIR,
+    *,
+    committee: Sequence[str] | None = None,
+    threshold: int | None = None,
+    force_new: bool = False,
+    compilation: CompilationResult | None = None,
+) -> DeployResult:
+    """Deploy unless ``manifest_dir`` already has a manifest for the chain; then verify it instead.
+
+    * No manifest ``<chain-id>.json`` in ``manifest_dir`` (or ``force_new``): deploy with the
+      ``committee`` (default: the deployer alone) and ``threshold`` (default 1), then write the
+      manifest and the contracts export. With ``force_new`` an existing manifest and export are
+      first moved aside to ``<chain-id>.superseded-block-<N>[.contracts].json`` (N: the new
+      deployment's first block), never lost.
+    * A manifest: :func:`verify_deployment`, comparing the committee and threshold only when given.
+      No transaction is sent either way; ``verified`` rewrites the contracts export only if it is
+      missing or differs (it is derived from the manifest and the compilation), ``mismatch``
+      writes nothing. An unreadable manifest is a mismatch too.
+    """
+    compilation = compilation or compile_contracts()
+    manifest_dir = Path(manifest_dir)
+    path = manifest_dir / f"{chain.chain_id}.json"
+    export_path = manifest_dir / f"{chain.chain_id}.contracts.json"
+    if path.exists() and not force_new:
+        try:
+            existing = Deployment.load(path)
+        except ManifestError as exc:
+            return DeployResult("mismatch", path, None, (str(exc),))
+        problems = verify_deployment(chain, existing, compilation, committee=committee, threshold=threshold)
+        if problems:
+            return DeployResult("mismatch", path, existing, tuple(problems))
+        export = json.dumps(existing.contracts_export(compilation), indent=2, sort_keys=True) + "\n"
+        written = not export_path.is_file() or export_path.read_text() != export
+        if written:
+            _write_atomically(export_path, export)
+        checked = ["the manifest is for this chain", f"compiled by solc {compilation.version} from the same creation "
+                   "bytecode as this checkout", f"the code at all {len(existing.addresses)} addresses is the code it names",
+                   "the contracts are bound to each other as it says"]
+        if committee is not None:
+            checked.append(f"the committee is the {len(committee)} member(s) asked for")
+        if threshold is not None:
+            checked.append(f"the threshold is {threshold}")
+        return DeployResult("verified", path, existing, tuple(checked), export_written=written)
+    reason = ("deployed anew as asked (--force-new)" if path.exists()
+              else f"no manifest for chain {chain.chain_id} in {manifest_dir}")
+    deployment = deploy_consortium(chain, deployer, committee or [deployer.address], threshold or 1, compilation)
+    superseded = None
+    if path.exists():
+        superseded = manifest_dir / f"{chain.chain_id}.superseded-block-{deployment.deployment_block}.json"
+        path.replace(superseded)
+        if export_path.exists():
+            export_path.replace(superseded.with_name(superseded.name.replace(".json", ".contracts.json")))
+    deployment.save(manifest_dir, compilation)
+    return DeployResult("deployed", path, deployment, (reason,), superseded=superseded, export_written=True)
 
 
 def _code_sha256(chain: Chain, address: str) -> str:

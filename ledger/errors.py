@@ -25,6 +25,11 @@ class KeystoreError(LedgerError):
     """A keystore file could not be read, written or decrypted."""
 
 
+class PasswordUnavailable(KeystoreError):
+    """No keystore password was given (no password file, no ``$GOVSHARE_KEY_PASSWORD``), or the
+    password file named cannot be read or is empty: a usage error, not a wrong password."""
+
+
 class ChainUnavailable(LedgerError, ConnectionError):
     """The JSON-RPC endpoint could not be reached."""
 

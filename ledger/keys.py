@@ -22,7 +22,7 @@ from eth_account.messages import SignableMessage
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_same_address
 
-from ledger.errors import KeystoreError
+from ledger.errors import KeystoreError, PasswordUnavailable
 from ledger.hashing import keccak
 
 __all__ = [
@@ -225,30 +225,30 @@ def read_password(path: str | os.PathLike[str] | None = None, *, environ: Mappin
 
     A password file's single trailing newline (``\\n`` or ``\\r\\n``) is removed, nothing else.
     Pass the *path* on the command line, never the password. ``environ`` defaults to ``os.environ``.
-    Raises :class:`KeystoreError` when the file cannot be read, or no password is found, or it is
-    empty.
+    Raises :class:`ledger.errors.PasswordUnavailable` (a :class:`KeystoreError`) when the file cannot
+    be read, or no password is found, or it is empty.
     """
     if path is not None:
         path = Path(path)
         try:
             password = path.read_text(encoding="utf-8")
         except OSError as exc:
-            raise KeystoreError(
+            raise PasswordUnavailable(
                 f"cannot read password file {path}: {exc.strerror or type(exc).__name__}"
             ) from None
         except UnicodeDecodeError:
-            raise KeystoreError(f"password file {path} is not UTF-8") from None
+            raise PasswordUnavailable(f"password file {path} is not UTF-8") from None
         if password.endswith("\r\n"):
             password = password[:-2]
         elif password.endswith("\n"):
             password = password[:-1]
         if not password:
-            raise KeystoreError(f"password file {path} is empty")
+            raise PasswordUnavailable(f"password file {path} is empty")
         return password
     env = os.environ if environ is None else environ
     password = env.get(PASSWORD_ENV_VAR)
     if not password:
-        raise KeystoreError(f"no keystore password: give a password file or set {PASSWORD_ENV_VAR}")
+        raise PasswordUnavailable(f"no keystore password: give a password file or set {PASSWORD_ENV_VAR}")
     return password
 
 

@@ -59,6 +59,15 @@ def test_deploy_then_status(ganache: GanacheNode, accounts: list[Signer], tmp_pa
     assert manifest == tmp_path / "deployments" / "1337.json"
     assert set(result["addresses"]) == {"ConsortiumRegistry", "DataCatalog", "AccessGrants", "AuditLog", "QueryRequests"}
     assert accounts[20].account.key.hex() not in out.stdout + out.stderr
+    assert result["status"] == "deployed"
+
+    again = govshare(
+        "deploy", "--rpc", ganache.url, "--key-file", str(key_file), "--json",
+        "--committee", *members, "--threshold", "2", "--manifest-dir", str(tmp_path / "deployments"),
+    )
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["status"] == "verified"  # the same deployment: nothing sent
+    assert json.loads(again.stdout)["addresses"] == result["addresses"]
 
     status = govshare("--json", "chain", "status", "--rpc", ganache.url, "--manifest", str(manifest))
     assert status.returncode == 0, status.stderr
@@ -92,7 +101,14 @@ def test_usage_error_exits_2() -> None:
     assert "--rpc" in out.stderr
 
 
-@pytest.mark.parametrize("command", [["deploy", "--help"], ["chain", "status", "--help"], ["keys", "new", "--help"], ["compile", "--help"]])
+def test_a_missing_password_is_a_usage_error(accounts: list[Signer], tmp_path: Path, ganache: GanacheNode) -> None:
+    key_file = save_keystore(accounts[22], tmp_path / "k.json", PASSWORD, iterations=2)
+    out = govshare("deploy", "--rpc", ganache.url, "--key-file", str(key_file), password=None)
+    assert out.returncode == 2 and "no keystore password" in out.stderr, out.stderr
+
+
+@pytest.mark.parametrize("command", [["deploy", "--help"], ["chain", "status", "--help"], ["keys", "new", "--help"], ["compile", "--help"],
+                                     ["consortium", "apply", "--help"]])
 def test_every_command_has_help(command: list[str]) -> None:
     out = govshare(*command)
     assert out.returncode == 0 and "usage: govshare" in out.stdout

@@ -8,6 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from eth_utils import to_checksum_address
 
 from ledger.chain import Chain
 from ledger.compiler import DEPLOYABLE, CompilationResult
@@ -99,3 +100,42 @@ def test_threshold_above_committee_fails_deployment(chain: Chain, accounts: list
         deploy_consortium(chain, accounts[0], [accounts[0].address], 2, compilation)
     assert err.value.name == "GovernanceThresholdOutOfRange"
     assert err.value.args == {"threshold": 2, "committeeSize": 1}
+
+
+def test_deploy_or_verify_deploys_once_then_verifies_without_sending(
+    chain: Chain, accounts: list[Signer], compilation: CompilationResult, tmp_path: Path
+) -> None:
+    from ledger.deployment import deploy_or_verify
+
+    committee = [a.address for a in accounts[:3]]
+    first = deploy_or_verify(chain, accounts[0], tmp_path, committee=committee, threshold=2, compilation=compilation)
+    assert (first.status, first.ok, first.export_written) == ("deployed", True, True)
+    assert first.manifest == tmp_path / "1337.json" and Deployment.load(first.manifest) == first.deployment
+    head = chain.block_number()
+    again = deploy_or_verify(chain, accounts[0], tmp_path, committee=list(reversed(committee)), threshold=2, compilation=compilation)
+    assert (again.status, again.deployment, again.export_written) == ("verified", first.deployment, False)
+    assert "the threshold is 2" in again.reasons
+    other = deploy_or_verify(chain, accounts[5], tmp_path, committee=committee[:2], threshold=3, compilation=compilation)
+    assert other.status == "mismatch" and not other.ok
+    assert other.reasons == (f"the committee on chain is {', '.join(committee)}; asked for {', '.join(committee[:2])}",
+                             "the threshold on chain is 2; asked for 3")
+    assert chain.block_number() == head
+
+
+def test_verify_deployment_names_every_difference(consortium: Consortium, template) -> None:
+    from ledger.deployment import verify_deployment
+
+    d = consortium.deployment
+    assert verify_deployment(consortium.chain, d, consortium.compilation, committee=consortium.registry.committee(), threshold=2) == []
+    swapped = replace(d, addresses={**d.addresses, "AuditLog": template.populated.addresses["AuditLog"]},
+                      runtime_code_sha256={**d.runtime_code_sha256, "AuditLog": template.populated.runtime_code_sha256["AuditLog"]})
+    problems = verify_deployment(consortium.chain, swapped, consortium.compilation)  # another deployment's audit log
+    other = template.populated.addresses
+    assert problems == [
+        f"AccessGrants at {d.addresses['AccessGrants']} is bound to AuditLog {d.addresses['AuditLog']}, not the manifest's {other['AuditLog']}",
+        *(f"AuditLog at {other['AuditLog']} is bound to {name} {other[name]}, not the manifest's {d.addresses[name]}"
+          for name in ("ConsortiumRegistry", "DataCatalog", "AccessGrants")),
+    ]
+    empty = replace(d, addresses={**d.addresses, "QueryRequests": to_checksum_address("0x" + "ab" * 20)})
+    assert verify_deployment(consortium.chain, empty, consortium.compilation) == [
+        f"QueryRequests: there is no code at {empty.addresses['QueryRequests']} (the manifest names {d.runtime_code_sha256['QueryRequests']})"]
