@@ -156,7 +156,8 @@ def test_answers_reaching_the_outbox_together_are_written_in_one_transaction(
 
     answers = loop.run(all_at_once())
     assert sorted(a.status for a in answers) == [200] * 19 + [409]
-    assert answers[-1].reason_name == "NONCE_REPLAYED"
+    # whichever of the two copies reaches the outbox second is the replay (they race through the relay)
+    assert sorted([answers[7].reason_name or "", answers[-1].reason_name or ""]) == ["", "NONCE_REPLAYED"]
     # twenty served writes tried in groups, and the replay's denial record (Outbox.record writes through record_many too)
     assert max(groups) > 1 and sum(groups) == 21, groups
     sequences = sorted(a.receipt.sequence for a in answers)
