@@ -3,8 +3,10 @@
 The app holds one :class:`api.deps.ApiContext` (settings, the keys it acts with, the chain connected
 on first use), maps every error to an RFC 9457 problem once (``api.errors``), refuses bodies over
 ``max_body_bytes`` with a 413 problem before any route sees them, and includes the routers listed in
-``api.routes.ROUTERS``. OpenAPI is served at ``/openapi.json`` and ``/docs``; ``GET /v1/health`` needs
-no credentials.
+``api.routes.ROUTERS``. OpenAPI is served at ``/openapi.json`` and ``/docs``: Swagger UI from the assets
+the ``fastapi-offline`` package ships (under ``/docs/assets/``), not from a CDN, so that the page works
+on a government network without internet (ReDoc stays off). ``GET /v1/health`` needs
+no credentials, nor does ``GET /metrics`` by default (Prometheus metrics, ``api.metrics``).
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.auth import ReplayGuard, TokenTable
 from api.deps import ApiContext, ContextDep, load_signers, signer_map
 from api.errors import install_problem_handlers, problem_response
+from api.metrics import ApiMetrics, install_metrics
 from api.routes import ROUTERS
 from api.schemas import HealthPublic
 from api.settings import ApiSettings
@@ -38,6 +42,10 @@ Authenticate with `Authorization: Bearer <token>` (a token bound to an account i
 settings) or a signed request (`X-Govshare-Account`, `X-Govshare-Timestamp`, `X-Govshare-Signature`:
 EIP-191 signature of `govshare-api-request-v1\\n{METHOD}\\n{path?query}\\n{sha256(body) hex}\\n{timestamp}`).
 Every error is an RFC 9457 problem (`application/problem+json`)."""
+
+
+#: Where Swagger UI's script, stylesheet and icon are served from (the API's own origin).
+DOCS_ASSETS = "/docs/assets"
 
 
 class BodySizeLimit:
@@ -92,12 +100,14 @@ def create_app(settings: ApiSettings, *, consortium: Consortium | None = None,
     ``settings.rpc_url``/``manifest``); ``signers``: the keys to act with (else decrypted from
     ``settings.keystores``; tests pass dev keys)."""
     held = signer_map(load_signers(settings) if signers is None else signers)
-    context = ApiContext(settings, held, TokenTable(settings.tokens), ReplayGuard(), _consortium=consortium)
-    app = FastAPI(title="govshare API", version="1", description=DESCRIPTION, openapi_url="/openapi.json",
-                  docs_url="/docs", redoc_url=None)
+    metrics = ApiMetrics()
+    context = ApiContext(settings, held, TokenTable(settings.tokens), ReplayGuard(), metrics, _consortium=consortium)
+    app = FastAPIOffline(title="govshare API", version="1", description=DESCRIPTION, openapi_url="/openapi.json",
+                         docs_url="/docs", redoc_url=None, static_url=DOCS_ASSETS)
     app.state.context = context
-    install_problem_handlers(app)
+    install_problem_handlers(app, on_chain_unavailable=metrics.chain_was_unavailable)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    install_metrics(app, metrics, settings)  # outside the size limit: its 413s are counted too
 
     @app.get("/v1/health", response_model=HealthPublic, tags=["service"], summary="Service and chain status")
     def health(context: ContextDep) -> HealthPublic:

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 from eth_utils import to_checksum_address
 from fastapi import Depends, Request
 
+from api.metrics import ApiMetrics
 from api.settings import ApiSettings
 from ledger.deployment import Consortium
 from ledger.keys import Signer, load_keystore, read_password
@@ -40,6 +41,7 @@ class ApiContext:
     signers: Mapping[str, Signer]  # by checksummed address
     tokens: TokenTable
     replays: ReplayGuard
+    metrics: ApiMetrics = field(default_factory=ApiMetrics)
     _consortium: Consortium | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fields: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False)

@@ -31,7 +31,7 @@ Starlette's ``HTTPException`` (404, 405...) its status
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -203,8 +203,9 @@ def _jsonable(value: Any) -> Any:
 
 # ---------------------------------------------------------------- the mapping, once
 
-def install_problem_handlers(app: FastAPI) -> None:
-    """Answer every error of ``app`` as an RFC 9457 problem (see the module's table)."""
+def install_problem_handlers(app: FastAPI, *, on_chain_unavailable: Callable[[], None] | None = None) -> None:
+    """Answer every error of ``app`` as an RFC 9457 problem (see the module's table);
+    ``on_chain_unavailable`` is called for each 503 for a chain that cannot be reached (a metric)."""
 
     def path(request: Request) -> str:
         return request.url.path
@@ -233,6 +234,8 @@ def install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(ChainUnavailable)
     async def chain_unavailable(request: Request, exc: ChainUnavailable) -> JSONResponse:
         log.warning("chain unreachable: %s", type(exc.__cause__ or exc).__name__)
+        if on_chain_unavailable is not None:
+            on_chain_unavailable()
         return problem_response(503, "chain-unavailable", "Chain unavailable",
                                 "the consortium chain's node cannot be reached; nothing was done, try again later",
                                 path(request), headers={"Retry-After": "5"})

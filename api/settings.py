@@ -18,6 +18,9 @@ this file.
 * ``index_path`` is the audit index's SQLite file (used by the audit routes).
 * ``rpc_ca_file`` (PEM) holds the certificate authorities trusted for an https ``rpc_url`` instead of
   the system's (a consortium's own CA).
+* ``metrics_enabled`` (default true) serves Prometheus metrics at ``/metrics`` without credentials
+  (counts and latencies, nothing personal: see ``api.metrics``); ``metrics_token_sha256``, the
+  SHA-256 of a bearer token (not an account's), makes ``/metrics`` ask for that token.
 
 Relative paths are relative to the TOML file's directory (or to the working directory without a
 file); ``~`` is expanded. Example: ``api/examples/samr-api.toml``.
@@ -123,6 +126,10 @@ class ApiSettings(BaseSettings):
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8800, ge=1, le=65535)
     development: bool = Field(default=False, description="allow placeholder tokens (never in production)")
+    metrics_enabled: bool = Field(default=True, description="serve Prometheus metrics at /metrics")
+    metrics_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$",
+                                             description="hex SHA-256 of the bearer token /metrics asks for "
+                                                         "(default: none asked)")
 
     @field_validator("keystores", mode="before")
     @classmethod
@@ -141,6 +148,11 @@ class ApiSettings(BaseSettings):
                 raise ValueError(f"oracle URL of {code} must start with http:// or https://")
         return {code.upper(): url.rstrip("/") for code, url in value.items()}
 
+    @field_validator("metrics_token_sha256")
+    @classmethod
+    def _lower_hash(cls, value: str | None) -> str | None:
+        return value.lower() if value is not None else None
+
     @model_validator(mode="after")
     def _check(self) -> ApiSettings:
         if not self.development:
@@ -148,6 +160,9 @@ class ApiSettings(BaseSettings):
                 if binding.sha256 in _PLACEHOLDER_HASHES:
                     raise ValueError(f"token {binding.label or binding.account} is a well-known placeholder; "
                                      "generate a random token (e.g. `openssl rand -hex 32`)")
+            if self.metrics_token_sha256 in _PLACEHOLDER_HASHES:
+                raise ValueError("metrics_token_sha256 is the hash of a well-known placeholder; "
+                                 "generate a random token (e.g. `openssl rand -hex 32`)")
         if len({b.sha256 for b in self.tokens}) != len(self.tokens):
             raise ValueError("two tokens have the same hash")
         base = _TOML_FILE.get()

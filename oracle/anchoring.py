@@ -78,7 +78,8 @@ class AnchoringSettings:
 
 class AnchoringProcess:
     """The answering process's handle on its anchoring process: the same surface as a batcher
-    thread to the rest of the oracle (``last_error``, ``anchored_batches``, :meth:`stop`)."""
+    thread to the rest of the oracle (``last_error``, ``anchored_batches``, ``failures``, :meth:`stop`).
+    The counts go on across anchoring processes (a new one starts counting from zero)."""
 
     def __init__(self, outbox: Outbox, signer: Signer, settings: AnchoringSettings, *,
                  restart_delay: float = 1.0, start_timeout: float = 120.0) -> None:
@@ -88,6 +89,8 @@ class AnchoringProcess:
         self.start_timeout = start_timeout
         self.last_error: str | None = None
         self.anchored_batches = 0
+        self.failures = 0
+        self._counted_before = (0, 0)  # (batches, failures) of the anchoring processes before this one
         self.process: subprocess.Popen[bytes] | None = None
         self.__key = bytes(signer.account.key)
         self._conn: Connection | None = None
@@ -132,6 +135,7 @@ class AnchoringProcess:
                 self._spawn()
             except OSError as exc:
                 self.last_error = f"cannot start the anchoring process: {exc}"
+                self.failures += 1
                 log.error("%s", self.last_error)
             else:
                 self._listen()
@@ -139,6 +143,7 @@ class AnchoringProcess:
                 if self._stopping:
                     break
                 self.last_error = f"the anchoring process exited (code {code}); starting another"
+                self.failures += 1
                 log.error("%s", self.last_error)
             time.sleep(self.restart_delay)
 
@@ -148,6 +153,7 @@ class AnchoringProcess:
             self.process = subprocess.Popen([sys.executable, "-m", "oracle.anchoring", str(theirs.fileno())],
                                             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         conn = Connection(ours.detach())
+        self._counted_before = (self.anchored_batches, self.failures)
         conn.send(("start", self.__key, self.settings))
         with self._send_lock:
             self._conn = conn
@@ -173,7 +179,8 @@ class AnchoringProcess:
                 except (sqlite3.Error, LedgerError) as exc:  # on chain all the same: the next reconciliation marks them
                     log.error("could not mark records %d..%d as anchored: %s", first, last, exc)
             elif kind == "status":
-                self.last_error, self.anchored_batches = message[1], message[2]
+                batches, failures = self._counted_before
+                self.last_error, self.anchored_batches, self.failures = message[1], batches + message[2], failures + message[3]
             elif kind == "ready":
                 self._ready.set()
         with self._send_lock:
@@ -264,7 +271,7 @@ class OutboxFile:
         process said meanwhile (while the chain is down the batcher never waits for work, and a
         stop must still be heard)."""
         try:
-            self._conn.send(("status", batcher.last_error, batcher.anchored_batches))
+            self._conn.send(("status", batcher.last_error, batcher.anchored_batches, batcher.failures))
         except OSError:
             self._parent_gone()
             return
@@ -298,6 +305,7 @@ def run_anchoring(conn: Connection) -> int:
             break
         except LedgerError as exc:
             batcher.last_error = f"cannot reconcile with the chain: {exc}"
+            batcher.failures += 1
             outbox.report(batcher)
             outbox.wait_for_work(settings.retry_delay)
             if outbox.parent_gone or batcher.stopping:

@@ -5,6 +5,7 @@
 ``GET  /v1/identity`` the oracle's address and public key (to encrypt parameters to it)
 ``GET  /v1/results/{request_id}`` the encrypted answer to an on-chain request, for its requester only
    (header ``Authorization: Govshare <unix time>:<EIP-191 signature of "govshare result <id> at <time>">``)
+``GET  /metrics``    Prometheus metrics (:mod:`oracle.metrics`); like ``/v1/health``, no credentials
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 import orjson
@@ -23,6 +25,7 @@ from pydantic import ValidationError
 from ledger.errors import LedgerError
 from oracle.anchoring import AnchoringProcess
 from oracle.batcher import Batcher
+from oracle.metrics import OracleMetrics
 from oracle.service import OracleService, QueryAnswer
 from protocol.query import SignedQuery
 from protocol.results import result_requester
@@ -43,12 +46,15 @@ class OracleHttpApp:
     the ASGI interface (the hot path: routing, dependency injection and middleware layers cost more
     CPU than the whole access check), on the event loop itself (:meth:`OracleService.answer_async`:
     no thread per query), everything else by the FastAPI app (``.api``). Every error leaves as a
-    problem, a failure of a route included (500, its details only in the log)."""
+    problem, a failure of a route included (500, its details only in the log). ``metrics`` counts
+    each answer and its latency (``GET /metrics`` is a route of the FastAPI app)."""
 
-    def __init__(self, service: OracleService, api: FastAPI, max_request_bytes: int) -> None:
+    def __init__(self, service: OracleService, api: FastAPI, max_request_bytes: int,
+                 metrics: OracleMetrics | None = None) -> None:
         self.service = service
         self.api = api
         self.max_request_bytes = max_request_bytes
+        self.metrics = metrics if metrics is not None else OracleMetrics(service, None)
         api.add_exception_handler(Exception, _internal_error)
 
     def close(self) -> None:
@@ -84,13 +90,16 @@ class OracleHttpApp:
 
     async def answer_query(self, body: bytes | bytearray) -> tuple[int, bytes, bytes]:
         """The answer to a ``POST /v1/query`` body (within the size limit): status, JSON body, content type."""
+        received = time.perf_counter()
         try:
             signed = SignedQuery.from_body(body)
         except (ValueError, ValidationError) as exc:  # InvalidQuery is a ValueError
+            self.metrics.malformed()
             return problem_body(400, "malformed request", _short(exc))
         answer = await self.service.answer_async(signed)
         if answer.withhold is not None:  # strict mode: the records leave only once the access is on chain
             answer = await self._once_anchored(answer)
+        self.metrics.answered(answer, time.perf_counter() - received)
         receipt = answer.receipt.as_dict()
         if answer.status == 200:
             return 200, orjson.dumps({"records": answer.records, "receipt": receipt}), JSON
@@ -143,6 +152,7 @@ async def _send(send: Any, status: int, body: bytes, content_type: bytes, extra_
 def create_app(service: OracleService, batcher: Batcher | AnchoringProcess | None = None, *,
                max_request_bytes: int = 65536) -> OracleHttpApp:
     app = FastAPI(title=f"govshare oracle ({service.config.department})", docs_url=None, redoc_url=None)
+    metrics = OracleMetrics(service, batcher)
     public_key = keys.PrivateKey(bytes(service.signer.account.key)).public_key.to_bytes()
 
     @app.get("/v1/health")
@@ -183,7 +193,12 @@ def create_app(service: OracleService, batcher: Batcher | AnchoringProcess | Non
         return JSONResponse({"requestId": request_id, "sequence": sequence, "ciphertext": "0x" + blob.hex(),
                              "fulfilledTx": fulfilled_tx})
 
-    return OracleHttpApp(service, app, max_request_bytes)
+    @app.get("/metrics", include_in_schema=False)
+    def prometheus_metrics(request: Request) -> Response:  # a thread of its own: a scrape reads the chain briefly
+        body, content_type = metrics.exposition(request.headers.get("accept"))
+        return Response(body, media_type=content_type)
+
+    return OracleHttpApp(service, app, max_request_bytes, metrics)
 
 
 async def _internal_error(request: Request, exc: Exception) -> Response:

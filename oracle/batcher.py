@@ -97,6 +97,7 @@ class Batcher:
         self.max_in_flight = max(1, max_in_flight)
         self.on_status = on_status
         self.anchored_batches = 0
+        self.failures = 0  # anchoring steps that failed (each retried): for the oracle's metrics
         self.last_error: str | None = None
         self._in_flight: deque[SentBatch] = deque()
         self._send_alone = False  # after a failure in flight: the next batch goes out on its own
@@ -161,6 +162,7 @@ class Batcher:
             except Exception as exc:  # never let the loop die: the records would wait until a restart
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("anchoring failed unexpectedly, retrying in %.1fs", self.retry_delay)
+            self.failures += 1
             self._report()
             self._stop.wait(self.retry_delay)
 

@@ -77,9 +77,10 @@ def build_oracle(
         batcher.reconcile()
         batcher.start()
     follower = OnChainRequestFollower(service, signer, poll_interval=config.request_poll_interval_seconds)
+    app = create_app(service, batcher, max_request_bytes=config.max_request_bytes)
+    follower.on_answer = app.metrics.chain_request_answered
     if follow_requests:
         follower.start()
-    app = create_app(service, batcher, max_request_bytes=config.max_request_bytes)
     return Oracle(config, consortium, service, outbox, batcher, follower, app)
 
 

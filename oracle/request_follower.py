@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from typing import Callable
 
 from ledger.contracts.audit_log import record_id
 from ledger.contracts.query_requests import QueryRequested
@@ -38,6 +39,8 @@ class OnChainRequestFollower:
         self.poll_interval = poll_interval
         self.step = step
         self.last_error: str | None = None
+        #: called with each answer (the oracle's metrics count them)
+        self.on_answer: Callable[[QueryAnswer], None] | None = None
         self._private_key = bytes(signer.account.key)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="govshare-request-follower", daemon=True)
@@ -92,9 +95,11 @@ class OnChainRequestFollower:
             return request.request_id, request.requester, blob
 
         if params is None:
-            self.service.refuse_malformed(access, canonical, "the parameters could not be decrypted or parsed", keep)
+            answer = self.service.refuse_malformed(access, canonical, "the parameters could not be decrypted or parsed", keep)
         else:
-            self.service.answer_access(access, canonical, keep)
+            answer = self.service.answer_access(access, canonical, keep)
+        if self.on_answer is not None:
+            self.on_answer(answer)
 
     def _decrypt_params(self, request: QueryRequested) -> dict[str, str] | None:
         try:

@@ -16,6 +16,7 @@ does not answer in time a 504.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -74,6 +75,8 @@ def query(body: QueryCreate, caller: CurrentCaller, context: ContextDep) -> Quer
     oracles = {a for a in consortium.registry.department_accounts(owner.id) if consortium.registry.has_role(Role.ORACLE, a)}
     client = OracleClient(url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"],
                           timeout=context.settings.oracle_timeout_seconds)
+    outcome = "bad_answer"  # unless one of the outcomes below (api.metrics.ORACLE_OUTCOMES)
+    started = time.perf_counter()
     try:
         result = client.query(signer, caller.department.id, grant.dataset_id, grant.id, fields, body.params)
     except QueryRefused as refused:
@@ -83,22 +86,28 @@ def query(body: QueryCreate, caller: CurrentCaller, context: ContextDep) -> Quer
                              f"{str(refused.problem.get('detail', ''))[:200]}", slug="oracle-bad-answer",
                              title="Provider's oracle answered badly", oracle_url=url, oracle_status=refused.status) from None
         signed_by = _check_receipt(receipt, oracles, owner.code)
+        outcome = "refused"
         status = _REFUSAL_STATUS.get(refused.status, 502)
         raise OracleRefused(status, f"{owner.code}'s oracle refused: {refused.problem.get('detail') or refused.reason}",
                             reason=refused.reason, receipt=receipt, oracle=signed_by, oracle_status=refused.status,
                             oracle_url=url) from None
     except OracleTimeout:
+        outcome = "timeout"
         raise BadGateway(f"{owner.code}'s oracle at {url} did not answer within {context.settings.oracle_timeout_seconds} s",
                          slug="oracle-timeout", title="Provider's oracle timed out", oracle_url=url) from None
     except OracleUnreachable as exc:
+        outcome = "unreachable"
         raise BadGateway(f"cannot reach {owner.code}'s oracle at {url} ({type(exc).__name__})",
                          slug="oracle-unreachable", title="Provider's oracle unreachable", oracle_url=url) from None
     except (ValueError, KeyError, TypeError, AttributeError):  # a reply that is not the oracle's JSON shape
         raise BadGateway(f"{owner.code}'s oracle at {url} answered something that is not a query answer",
                          slug="oracle-bad-answer", title="Provider's oracle answered badly", oracle_url=url) from None
+    else:
+        signed_by = _check_receipt(result.receipt, oracles, owner.code)
+        outcome = "served"
     finally:
         client.close()
-    signed_by = _check_receipt(result.receipt, oracles, owner.code)
+        context.metrics.oracle_called(outcome, time.perf_counter() - started)
     return QueryPublic(records=result.records, receipt=result.receipt, grant_id=grant.id, dataset_id=grant.dataset_id,
                        fields=[name for i, name in enumerate(schema) if fields >> i & 1], oracle=signed_by,
                        oracle_url=url)
