@@ -31,7 +31,7 @@ GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR = 12, 10
 
 #: Seconds the first ``eth_estimateGas`` is given to answer; an unanswered estimate is asked again
 #: on a new connection, each time waiting twice as long, all within the chain's ``timeout``.
-ESTIMATE_FIRST_WAIT_SECONDS = 2.0
+ESTIMATE_FIRST_WAIT_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
