@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -100,11 +99,6 @@ def serve(config_path: Path) -> None:
              config.listen_host, config.listen_port, config.mode,
              f"in process {anchoring}" if anchoring else "on a thread")
     try:
-        if os.environ.get("GOVSHARE_ORACLE_HTTP_SERVER") == "builtin":  # the A/B of bench/README.md's ninth round only
-            from oracle.http_server import OracleHttpServer, run_oracle_server
-
-            run_oracle_server(OracleHttpServer(oracle.app, config.listen_host, config.listen_port))
-        else:
-            serving.serve(oracle.app, config.listen_host, config.listen_port)  # returns on SIGINT/SIGTERM
+        serving.serve(oracle.app, config.listen_host, config.listen_port)  # returns on SIGINT/SIGTERM
     finally:
         oracle.close()

@@ -1,26 +1,27 @@
 #!/usr/bin/env python3
-"""The oracle served by uvicorn (``serving``) against its former hand-written HTTP server (and,
-with ``--before-tree``, against the code before the layout change), side by side in one run:
-throughput, CPU per query and the latency added at a fixed open-loop rate.
+"""This tree's oracle against another checkout's, side by side in one run: throughput, CPU per
+query and the latency added at a fixed open-loop rate; for "no regression, measured as a ratio in
+one run". (At 2118fba it also ran this tree's oracle on its former hand-written HTTP server, the
+variant ``builtin``: the ninth round of ``bench/README.md``, which chose uvicorn.)
 
 The same setup as ``oracle_load.py`` (anvil or ganache with instant mining, the sample company API,
 SAMR's oracle as ``python -m cli.main oracle serve``, pre-signed bodies used once). For each of
-``--rounds`` rounds, the variants run in turn, in reverse order every other round (uvicorn, builtin,
-then builtin, uvicorn, ...), so a drift of the machine weighs on all alike; each run: a fresh oracle
+``--rounds`` rounds, the two run in turn, in reverse order every other round (after, before, then
+before, after, ...), so a drift of the machine weighs on both alike; each run: a fresh oracle
 process on the same outbox, a warm-up, a closed-loop wrk run in fast mode (answers/s and the
 answering process's CPU per query), then ``--open-repeats`` open-loop runs at one rate for all runs
-(half the first uvicorn run's peak, or ``--rate``), each paired with the direct API at that rate.
-The report gives each variant's medians and the ratios to ``builtin``.
+(half the first run's peak, or ``--rate``), each paired with the direct API at that rate. The
+report gives each side's medians and the ratios after / before.
 
-``--before-tree DIR`` adds the variant ``before``: the oracle of another checkout (e.g. the commit
-before the layout change, with its own ``.venv``), started as that tree starts it
-(``DIR/.venv/bin/python -m ledger.cli oracle serve``, cwd DIR) with the same config.
+``before`` is the oracle of another checkout (with its own ``.venv``), started as that tree starts
+it (``--before-command``, default ``-m cli.main oracle serve``; ``-m ledger.cli oracle serve`` for
+a tree before the layout change, 82e766b and older), cwd that tree, with the same config.
 
 Usage (from the project root; wrk, a C compiler and anvil as for ``oracle_load.py``):
 
-    .venv/bin/python scripts/bench/oracle_servers.py --max-rps 3000     # ~15 min; --json for JSON
     git worktree add /tmp/before 82e766b && make -C /tmp/before setup
-    .venv/bin/python scripts/bench/oracle_servers.py --max-rps 3000 --before-tree /tmp/before
+    .venv/bin/python scripts/bench/oracle_compare.py --before-tree /tmp/before \
+        --before-command "-m ledger.cli oracle serve" --max-rps 4500     # ~25 min; --json for JSON
 """
 
 from __future__ import annotations
@@ -52,40 +53,43 @@ from harness import (  # noqa: E402
 )
 from oracle_setup import Bodies, direct_paths, set_up_consortium, start_oracle, write_config  # noqa: E402
 
-SERVERS = ("uvicorn", "builtin")
+VARIANTS = ("after", "before")
 
 
-def start_variant(variant: str, workdir: Path, name: str, config: Path, port: int, before_tree: Path | None) -> Proc:
-    """The oracle of ``variant``: this tree's, served by uvicorn or the builtin server, or ``before``:
-    the other checkout's, as that tree starts it."""
-    if variant != "before":
-        return start_oracle(workdir, name, config, port, env={"GOVSHARE_ORACLE_HTTP_SERVER": variant})
-    assert before_tree is not None
-    proc = Proc(name, [str(before_tree / ".venv" / "bin" / "python"), "-m", "ledger.cli", "oracle", "serve",
-                       "--config", str(config)], workdir, cwd=before_tree)
+def start_variant(variant: str, workdir: Path, name: str, config: Path, port: int, before_tree: Path,
+                  before_command: list[str]) -> Proc:
+    """The oracle of ``variant``: this tree's (``after``) or the other checkout's (``before``), as
+    each tree starts it."""
+    if variant == "after":
+        return start_oracle(workdir, name, config, port)
+    proc = Proc(name, [str(before_tree / ".venv" / "bin" / "python"), *before_command, "--config", str(config)],
+                workdir, cwd=before_tree)
     wait_http(f"http://127.0.0.1:{port}/v1/health", proc, timeout=120)
     return proc
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=2, help="rounds of both servers (ABBA order)")
+    parser.add_argument("--before-tree", type=Path, required=True, help="the other checkout (with its .venv)")
+    parser.add_argument("--before-command", default="-m cli.main oracle serve",
+                        help="how that tree starts its oracle, after its python (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds of both (ABBA order)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--duration", type=int, default=15, help="seconds per wrk run")
     parser.add_argument("--open-duration", type=int, default=15, help="seconds per open-loop run")
     parser.add_argument("--open-repeats", type=int, default=2, help="open-loop pairs per server run")
-    parser.add_argument("--rate", type=float, default=None, help="open-loop rate (default: half the first uvicorn peak)")
+    parser.add_argument("--rate", type=float, default=None, help="open-loop rate (default: half the first run's peak)")
     parser.add_argument("--max-rps", type=float, default=3000.0, help="an upper bound of the oracle's peak, to size the bodies")
-    parser.add_argument("--before-tree", type=Path, default=None, help="another checkout to measure as 'before'")
     parser.add_argument("--workdir", type=Path, default=None)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    variants = SERVERS + (("before",) if args.before_tree else ())
+    variants = VARIANTS
+    before_command = args.before_command.split()
     for tool in ("wrk", "cc"):
         if shutil.which(tool) is None:
             parser.error(f"{tool} is not installed (apt-get install -y wrk gcc)")
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="oracle-servers-"))
+    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="oracle-compare-"))
     workdir.mkdir(parents=True, exist_ok=True)
     log = lambda msg: print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)  # noqa: E731
     wrk_kw = dict(threads=args.threads, connections=args.connections, duration=args.duration)
@@ -113,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
             url = f"http://127.0.0.1:{port}"
             config = write_config(workdir, f"oracle-{i}-{server}", setup, node.url, api_url, port, "fast",
                                   workdir / "outbox.sqlite")
-            oracle = start_variant(server, workdir, f"oracle-{i}-{server}", config, port, args.before_tree)
+            oracle = start_variant(server, workdir, f"oracle-{i}-{server}", config, port, args.before_tree, before_command)
             procs.append(oracle)
             run_wrk(url, "oracle_query.lua", bodies.take(400), workdir, f"warmup-{i}", threads=1, connections=4, duration=2)
             log(f"run {i + 1} of {len(order)}: {server}, closed loop")
@@ -151,16 +155,17 @@ def main(argv: list[str] | None = None) -> int:
             "cpu_ms_per_query": statistics.median(r["cpu_ms_per_query"] for r in mine),
             "added_p99_ms": statistics.median(p["added_p99_ms"] for r in mine for p in r["open"]),
         }
-    ratios = {variant: {"rps": summary[variant]["rps"] / summary["builtin"]["rps"],
-                        "cpu_ms_per_query": summary[variant]["cpu_ms_per_query"] / summary["builtin"]["cpu_ms_per_query"]}
-              for variant in variants if variant != "builtin"}
+    ratios = {"rps": summary["after"]["rps"] / summary["before"]["rps"],
+              "cpu_ms_per_query": summary["after"]["cpu_ms_per_query"] / summary["before"]["cpu_ms_per_query"],
+              "added_p99_ms": summary["after"]["added_p99_ms"] / summary["before"]["added_p99_ms"]}
     report = {"workdir": str(workdir), "cpus": os.cpu_count(), "chain": f"{node.kind} {node.version}" if node else None,
-              "open_rate": rate, "order": order, "runs": runs, "summary": summary, "over_builtin": ratios}
+              "open_rate": rate, "order": order, "runs": runs, "summary": summary, "after_over_before": ratios}
     (workdir / "report.json").write_text(json.dumps(report, indent=2))
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"oracle HTTP servers side by side ({report['chain']}; open loop at {rate}/s; work dir {workdir})")
+    print(f"this tree's oracle (after) and {args.before_tree}'s (before) side by side ({report['chain']}; open loop at "
+          f"{rate}/s; work dir {workdir})")
     for i, run in enumerate(runs):
         added = ", ".join(f"{p['added_p99_ms']:.1f}" for p in run["open"])
         print(f"  run {i + 1} {run['server']:<8} {run['rps']:>8.0f} answers/s  {run['cpu_ms_per_query']:.3f} ms CPU/query  "
@@ -168,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
     for server, s in summary.items():
         print(f"  median {server:<8} {s['rps']:>8.0f} answers/s  {s['cpu_ms_per_query']:.3f} ms CPU/query  "
               f"added p99 {s['added_p99_ms']:.1f} ms")
-    for variant, ratio in ratios.items():
-        print(f"  {variant} / builtin: throughput {ratio['rps']:.3f}, CPU per query {ratio['cpu_ms_per_query']:.3f}")
+    print(f"  after / before: throughput {ratios['rps']:.3f}, CPU per query {ratios['cpu_ms_per_query']:.3f}, "
+          f"added p99 {ratios['added_p99_ms']:.3f}")
     return 0
 
 

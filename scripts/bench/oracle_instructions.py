@@ -90,8 +90,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=None)
-    parser.add_argument("--server", choices=["uvicorn", "builtin"], default="uvicorn",
-                        help="the oracle's HTTP server (builtin: the hand-written one, kept for the A/B of the ninth round)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     for tool in ("valgrind", "callgrind_control", "callgrind_annotate"):
@@ -122,8 +120,7 @@ def main(argv: list[str] | None = None) -> int:
             out = workdir / f"callgrind-{repeat}.out"
             oracle = harness.Proc(f"oracle-{repeat}", ["valgrind", "--tool=callgrind", "--instr-atstart=no",
                                                     f"--callgrind-out-file={out}", harness.PYTHON, "-m", "cli.main",
-                                                    "oracle", "serve", "--config", str(config)], workdir,
-                                  env={"GOVSHARE_ORACLE_HTTP_SERVER": args.server})
+                                                    "oracle", "serve", "--config", str(config)], workdir)
             procs.append(oracle)
             log(f"repeat {repeat + 1}: the oracle under callgrind (startup is slow)")
             harness.wait_http(f"http://127.0.0.1:{port}/v1/health", oracle, timeout=900)
@@ -148,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
             proc.stop()
         if node is not None:
             node.stop()
-    report = {"workdir": str(workdir), "concurrency": args.concurrency, "server": args.server, "runs": runs}
+    report = {"workdir": str(workdir), "concurrency": args.concurrency, "runs": runs}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
-    print(f"instructions per audited query in the answering process (callgrind; {args.server} server; {args.queries} "
-          f"queries over {args.concurrency} connections after {args.warmup} warm-up ones; work dir {workdir}):")
+    print(f"instructions per audited query in the answering process (callgrind; {args.queries} queries over "
+          f"{args.concurrency} connections after {args.warmup} warm-up ones; work dir {workdir}):")
     for i, run in enumerate(runs):
         parts = ", ".join(f"{name} {count / 1e6:.3f} M" for name, count in run["by_object"].items())
         print(f"  repeat {i + 1}: {run['instructions_per_query'] / 1e6:.3f} M (refused {run['refused']}); by object: {parts}")
