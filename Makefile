@@ -1,7 +1,8 @@
 # govshare developer entry points. From a fresh clone (python3 >= 3.11, node 20, npm):
 #   make setup     create .venv from requirements.lock and node_modules from package-lock.json
 #   make test      run the whole test suite (PYTEST_ARGS="-k compiler -x" to pass arguments); installs
-#                  Debian's Chromium for the browser tests when it is missing and the user is root
+#                  the Debian packages its tests need (Chromium for the browser tests, wrk for the
+#                  benchmark runners' smoke test) when they are missing and the user is root
 #                  (otherwise it stops at once with the command to run)
 #   make compile   compile the contracts with Hardhat and with ledger.compiler (offline)
 #   make demo      run the end-to-end demo
@@ -19,12 +20,13 @@ LOCK_VENV ?= /tmp/govshare-lockvenv
 
 export HARDHAT_DISABLE_TELEMETRY_PROMPT ?= true
 
-#: Debian packages the browser tests need (Debian's Chromium and its driver, never a downloaded
-#: browser; a CJK font so that screenshots show the Chinese labels).
-BROWSER_PACKAGES := chromium chromium-driver fonts-wqy-microhei
-BROWSER_FILES := /usr/bin/chromium /usr/bin/chromedriver /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
+#: Debian packages the tests need: Debian's Chromium and its driver for the browser tests (never a
+#: downloaded browser), a CJK font so that screenshots show the Chinese labels, and wrk for the
+#: smoke test of the oracle benchmark, with gcc for its open-loop load generator (a C program).
+TEST_PACKAGES := chromium chromium-driver fonts-wqy-microhei wrk gcc
+TEST_FILES := /usr/bin/chromium /usr/bin/chromedriver /usr/share/fonts/truetype/wqy/wqy-microhei.ttc /usr/bin/wrk /usr/bin/cc
 
-.PHONY: setup browser test compile demo lock clean distclean
+.PHONY: setup test-tools test compile demo lock clean distclean
 
 setup: $(VENV)/.installed node_modules/.installed
 
@@ -39,19 +41,19 @@ node_modules/.installed: package.json package-lock.json
 	npm ci --no-audit --no-fund
 	touch $@
 
-browser:
-	@missing=""; for f in $(BROWSER_FILES); do [ -e "$$f" ] || missing="$$missing $$f"; done; \
+test-tools:
+	@missing=""; for f in $(TEST_FILES); do [ -e "$$f" ] || missing="$$missing $$f"; done; \
 	if [ -z "$$missing" ]; then exit 0; fi; \
 	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	  echo "installing $(BROWSER_PACKAGES) for the browser tests (missing:$$missing)"; \
+	  echo "installing $(TEST_PACKAGES) for the tests (missing:$$missing)"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get update -q && \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(BROWSER_PACKAGES); \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_PACKAGES); \
 	else \
-	  echo "make test needs Debian's Chromium for the browser tests (missing:$$missing). Run:" >&2; \
-	  echo "  sudo apt-get install -y $(BROWSER_PACKAGES)" >&2; exit 1; \
+	  echo "make test needs Debian packages its tests use (missing:$$missing). Run:" >&2; \
+	  echo "  sudo apt-get install -y $(TEST_PACKAGES)" >&2; exit 1; \
 	fi
 
-test: setup browser
+test: setup test-tools
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 compile: setup

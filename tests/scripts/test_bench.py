@@ -1,0 +1,96 @@
+"""The benchmark runners (``scripts/bench/``) run, with small parameters, as real processes, and say
+what their README sections say they measure. Figures are not asserted (timings are noisy); what a
+run must show is (gas falling with the batch, a verification that passes, every client measured,
+the oracle answering without a refusal, the anchoring delay measured...)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BENCH = PROJECT_ROOT / "scripts" / "bench"
+
+
+def _run(script: str, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GOVSHARE_")}
+    return subprocess.run([sys.executable, str(BENCH / script), *args], cwd=PROJECT_ROOT, env=env, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def _json(script: str, *args: str, timeout: float = 600, exit_codes: tuple[int, ...] = (0,)) -> Any:
+    done = _run(script, *args, "--json", timeout=timeout)
+    assert done.returncode in exit_codes and done.stdout.strip(), done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+RUNNERS = sorted(p.name for p in BENCH.glob("*.py") if 'if __name__ == "__main__"' in p.read_text())
+
+
+def test_the_runners_are_found() -> None:
+    assert {"oracle_load.py", "oracle_compare.py", "oracle_instructions.py", "audit_verify.py", "gas_audit_log.py",
+            "http_clients.py", "outbox_writes.py", "metrics_overhead.py"} <= set(RUNNERS)
+
+
+@pytest.mark.parametrize("script", RUNNERS)
+def test_every_runner_answers_help(script: str) -> None:
+    done = _run(script, "--help", timeout=120)
+    assert done.returncode == 0 and "usage:" in done.stdout, done.stderr[-2000:]
+
+
+def test_gas_per_record_falls_with_the_batch() -> None:
+    report = _json("gas_audit_log.py", "--sizes", "1,10", "--rounds", "1", "--baseline-txs", "2")
+    cells = {(c["scenario"], c["batch"]): c["gas_per_record"] for c in report["results"]}
+    for scenario in ("single-grant", "two-grants", "mixed"):
+        assert cells[(scenario, 10)] < cells[(scenario, 1)] < 80_000, cells
+    assert cells[("single-grant", 10)] < cells[("two-grants", 10)], cells  # a new quota run per record costs more
+
+
+def test_audit_verification_of_a_small_trail() -> None:
+    """The runner asserts every verification passes before it reports; its exit code says whether the
+    rate target was met, which a trail this small need not."""
+    report = _json("audit_verify.py", "--records", "600", "--batch", "200", "--rounds", "1", "--node", "ganache",
+                   timeout=900, exit_codes=(0, 1))
+    assert report["records"] == 600 and report["target_per_second"] == 20_000
+    assert 0 < report["served_replayed"] < 600 and report["verify_records_per_second"] > 0
+    assert report["resume_records"] > 0 and report["index_file_mb"] > 0
+
+
+def test_http_clients_are_all_measured() -> None:
+    report = _json("http_clients.py", "--calls", "40", "--rounds", "1", timeout=300)
+    assert report["ratio_to_baseline"]["ledger.http_client KeepAlivePool"] == 1.0
+    assert {"aiohttp", "urllib3", "requests", "httpx (blocking)", "httpx (asyncio)"} <= set(report["cpu_us_per_call"])
+    assert all(value > 0 for value in report["cpu_us_per_call"].values())
+
+
+def test_outbox_writes_and_metrics_overhead() -> None:
+    writes = _run("outbox_writes.py", "--rate", "200", "--seconds", "2", timeout=300)
+    assert writes.returncode == 0, writes.stderr[-2000:]
+    result = json.loads(writes.stdout.strip().splitlines()[-1])
+    assert result["rate"] == 200 and 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"], result
+    assert result["largest_wal_mb"] > 0, result
+    overhead = _json("metrics_overhead.py", "--answers", "2000", "--rounds", "1", "--scrapes", "3", timeout=300)
+    assert overhead["answers"] == 2000 and overhead["scrape_ms"] > 0 and overhead["exposition_bytes"] > 1000, overhead
+
+
+def test_oracle_load_runs_every_phase(tmp_path: Path) -> None:
+    """The oracle benchmark end to end in miniature: the chain (ganache when anvil is missing), the
+    department API, the oracle as a process, every phase but strict mode (tested in
+    tests/oracle/test_strict_mode.py; with 2 s blocks it would add a minute), no refusal."""
+    missing = [tool for tool in ("wrk", "cc") if shutil.which(tool) is None]
+    assert not missing, f"{missing} missing: `make test-tools` installs them (make test does)"
+    report = _json("oracle_load.py", "--duration", "1", "--open-duration", "2", "--open-repeats", "1",
+                   "--anchor-duration", "4", "--anchor-rate", "20", "--max-rps", "3000", "--threads", "1",
+                   "--connections", "4", "--skip-strict", "--workdir", str(tmp_path), timeout=900)
+    assert not report["fast"]["wrapped"], "the oracle outran the signed bodies: raise --max-rps"
+    assert report["direct"]["rps"] > 0 and report["fast"]["rps"] > 0 and report["fast"]["non2xx"] == 0
+    assert report["open_oracle"]["non2xx"] == 0 and report["added_ms"]["p99"] is not None
+    assert report["anchoring_delay"]["records"] > 0 and report["anchoring_delay"]["unanchored"] == 0
+    assert report["anchoring_throughput"]["batch_100"]["gas_per_record"] < report["anchoring_throughput"]["one_tx_per_record"]["gas_per_record"]
