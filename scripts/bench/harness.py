@@ -1,6 +1,6 @@
 """The benchmarks' harness: real processes and their CPU time, the machine's CPU counters, a chain
 node (anvil, else ganache), closed-loop load with wrk, open-loop load with ``openloop.c``, and
-py-spy profiles. Used by ``oracle_load.py``, ``oracle_servers.py`` and ``oracle_instructions.py``."""
+py-spy profiles. Used by ``oracle_load.py``, ``oracle_compare.py`` and ``oracle_instructions.py``."""
 
 from __future__ import annotations
 
