@@ -19,6 +19,7 @@ from fastapi import FastAPI
 from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+import serving
 from api.auth import ReplayGuard, TokenTable
 from api.deps import ApiContext, ContextDep, load_signers, signer_map
 from api.errors import install_problem_handlers, problem_response
@@ -26,7 +27,6 @@ from api.metrics import ApiMetrics, install_metrics
 from api.routes import ROUTERS
 from api.schemas import HealthPublic
 from api.settings import ApiSettings
-import serving
 from ledger.deployment import Consortium
 from ledger.errors import ChainUnavailable
 from ledger.keys import Signer

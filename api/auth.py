@@ -47,9 +47,9 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 from api.deps import ApiContext, ContextDep
 from api.errors import Forbidden, Unauthenticated
 from api.settings import TokenBinding
+from ledger.contracts.registry import Department, Role
 from ledger.deployment import Consortium
 from ledger.keys import Signer
-from ledger.contracts.registry import Department, Role
 
 __all__ = [
     "HEADER_ACCOUNT",

@@ -17,9 +17,9 @@ from fastapi import Depends, Request
 
 from api.metrics import ApiMetrics
 from api.settings import ApiSettings
+from ledger.contracts.registry import Department
 from ledger.deployment import Consortium
 from ledger.keys import Signer, load_keystore, read_password
-from ledger.contracts.registry import Department
 
 if TYPE_CHECKING:
     from api.auth import ReplayGuard, TokenTable

@@ -9,7 +9,7 @@ from bisect import bisect_right
 from dataclasses import dataclass
 from typing import Any
 
-from auditing.index import ORACLE, OPERATOR, AuditIndex, end_of_block
+from auditing.index import OPERATOR, ORACLE, AuditIndex, end_of_block
 from ledger.contracts.grants import AccessReason, GrantStatus
 
 _U64 = 1 << 64

@@ -9,7 +9,6 @@ from typing import Any
 
 from ledger.errors import LedgerError
 
-
 #: The checks, in report order, and what each one establishes.
 CHECKS: dict[str, str] = {
     "sequence": "per oracle, sequence numbers contiguous from 1 and matching the contract's last sequence",

@@ -28,8 +28,8 @@ from typing import TYPE_CHECKING
 from ledger.errors import LedgerError
 
 if TYPE_CHECKING:
-    from ledger.deployment import Consortium
     from devtools.devnet import Devnet
+    from ledger.deployment import Consortium
     from ledger.keys import Signer
 
 __all__ = [
@@ -170,8 +170,8 @@ def rpc_ca_file(value: str | None, rpc: str) -> Path | None:
 def connect(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> Consortium:
     """The consortium the command works on; ``ChainUnavailable`` (exit 3) if the node does not answer."""
     endpoint = resolve_endpoint(args, environ)  # usage errors first, before the heavy imports
-    from ledger.deployment import Consortium
     from devtools.devnet import Devnet, devnet_dir
+    from ledger.deployment import Consortium
     from ledger.errors import ChainUnavailable
 
     try:

@@ -11,10 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from ledger.contracts.catalog import Dataset
-from ledger.deployment import Consortium
-from ledger.errors import LedgerError
 from ledger.contracts.grants import AccessGrant, GrantStatus
 from ledger.contracts.registry import Department, ProposalState, Role
+from ledger.deployment import Consortium
+from ledger.errors import LedgerError
 
 __all__ = [
     "NotFound",

@@ -16,31 +16,32 @@ import time
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Iterator
+
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from auditing.index import AuditIndex
-from ledger.contracts.audit_log import Outcome
-from ledger.contracts.catalog import Classification, UpdateFrequency
+from auditing.verification import DataFileCheck, RecordProofCheck, verify_audit_trail
+from devtools.devnet import GanacheNode, dev_accounts, free_port
+from devtools.sample_apis import company_registry_app, resident_registry_app
+from devtools.sample_consortium import SAMPLE_DEPARTMENTS
+from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from ledger.chain import Chain
 from ledger.compiler import compile_contracts
-from ledger.deployment import Consortium, deploy_consortium
-from devtools.devnet import GanacheNode, dev_accounts, free_port
+from ledger.contracts.audit_log import Outcome
+from ledger.contracts.catalog import Classification, UpdateFrequency
 from ledger.contracts.grants import AccessReason
+from ledger.contracts.registry import AccountRole, Role
+from ledger.deployment import Consortium, deploy_consortium
 from ledger.hashing import content_hash, record_hash
 from ledger.merkle import MerkleTree, verify_inclusion
-from ledger.contracts.registry import AccountRole, Role
-from devtools.sample_consortium import SAMPLE_DEPARTMENTS
-from auditing.verification import DataFileCheck, RecordProofCheck, verify_audit_trail
-from requester.client import OracleClient, QueryRefused
 from oracle.config import DatasetConfig, OracleConfig
 from oracle.export import export_outbox
-from oracle.masking import MaskRule
-from devtools.sample_apis import company_registry_app, resident_registry_app
-from serving import ServerThread
-from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from oracle.main import build_oracle
+from oracle.masking import MaskRule
+from requester.client import OracleClient, QueryRefused
+from serving import ServerThread
 
 
 class DemoFailed(Exception):

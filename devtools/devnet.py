@@ -355,14 +355,14 @@ class Devnet:
         keystores that are missing. Returns the consortium and whether it was deployed now.
 
         The manifest is written last, so an interrupted first provisioning is redone in full."""
-        from ledger.chain import Chain
-        from ledger.compiler import compile_contracts
-        from ledger.deployment import Consortium, Deployment, deploy_consortium
         from devtools.sample_consortium import (
             SAMPLE_COMMITTEE,
             SAMPLE_THRESHOLD,
             admit_sample_departments,
         )
+        from ledger.chain import Chain
+        from ledger.compiler import compile_contracts
+        from ledger.deployment import Consortium, Deployment, deploy_consortium
 
         chain = Chain(self.rpc_url)
         accounts = dev_accounts(DEVNET_ACCOUNTS)

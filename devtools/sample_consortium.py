@@ -13,9 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ledger.bootstrap import CommitteePlan, DepartmentPlan, Plan, apply_plan
+from ledger.contracts.registry import AccountRole
 from ledger.deployment import Consortium
 from ledger.keys import Signer
-from ledger.contracts.registry import AccountRole
 
 __all__ = [
     "OUTSIDER",

@@ -25,16 +25,16 @@ from typing import Any, Literal, Sequence
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 
-from ledger.contracts.audit_log import AuditLogClient
-from ledger.contracts.catalog import DataCatalogClient
 from ledger.chain import Chain
 from ledger.compiler import DEPLOYABLE, PROJECT_ROOT, CompilationResult, compile_contracts
-from ledger.errors import ContractRevert, ManifestError
-from ledger.events import EventDecoder
+from ledger.contracts.audit_log import AuditLogClient
+from ledger.contracts.catalog import DataCatalogClient
 from ledger.contracts.grants import AccessGrantsClient
-from ledger.keys import Signer
 from ledger.contracts.query_requests import QueryRequestsClient
 from ledger.contracts.registry import ConsortiumRegistryClient
+from ledger.errors import ContractRevert, ManifestError
+from ledger.events import EventDecoder
+from ledger.keys import Signer
 
 DEFAULT_MANIFEST_DIR = PROJECT_ROOT / "deployments"
 MANIFEST_FORMAT = 1

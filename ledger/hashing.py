@@ -34,7 +34,6 @@ from eth_hash.auto import keccak as _keccak256
 
 from ledger.errors import CanonicalizationError, HashLengthError
 
-
 __all__ = [
     "MIN_SALT_LENGTH",
     "canonical_hash",

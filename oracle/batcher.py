@@ -27,11 +27,11 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
-from ledger.contracts.audit_log import AppendResult, AuditLogClient, recompute_head
 from ledger.chain import RECEIPT_POLL_SECONDS
-from ledger.rpc import RpcErrorAnswer
+from ledger.contracts.audit_log import AppendResult, AuditLogClient, recompute_head
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
 from ledger.keys import Signer
+from ledger.rpc import RpcErrorAnswer
 from oracle.outbox_file import OutboxMismatch, OutboxRecord
 
 log = logging.getLogger("govshare.oracle.batcher")

@@ -17,9 +17,9 @@ Example: ``oracle/examples/samr-oracle.toml`` and ``oracle/examples/psb-oracle.t
 from __future__ import annotations
 
 import math
-import ssl
 import os
 import re
+import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -21,8 +21,8 @@ from pathlib import Path
 
 from eth_utils import to_checksum_address
 
-from protocol.oracle_export import ExportedRecord, OracleExport
 from oracle.outbox_file import OutboxMismatch, OutboxRecord, export_records
+from protocol.oracle_export import ExportedRecord, OracleExport
 
 
 @dataclass(frozen=True)

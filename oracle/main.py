@@ -12,11 +12,11 @@ import serving
 from ledger.deployment import Consortium
 from ledger.keys import Signer, load_keystore, read_password
 from oracle.anchoring import AnchoringProcess, AnchoringSettings
+from oracle.app import OracleHttpApp, create_app
 from oracle.batcher import Batcher
 from oracle.config import OracleConfig
-from oracle.app import OracleHttpApp, create_app
-from oracle.request_follower import OnChainRequestFollower
 from oracle.outbox import Outbox
+from oracle.request_follower import OnChainRequestFollower
 from oracle.service import OracleService
 
 log = logging.getLogger("govshare.oracle")

@@ -37,15 +37,12 @@ from typing import Any, Callable, TypeVar
 
 from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, reason_name, record_id
 from ledger.contracts.catalog import Dataset
+from ledger.contracts.grants import AccessCheck, AccessReason
 from ledger.deployment import Consortium
 from ledger.errors import CanonicalizationError, ChainUnavailable, ContractRevert, LedgerError
-from ledger.contracts.grants import AccessCheck, AccessReason
 from ledger.hashing import new_salt
 from ledger.keys import Signer
-from protocol import commitments
-from protocol.commitments import ZERO_HASH
-from protocol.query import InvalidSignature, SignedQuery, recover_query_signer
-from protocol.receipt import Receipt
+from oracle.access_checks import Access, AccessChecks
 from oracle.config import OracleConfig
 from oracle.errors import (
     BadSignature,
@@ -59,12 +56,15 @@ from oracle.errors import (
     SourceUnavailable,
     UnknownDataset,
 )
-from oracle.access_checks import Access, AccessChecks
-from oracle.steps import CheckAccess, Fetch, LookUpDataset, Path, WriteRecord, run_blocking, run_on_loop
 from oracle.masking import MaskingPolicy
 from oracle.outbox import Outbox
 from oracle.outbox_file import RecordWrite
 from oracle.relay import DepartmentApi
+from oracle.steps import CheckAccess, Fetch, LookUpDataset, Path, WriteRecord, run_blocking, run_on_loop
+from protocol import commitments
+from protocol.commitments import ZERO_HASH
+from protocol.query import InvalidSignature, SignedQuery, recover_query_signer
+from protocol.receipt import Receipt
 
 
 class AccessDenied(OracleError):

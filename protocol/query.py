@@ -33,7 +33,6 @@ from functools import lru_cache
 from typing import Any, Mapping
 
 from eth_utils import keccak, to_checksum_address
-
 from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.errors import LedgerError

@@ -11,14 +11,15 @@ from dataclasses import dataclass
 from typing import Iterator
 
 import pytest
-from ledger.chain import Chain
-from ledger.compiler import CompilationResult, compile_contracts
-from ledger.deployment import Consortium, Deployment, deploy_consortium
-from ledger.keys import Signer
-from ledger.contracts.registry import AccountRole
-from devtools.sample_consortium import OUTSIDER, SAMPLE_DEPARTMENTS, admit_department, admit_sample_departments
+
 from devtools.devnet import GanacheNode, dev_accounts, free_port
 from devtools.sample_apis import company_registry_app, resident_registry_app
+from devtools.sample_consortium import OUTSIDER, SAMPLE_DEPARTMENTS, admit_department, admit_sample_departments
+from ledger.chain import Chain
+from ledger.compiler import CompilationResult, compile_contracts
+from ledger.contracts.registry import AccountRole
+from ledger.deployment import Consortium, Deployment, deploy_consortium
+from ledger.keys import Signer
 from serving import ServerThread
 
 

@@ -42,9 +42,9 @@ from api.schemas import (
     problem_responses,
 )
 from ledger.chain import TxResult
-from ledger.deployment import Consortium
 from ledger.contracts.grants import AccessGrant, GrantStatus
 from ledger.contracts.registry import Department
+from ledger.deployment import Consortium
 
 __all__ = ["grant_or_404", "router"]
 

@@ -193,11 +193,11 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_verify(args: argparse.Namespace) -> int:
-    from auditing.index import AuditIndex
-    from cli.context import connect
     from auditing.evidence import DataFileCheck, RecordProofCheck
+    from auditing.index import AuditIndex
     from auditing.report import VerificationInputError
     from auditing.verification import verify_audit_trail
+    from cli.context import connect
 
     try:
         data_files = [DataFileCheck.parse(spec) for spec in args.data_file]
@@ -236,11 +236,11 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def _cmd_prove(args: argparse.Namespace) -> int:
+    from auditing.evidence import DataFileCheck, RecordProofCheck
+    from auditing.report import VerificationInputError
     from cli.output import emit
     from ledger.dataset_file import DataFileError, read_dataset_file
     from ledger.errors import MerkleIndexError
-    from auditing.evidence import DataFileCheck, RecordProofCheck
-    from auditing.report import VerificationInputError
 
     try:
         spec = DataFileCheck.parse(args.data_file)

@@ -78,10 +78,10 @@ def _dataset_json(consortium: Any, dataset: Any, owners: dict[int, str]) -> dict
 
 
 def _cmd_register(args: argparse.Namespace) -> int:
-    from ledger.contracts.catalog import Classification, UpdateFrequency
     from cli.context import connect, resolve_signer
     from cli.output import emit
     from cli.preflight import operator_department
+    from ledger.contracts.catalog import Classification, UpdateFrequency
 
     signer = resolve_signer(args)
     consortium = connect(args)
@@ -99,8 +99,8 @@ def _cmd_register(args: argparse.Namespace) -> int:
 def _cmd_publish(args: argparse.Namespace) -> int:
     from cli.context import connect, resolve_signer
     from cli.output import emit
-    from ledger.dataset_file import DataFileError, read_dataset_file
     from cli.preflight import NotPermitted, find_dataset, require_operator_of
+    from ledger.dataset_file import DataFileError, read_dataset_file
 
     signer = resolve_signer(args)
     consortium = connect(args)

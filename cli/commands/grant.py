@@ -144,8 +144,8 @@ def _acting(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def _mask(dataset: Any, names: list[str] | None, what: str) -> int | None:
-    from ledger.contracts.catalog import UnknownField
     from cli.preflight import NotPermitted
+    from ledger.contracts.catalog import UnknownField
 
     if names is None:
         return None
@@ -168,8 +168,8 @@ def _report(args: argparse.Namespace, consortium: Any, grant_id: int, verb: str,
 
 
 def _cmd_request(args: argparse.Namespace) -> int:
-    from ledger.contracts.grants import AccessGrantsClient
     from cli.preflight import NotPermitted, find_dataset, operator_department
+    from ledger.contracts.grants import AccessGrantsClient
 
     consortium, signer = _acting(args)
     dept = operator_department(consortium, signer.address)
@@ -194,13 +194,13 @@ def _cmd_request(args: argparse.Namespace) -> int:
 
 
 def _cmd_approve(args: argparse.Namespace) -> int:
-    from ledger.contracts.grants import GrantStatus
     from cli.preflight import (
         NotPermitted,
         find_grant,
         require_grant_status,
         require_operator_of,
     )
+    from ledger.contracts.grants import GrantStatus
 
     consortium, signer = _acting(args)
     grant = find_grant(consortium, args.grant)
@@ -226,7 +226,6 @@ def _cmd_approve(args: argparse.Namespace) -> int:
 
 
 def _cmd_reject(args: argparse.Namespace) -> int:
-    from ledger.contracts.grants import GrantStatus
     from cli.preflight import (
         NotPermitted,
         find_grant,
@@ -234,6 +233,7 @@ def _cmd_reject(args: argparse.Namespace) -> int:
         require_independent_auditor,
         require_operator_of,
     )
+    from ledger.contracts.grants import GrantStatus
 
     consortium, signer = _acting(args)
     grant = find_grant(consortium, args.grant)
@@ -251,8 +251,8 @@ def _cmd_reject(args: argparse.Namespace) -> int:
 
 
 def _cmd_revoke(args: argparse.Namespace) -> int:
-    from ledger.contracts.grants import GrantStatus
     from cli.preflight import find_grant, require_grant_status, require_operator_of
+    from ledger.contracts.grants import GrantStatus
 
     consortium, signer = _acting(args)
     grant = find_grant(consortium, args.grant)
@@ -263,12 +263,12 @@ def _cmd_revoke(args: argparse.Namespace) -> int:
 
 
 def _cmd_co_approve(args: argparse.Namespace) -> int:
-    from ledger.contracts.grants import GrantStatus
     from cli.preflight import (
         find_grant,
         require_grant_status,
         require_independent_auditor,
     )
+    from ledger.contracts.grants import GrantStatus
 
     consortium, signer = _acting(args)
     grant = find_grant(consortium, args.grant)
@@ -279,8 +279,8 @@ def _cmd_co_approve(args: argparse.Namespace) -> int:
 
 
 def _cmd_cancel(args: argparse.Namespace) -> int:
-    from ledger.contracts.grants import GrantStatus
     from cli.preflight import find_grant, require_grant_status, require_operator_of
+    from ledger.contracts.grants import GrantStatus
 
     consortium, signer = _acting(args)
     grant = find_grant(consortium, args.grant)

@@ -18,13 +18,13 @@ from eth_abi import encode as abi_encode
 from eth_typing import ChecksumAddress
 from eth_utils import keccak, to_checksum_address
 
-from ledger.contracts.base import ContractClient
 from ledger.chain import TxResult
-from ledger.rpc import RpcErrorAnswer
+from ledger.contracts.base import ContractClient
+from ledger.contracts.grants import AccessReason
 from ledger.errors import LedgerError, OutOfGas, TransactionFailed
 from ledger.events import ChainEvent, read_events
-from ledger.contracts.grants import AccessReason
 from ledger.keys import Signer
+from ledger.rpc import RpcErrorAnswer
 
 ZERO_HASH = b"\x00" * 32
 _APPEND_SELECTOR = keccak(text="appendRecords(uint64,bytes)")[:4]

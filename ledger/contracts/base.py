@@ -11,9 +11,9 @@ from eth_utils import keccak
 
 from ledger.abi import canonical_type
 from ledger.chain import Chain, TxResult
-from ledger.rpc import RpcErrorAnswer
 from ledger.events import ChainEvent, EventDecoder
 from ledger.keys import Signer
+from ledger.rpc import RpcErrorAnswer
 
 
 class ContractClient:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import IntEnum
 
-from ledger.contracts.base import ContractClient
 from ledger.chain import TxResult
+from ledger.contracts.base import ContractClient
 from ledger.keys import Signer
 
 

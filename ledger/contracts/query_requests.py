@@ -18,8 +18,8 @@ from eth_keys import keys as eth_keys
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 
-from ledger.contracts.base import ContractClient
 from ledger.chain import TxResult
+from ledger.contracts.base import ContractClient
 from ledger.events import ChainEvent, read_events
 from ledger.keys import Signer
 

@@ -9,8 +9,8 @@ from typing import Sequence
 from eth_typing import ChecksumAddress
 from eth_utils import keccak, to_checksum_address
 
-from ledger.contracts.base import ContractClient
 from ledger.chain import TxResult
+from ledger.contracts.base import ContractClient
 from ledger.keys import Signer
 
 

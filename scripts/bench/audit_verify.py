@@ -49,21 +49,21 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from auditing.index import AuditIndex
-from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, OracleReason, Outcome
-from ledger.contracts.catalog import Classification
-from ledger.chain import Chain
-from ledger.compiler import compile_contracts
-from ledger.deployment import Consortium, deploy_consortium
+from auditing.verification import verify_audit_trail
 from devtools.devnet import DETERMINISTIC_MNEMONIC, GanacheNode, dev_accounts
-from ledger.errors import ChainUnavailable
-from ledger.contracts.grants import AccessReason
-from ledger.keys import Signer
 from devtools.sample_consortium import (
     SAMPLE_COMMITTEE,
     SAMPLE_DEPARTMENTS,
     admit_sample_departments,
 )
-from auditing.verification import verify_audit_trail
+from ledger.chain import Chain
+from ledger.compiler import compile_contracts
+from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, OracleReason, Outcome
+from ledger.contracts.catalog import Classification
+from ledger.contracts.grants import AccessReason
+from ledger.deployment import Consortium, deploy_consortium
+from ledger.errors import ChainUnavailable
+from ledger.keys import Signer
 
 ANVIL = Path(os.environ.get("ANVIL", "/tmp/bench-node/node_modules/.bin/anvil"))
 TARGET_PER_SECOND = 20_000

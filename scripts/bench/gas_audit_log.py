@@ -39,14 +39,14 @@ if str(PROJECT_ROOT) not in sys.path:
 
 from eth_account import Account  # noqa: E402
 
-from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, OracleReason, Outcome  # noqa: E402
-from ledger.contracts.catalog import Classification  # noqa: E402
 from ledger.chain import Chain  # noqa: E402
 from ledger.compiler import CompilerConfig, compile_contracts  # noqa: E402
-from ledger.deployment import Consortium, deploy_consortium  # noqa: E402
+from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, OracleReason, Outcome  # noqa: E402
+from ledger.contracts.catalog import Classification  # noqa: E402
 from ledger.contracts.grants import AccessReason  # noqa: E402
-from ledger.keys import Signer, signer_from_key  # noqa: E402
 from ledger.contracts.registry import AccountRole, Role  # noqa: E402
+from ledger.deployment import Consortium, deploy_consortium  # noqa: E402
+from ledger.keys import Signer, signer_from_key  # noqa: E402
 from tests.support.ganache import DETERMINISTIC_MNEMONIC, GanacheNode  # noqa: E402
 
 BATCH_SIZES = (1, 10, 100, 500)

@@ -40,13 +40,13 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from harness import (  # noqa: E402
+    OPEN_WARMUP,
     PYTHON,
     ChainNode,
     Proc,
     direct_requests,
     free_port,
     open_loop,
-    OPEN_WARMUP,
     oracle_requests,
     run_wrk,
     wait_http,

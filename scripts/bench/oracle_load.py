@@ -48,13 +48,28 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
-from ledger.contracts.audit_log import AuditEntry, Outcome  # noqa: E402
-from ledger.chain import Chain  # noqa: E402
 from devtools.devnet import free_port  # noqa: E402
+from ledger.chain import Chain  # noqa: E402
+from ledger.contracts.audit_log import AuditEntry, Outcome  # noqa: E402
 from ledger.contracts.grants import AccessReason  # noqa: E402
 from oracle.outbox import Outbox  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from harness import (  # noqa: E402 - the processes, the load generators and the profiler
+    OPEN_WARMUP,
+    PYTHON,
+    ChainNode,
+    MachineCounters,
+    Proc,
+    direct_requests,
+    open_loop,
+    oracle_requests,
+    pct,
+    profile,
+    rpc,
+    run_wrk,
+    wait_http,
+)
 from oracle_setup import (  # noqa: E402 - the consortium, the oracle's config and process, signed bodies
     HEAD_POLL_INTERVAL,
     Bodies,
@@ -63,21 +78,6 @@ from oracle_setup import (  # noqa: E402 - the consortium, the oracle's config a
     set_up_consortium,
     start_oracle,
     write_config,
-)
-from harness import (  # noqa: E402 - the processes, the load generators and the profiler
-    PYTHON,
-    ChainNode,
-    MachineCounters,
-    Proc,
-    direct_requests,
-    open_loop,
-    OPEN_WARMUP,
-    oracle_requests,
-    pct,
-    profile,
-    rpc,
-    run_wrk,
-    wait_http,
 )
 
 DAY = 86_400

@@ -13,9 +13,10 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
+from harness import PYTHON, Proc, wait_http  # noqa: E402
+
 from devtools.devnet import dev_accounts  # noqa: E402
 from devtools.sample_data import COMPANY_FIELDS, companies  # noqa: E402
-from harness import PYTHON, Proc, wait_http  # noqa: E402
 from ledger.chain import Chain  # noqa: E402
 from ledger.compiler import compile_contracts  # noqa: E402
 from ledger.contracts.catalog import Classification  # noqa: E402

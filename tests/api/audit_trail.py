@@ -35,15 +35,15 @@ import pytest
 
 from api.app import create_app
 from api.settings import ApiSettings, TokenBinding, token_sha256
-from ledger.contracts.catalog import Classification
-from ledger.chain import Chain
-from ledger.deployment import Consortium
 from devtools.devnet import free_port
-from ledger.keys import Signer
-from requester.client import QueryRefused
-from oracle.config import DatasetConfig
-from serving import ServerThread
 from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
+from ledger.chain import Chain
+from ledger.contracts.catalog import Classification
+from ledger.deployment import Consortium
+from ledger.keys import Signer
+from oracle.config import DatasetConfig
+from requester.client import QueryRefused
+from serving import ServerThread
 from tests.api.conftest import RunningApi
 from tests.conftest import Members, Template
 from tests.oracle.conftest import (

@@ -23,11 +23,11 @@ import pytest
 from api.app import create_app
 from api.auth import sign_request
 from api.settings import ApiSettings, TokenBinding, token_sha256
-from ledger.deployment import Consortium
 from devtools.devnet import free_port
+from devtools.sample_data import COMPANY_FIELDS, companies
+from ledger.deployment import Consortium
 from ledger.keys import Signer
 from serving import ServerThread
-from devtools.sample_data import COMPANY_FIELDS, companies
 
 PROBLEM = "application/problem+json"
 PROBLEM_PREFIX = "urn:govshare:problem:"

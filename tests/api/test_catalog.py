@@ -6,9 +6,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS
 from ledger.contracts.catalog import Classification, UpdateFrequency
 from ledger.dataset_file import read_dataset_file
-from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS
 from tests.api.conftest import (
     assert_problem,
     company_rows,

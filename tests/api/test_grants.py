@@ -3,9 +3,9 @@ revoke, cancel, co-approve) and its refusals, answered before any transaction is
 
 from __future__ import annotations
 
+from devtools.sample_data import COMPANY_FIELDS
 from ledger.contracts.catalog import Classification
 from ledger.contracts.grants import GrantStatus
-from devtools.sample_data import COMPANY_FIELDS
 from tests.api.conftest import assert_problem, register_companies
 from tests.oracle.conftest import DAY, TAX_FIELDS
 

@@ -11,15 +11,15 @@ from pathlib import Path
 import pytest
 from fastapi import FastAPI
 
-from ledger.contracts.audit_log import Outcome
-from ledger.deployment import Consortium
 from devtools.devnet import free_port
+from ledger.contracts.audit_log import Outcome
 from ledger.contracts.grants import AccessReason
+from ledger.deployment import Consortium
 from ledger.hashing import canonical_hash
 from ledger.keys import Signer
 from oracle.config import DatasetConfig
-from serving import ServerThread
 from protocol.receipt import receipt_signer
+from serving import ServerThread
 from tests.api.conftest import (
     RunningApi,
     assert_problem,

@@ -14,10 +14,10 @@ from auditing.html_report import (
     render_verification_report,
     write_verification_report,
 )
-from ledger.contracts.audit_log import AuditEntry, OracleReason, Outcome, record_id
-from ledger.contracts.catalog import Classification
 from auditing.report import CHECKS, CheckCount, VerificationReport, VerificationScope, Violation
 from auditing.verification import verify_audit_trail
+from ledger.contracts.audit_log import AuditEntry, OracleReason, Outcome, record_id
+from ledger.contracts.catalog import Classification
 
 
 def _entry(members, *, outcome: Outcome, dataset_id: int = 0, grant_id: int = 0, block: int, n: int) -> AuditEntry:

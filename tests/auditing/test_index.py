@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from auditing.index import AuditIndex, AuditIndexError, AuditQueryError, position
-from ledger.contracts.audit_log import Outcome
 from ledger.chain import Chain
-from ledger.deployment import Consortium
+from ledger.contracts.audit_log import Outcome
 from ledger.contracts.grants import AccessGrant
+from ledger.deployment import Consortium
 from tests.conftest import Members
 from tests.support.audit_trail import QUOTA, Trail, build_trail
 

@@ -18,17 +18,17 @@ from pathlib import Path
 
 import pytest
 
-from auditing.index import AuditIndex
-from ledger.contracts.audit_log import Outcome, pack_entries
-from cli.main import main
-from ledger.deployment import Consortium
-from ledger.contracts.grants import AccessReason
-from ledger.hashing import record_hash
-from ledger.contracts.registry import Role
 from auditing.evidence import DataFileCheck, RecordProofCheck, verify_data_file, verify_record_proof
 from auditing.history import AccessHistory
+from auditing.index import AuditIndex
 from auditing.report import CHECKS, VerificationInputError, VerificationReport
 from auditing.verification import verify_audit_trail
+from cli.main import main
+from ledger.contracts.audit_log import Outcome, pack_entries
+from ledger.contracts.grants import AccessReason
+from ledger.contracts.registry import Role
+from ledger.deployment import Consortium
+from ledger.hashing import record_hash
 from tests.conftest import Members
 from tests.support.assertions import expect_revert
 from tests.support.audit_trail import (

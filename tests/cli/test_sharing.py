@@ -10,15 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from ledger.contracts.catalog import Classification, UpdateFrequency
 from cli.main import build_parser
-from ledger.dataset_file import read_dataset_file
 from devtools.devnet import Devnet, free_port
+from ledger.contracts.catalog import Classification, UpdateFrequency
 from ledger.contracts.grants import GrantStatus
+from ledger.contracts.registry import Role
+from ledger.dataset_file import read_dataset_file
 from ledger.hashing import content_hash, record_hash
 from ledger.keys import Signer
 from ledger.merkle import MerkleTree
-from ledger.contracts.registry import Role
 from tests.cli.conftest import CLI_PASSWORD, CliWorld
 from tests.support.cli import cli_env, finish, govshare, govshare_all, start
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import httpx
 
 from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, resident_check_digit, residents

@@ -12,16 +12,16 @@ from typing import Iterator
 
 import pytest
 
-from ledger.contracts.catalog import Classification
 from ledger.chain import ESTIMATE_FIRST_WAIT_SECONDS, Chain
 from ledger.compiler import CompilationResult
+from ledger.contracts.catalog import Classification
+from ledger.contracts.registry import AccountRole, Role
 from ledger.deployment import Consortium, deploy_consortium
 from ledger.errors import ChainUnavailable, ContractRevert
 from ledger.keys import Signer, generate_signer
-from ledger.contracts.registry import AccountRole, Role
 from tests.conftest import Members, admit
-from tests.support.ganache import GanacheNode, free_port
 from tests.support.certificates import TestAuthority, https_server_context
+from tests.support.ganache import GanacheNode, free_port
 from tests.support.rpc_gateway import RpcGateway
 
 

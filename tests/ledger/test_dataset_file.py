@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
+from devtools.sample_data import COMPANY_FIELDS, companies
 from ledger.dataset_file import DataFileError, read_dataset_file
 from ledger.hashing import content_hash, record_hash
 from ledger.merkle import MerkleTree, verify_inclusion
-from devtools.sample_data import COMPANY_FIELDS, companies
 
 FIELDS = ("id", "name")
 

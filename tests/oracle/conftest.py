@@ -9,17 +9,17 @@ from typing import Callable, Iterator
 
 import pytest
 
+from devtools.devnet import free_port
+from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from ledger.contracts.catalog import Classification, UpdateFrequency
 from ledger.deployment import Consortium
-from devtools.devnet import free_port
 from ledger.hashing import content_hash, record_hash
 from ledger.merkle import MerkleTree
-from requester.client import OracleClient
 from oracle.config import DatasetConfig, OracleConfig
-from oracle.masking import MaskRule
-from serving import ServerThread
-from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from oracle.main import Oracle, build_oracle
+from oracle.masking import MaskRule
+from requester.client import OracleClient
+from serving import ServerThread
 from tests.conftest import Member, Members
 
 DAY = 86_400

@@ -13,10 +13,10 @@ from typing import Iterator
 
 import pytest
 
-from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome
-from ledger.chain import Chain
-from ledger.deployment import Consortium
 from devtools.devnet import GanacheNode
+from ledger.chain import Chain
+from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome
+from ledger.deployment import Consortium
 from oracle.batcher import Batcher
 from oracle.outbox import Outbox
 from tests.conftest import Members

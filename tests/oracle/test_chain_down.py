@@ -13,15 +13,15 @@ from typing import Iterator
 import httpx
 import pytest
 
+from devtools.devnet import GanacheNode, dev_accounts, free_port
+from devtools.sample_data import COMPANY_FIELDS, companies
+from ledger.chain import Chain
 from ledger.contracts.audit_log import OracleReason, Outcome, verify_hash_chain
 from ledger.contracts.catalog import Classification
-from ledger.chain import Chain
 from ledger.deployment import Consortium, deploy_consortium
 from ledger.errors import ChainUnavailable
-from devtools.devnet import GanacheNode, dev_accounts, free_port
-from requester.client import QueryRefused
 from oracle.config import DatasetConfig
-from devtools.sample_data import COMPANY_FIELDS, companies
+from requester.client import QueryRefused
 from tests.conftest import Members, admit_members
 from tests.oracle.conftest import DAY, TAX_FIELDS, RunningOracle, oracle_config, publish, start_oracle
 

@@ -19,14 +19,14 @@ from typing import Any, Callable
 import httpx
 import pytest
 
-from ledger.contracts.audit_log import Outcome, verify_hash_chain
-from ledger.compiler import PROJECT_ROOT
 from devtools.devnet import free_port
+from devtools.sample_data import companies
+from ledger.compiler import PROJECT_ROOT
+from ledger.contracts.audit_log import Outcome, verify_hash_chain
 from ledger.contracts.grants import AccessReason
 from ledger.keys import save_keystore
-from requester.client import OracleClient, QueryRefused
 from oracle.outbox import Outbox
-from devtools.sample_data import companies
+from requester.client import OracleClient, QueryRefused
 
 PASSWORD = "crash-test-password"  # test keystore password, not a secret
 

@@ -14,8 +14,8 @@ import orjson
 import pytest
 
 from devtools.devnet import free_port
-from oracle.relay import DepartmentApi
 from devtools.sample_data import companies
+from oracle.relay import DepartmentApi
 from oracle.service import OracleService, QueryAnswer
 from protocol.query import SignedQuery
 from tests.oracle.conftest import RunningOracle

@@ -10,14 +10,14 @@ import sqlite3
 from pathlib import Path
 
 from auditing.index import AuditIndex
-from ledger.contracts.audit_log import Outcome
-from cli.main import main
-from ledger.hashing import salted_hash
 from auditing.verification import verify_audit_trail
+from cli.main import main
+from devtools.sample_data import companies
+from ledger.contracts.audit_log import Outcome
+from ledger.hashing import salted_hash
+from oracle.export import export_outbox, read_outbox
 from protocol.oracle_export import OracleExport
 from requester.client import QueryRefused
-from oracle.export import export_outbox, read_outbox
-from devtools.sample_data import companies
 from tests.oracle.conftest import TAX_FIELDS
 
 

@@ -15,12 +15,12 @@ import time
 import pytest
 from fastapi import FastAPI
 
-from ledger.contracts.audit_log import Outcome
 from devtools.devnet import free_port
-from requester.client import OracleClient
-from oracle.app import OracleHttpApp
-from serving import ServerThread
 from devtools.sample_data import companies
+from ledger.contracts.audit_log import Outcome
+from oracle.app import OracleHttpApp
+from requester.client import OracleClient
+from serving import ServerThread
 
 
 def _connect(url: str) -> socket.socket:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
+from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 from ledger.contracts.catalog import Classification
 from oracle.config import OracleConfig
 from oracle.errors import ConfigError
 from oracle.masking import REDACTED, MaskingPolicy, MaskRule
-from devtools.sample_data import COMPANY_FIELDS, RESIDENT_FIELDS, companies, residents
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "oracle" / "examples"
 

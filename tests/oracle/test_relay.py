@@ -22,12 +22,12 @@ from fastapi import FastAPI, Request, Response
 from fastapi.responses import JSONResponse, PlainTextResponse, RedirectResponse, StreamingResponse
 
 from devtools.devnet import free_port
+from devtools.sample_apis import company_registry_app
+from devtools.sample_data import companies, residents
 from oracle.config import DatasetConfig
 from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
 from oracle.relay import DepartmentApi
-from devtools.sample_apis import company_registry_app
 from serving import ServerThread
-from devtools.sample_data import companies, residents
 from tests.support.certificates import IssuedCertificate, TestAuthority
 from tests.support.loop import LoopThread
 

@@ -7,11 +7,11 @@ import httpx
 from eth_keys import keys
 from eth_utils import keccak
 
+from devtools.sample_data import companies
 from ledger.contracts.audit_log import Outcome, record_id
 from ledger.contracts.query_requests import QueryStatus
-from requester.client import encrypt_params_for, fetch_result
-from devtools.sample_data import companies
 from protocol.receipt import receipt_signer
+from requester.client import encrypt_params_for, fetch_result
 from tests.oracle.conftest import TAX_FIELDS
 
 

@@ -9,12 +9,12 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import pytest
 
+from devtools.sample_data import companies, residents
 from ledger.contracts.audit_log import OracleReason, Outcome, record_id, verify_hash_chain
 from ledger.contracts.grants import AccessReason
 from ledger.hashing import salted_hash
-from requester.client import QueryRefused
-from devtools.sample_data import companies, residents
 from protocol.receipt import receipt_signer
+from requester.client import QueryRefused
 from tests.oracle.conftest import DAY, TAX_FIELDS
 
 
@@ -169,9 +169,10 @@ def test_oversized_body_is_413(samr_oracle):
 def test_source_down_is_a_502_and_recorded_as_source_failure(consortium, members, published, samr_oracle, company_api):
     info = samr_oracle.oracle.service.dataset_info(published.companies)
     info.relay.close()
-    from oracle.relay import DepartmentApi
     from dataclasses import replace
+
     from devtools.devnet import free_port
+    from oracle.relay import DepartmentApi
 
     info.relay = DepartmentApi(replace(info.relay.config, base_url=f"http://127.0.0.1:{free_port()}"))
     refused = _refused(samr_oracle, members, published, status=502, reason="SOURCE_UNAVAILABLE")

@@ -6,9 +6,9 @@ import time
 
 import pytest
 
+from devtools.sample_data import companies
 from ledger.contracts.audit_log import OracleReason, Outcome
 from requester.client import QueryRefused, fetch_result
-from devtools.sample_data import companies
 
 
 def _ask(running, members, published, index: int):

@@ -26,7 +26,8 @@ from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_keys import keys as eth_keys
-from eth_utils import keccak as eth_keccak, to_checksum_address
+from eth_utils import keccak as eth_keccak
+from eth_utils import to_checksum_address
 
 from devtools.devnet import DETERMINISTIC_MNEMONIC
 from ledger.contracts.audit_log import (

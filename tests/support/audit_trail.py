@@ -18,14 +18,14 @@ from typing import Any
 
 from eth_utils import keccak, to_checksum_address
 
+from devtools.devnet import GanacheNode
 from ledger.contracts.audit_log import ZERO_HASH, AppendResult, AuditEntry, OracleReason, Outcome
 from ledger.contracts.catalog import Classification
+from ledger.contracts.grants import AccessReason
+from ledger.contracts.registry import Role
 from ledger.dataset_file import DatasetFile, commit_records
 from ledger.deployment import Consortium
-from devtools.devnet import GanacheNode
-from ledger.contracts.grants import AccessReason
 from ledger.keys import Signer
-from ledger.contracts.registry import Role
 from tests.conftest import Members
 
 DAY = 86_400

@@ -18,6 +18,7 @@ import pytest
 from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
+from ledger.chain import TxResult
 from ledger.contracts.audit_log import (
     _APPEND_SELECTOR,
     ZERO_ADDRESS,
@@ -39,12 +40,11 @@ from ledger.contracts.audit_log import (
     verify_hash_chain,
 )
 from ledger.contracts.catalog import Classification
-from ledger.chain import TxResult
+from ledger.contracts.grants import AccessReason
+from ledger.contracts.registry import Role
 from ledger.deployment import Consortium
 from ledger.errors import ContractRevert
-from ledger.contracts.grants import AccessReason
 from ledger.keys import Signer
-from ledger.contracts.registry import Role
 from tests.conftest import Members
 
 FIELDS = ["credit_code", "name", "legal_rep", "capital", "status"]

@@ -9,15 +9,14 @@ for changing nothing (no block mined, state as before).
 
 from __future__ import annotations
 
-
 import pytest
 
 from ledger.contracts.catalog import Classification, Dataset, UnknownField, UpdateFrequency
+from ledger.contracts.registry import AccountRole, Role
 from ledger.errors import ContractRevert, LedgerError, MerkleProofError
 from ledger.events import DEFAULT_BLOCK_STEP
 from ledger.hashing import content_hash, keccak, record_hash, schema_hash
 from ledger.merkle import EMPTY_ROOT, MerkleTree, leaf_hash, verify_inclusion
-from ledger.contracts.registry import AccountRole, Role
 from tests.conftest import admit
 from tests.support.assertions import expect_revert
 

@@ -16,11 +16,11 @@ import pytest
 
 from ledger.contracts.audit_log import AuditEntry, Outcome
 from ledger.contracts.catalog import Classification, UpdateFrequency
+from ledger.contracts.grants import AccessCheck, AccessGrant, AccessReason, GrantStatus
+from ledger.contracts.registry import AccountRole, Role
 from ledger.errors import ContractRevert
 from ledger.events import read_events
-from ledger.contracts.grants import AccessCheck, AccessGrant, AccessReason, GrantStatus
 from ledger.hashing import keccak
-from ledger.contracts.registry import AccountRole, Role
 from tests.conftest import admit
 from tests.support.assertions import expect_revert
 

@@ -16,11 +16,12 @@ import pytest
 from eth_utils import to_checksum_address
 
 from ledger.contracts.audit_log import Outcome, record_id
+from ledger.contracts.query_requests import MAX_PARAMS_LENGTH, QueryRequest, QueryStatus, public_key_of
 from ledger.hashing import keccak
 from ledger.keys import generate_signer
-from ledger.contracts.query_requests import MAX_PARAMS_LENGTH, QueryRequest, QueryStatus, public_key_of
 from protocol.query import SECP256K1_N, Query, query_digest, recover_query_signer, sign_query
-from tests.ledger.contracts.test_grants import _sol_enum, register, request as request_grant
+from tests.ledger.contracts.test_grants import _sol_enum, register
+from tests.ledger.contracts.test_grants import request as request_grant
 from tests.support.assertions import expect_revert
 
 CONTRACTS = Path(__file__).resolve().parents[3] / "contracts"

@@ -19,13 +19,13 @@ from typing import Any, Iterator, Sequence
 import pytest
 from eth_utils import keccak
 
-from ledger.contracts.catalog import Classification
 from ledger.chain import TxResult
+from ledger.contracts.catalog import Classification
+from ledger.contracts.registry import AccountRole, Department, ProposalState, Role, decode_code, encode_code
 from ledger.deployment import Consortium, deploy_consortium
 from ledger.errors import ContractRevert
 from ledger.events import EventDecoder
 from ledger.keys import Signer, generate_signer
-from ledger.contracts.registry import AccountRole, Department, ProposalState, Role, decode_code, encode_code
 from tests.conftest import Members, admit
 
 ZERO = "0x0000000000000000000000000000000000000000"
