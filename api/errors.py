@@ -23,7 +23,8 @@ and signed ``receipt``; a validation error the list of ``errors``.
 ``TransactionFailed``                       502
 ``ManifestError``, ``KeystoreError``        503 (the service is misconfigured)
 any other ``LedgerError``, any exception    500 with a generic detail (logged, never echoed)
-FastAPI's request validation                400 for a body that is not JSON, 422 otherwise
+FastAPI's request validation                400 for a body that is not JSON or holds a lone surrogate
+                                            (``invalid-unicode``, with the ``field``), 422 otherwise
 Starlette's ``HTTPException`` (404, 405...) its status
 ==========================================  ======================================================
 """
@@ -266,6 +267,10 @@ def install_problem_handlers(app: FastAPI, *, on_chain_unavailable: Callable[[],
         if any(e["type"] == "json_invalid" for e in errors):
             return problem_response(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON",
                                     path(request), errors=errors)
+        not_text = [e for e in errors if e["type"] == "invalid_unicode"]
+        if not_text:  # valid JSON, but no text: the client's error, like malformed JSON
+            return problem_response(400, "invalid-unicode", "Not Unicode text", not_text[0]["msg"], path(request),
+                                    field=".".join(not_text[0]["loc"][1:]), errors=errors)
         first = errors[0] if errors else {"loc": [], "msg": "invalid"}
         where = ".".join(first["loc"])
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
