@@ -55,9 +55,9 @@ from pydantic_settings import (
 )
 
 from api.errors import ConfigError
-from serving import ServeLimits
 from ledger.http_client import check_ca_file
 from ledger.json_limits import MAX_DEPTH
+from serving import ServeLimits
 
 __all__ = ["ApiSettings", "KeystoreEntry", "ServingSettings", "TokenBinding", "token_sha256"]
 
@@ -246,11 +246,15 @@ class ApiSettings(BaseSettings):
                 raise ConfigError(f"{name}: cannot read the config file: {exc.strerror or type(exc).__name__}") from None
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+            except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+                raise ConfigError(f"{name}: not valid TOML: its arrays or tables nest too deeply") from None
         token = _TOML_FILE.set(source.resolve() if source is not None else None)
         try:
             return cls(**overrides)
         except ValidationError as exc:
             raise ConfigError(f"{name}: {_describe(exc)}") from None
+        except RecursionError:  # a GOVSHARE_API_* value's JSON nested too deeply for the parser
+            raise ConfigError(f"{name}: a setting's value nests too deeply") from None
         finally:
             _TOML_FILE.reset(token)
 

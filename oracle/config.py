@@ -150,6 +150,8 @@ class OracleConfig:
             raise ConfigError(name, "", f"cannot read the config file: {exc.strerror or type(exc).__name__}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(name, "", f"not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+            raise ConfigError(name, "", "not valid TOML: its arrays or tables nest too deeply") from None
         return _Loader(name, source.resolve().parent).load(data, source)
 
     def dataset(self, dataset_id: int) -> DatasetConfig:

@@ -235,3 +235,14 @@ def test_the_serving_settings_have_the_oracles_defaults_and_bounds(tmp_path: Pat
     (tmp_path / "api.toml").write_text('rpc_url = "http://x"\n[serving]\nmax_conections = 10\n')
     with pytest.raises(ValueError, match="serving.max_conections: unknown key"):
         ApiSettings.load(tmp_path / "api.toml")
+
+
+def test_settings_nested_too_deeply_are_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("GOVSHARE_API_RPC_URL", raising=False)
+    (tmp_path / "api.toml").write_text('rpc_url = "http://x"\nx = ' + "[" * 5_000 + "]" * 5_000 + "\n")
+    with pytest.raises(ValueError, match="not valid TOML: its arrays or tables nest too deeply"):
+        ApiSettings.load(tmp_path / "api.toml")
+    (tmp_path / "api.toml").write_text('rpc_url = "http://x"\n')
+    monkeypatch.setenv("GOVSHARE_API_ORACLE_URLS", "[" * 5_000 + "]" * 5_000)
+    with pytest.raises(ValueError, match="a setting's value nests too deeply"):
+        ApiSettings.load(tmp_path / "api.toml")

@@ -100,3 +100,8 @@ def test_the_serving_table_defaults_to_the_apis_defaults_and_names_bad_keys(tmp_
                        ("request_seconds = -1", "serving.request_seconds"), ("max_conections = 5", "serving.max_conections")]:
         with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
             OracleConfig.load(write(tmp_path, render(tail=f"[serving]\n{table}\n")))
+
+
+def test_a_config_nested_too_deeply_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="not valid TOML: its arrays or tables nest too deeply"):
+        OracleConfig.load(write(tmp_path, render(top={"x": "[" * 5_000 + "]" * 5_000})))
