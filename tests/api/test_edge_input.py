@@ -123,6 +123,14 @@ def test_deep_json_and_lone_surrogates_are_the_clients_errors_and_the_service_li
             reply = http.post("/v1/queries", content=body.encode(), headers={"Content-Type": "application/json"})
             problem = assert_problem(reply, 400, "invalid-unicode")
             assert problem["field"] == field and problem["detail"].startswith(where + " holds a lone surrogate"), problem
+        for path, body, field in [  # any text the API takes in, not only a query's
+            ("/v1/grants", '{"dataset_id": 1, "fields": ["name"], "purpose": "audit \\udc00", "duration_seconds": 60, '
+                           '"quota": 1}', "purpose"),
+            ("/v1/datasets", '{"name": "\\ud800", "fields": ["a"], "level": "public"}', "name"),
+        ]:
+            reply = http.post(path, content=body.encode(), headers={"Content-Type": "application/json"})
+            problem = assert_problem(reply, 400, "invalid-unicode")
+            assert problem["field"] == field and problem["detail"].startswith(field + " holds a lone surrogate"), problem
         assert consortium.chain.block_number() == before + 1  # the registration only
         assert api.alive_and_answering()
     finally:
