@@ -37,7 +37,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from api.errors import ConfigError, ServiceUnavailable
 from api.settings import TokenBinding, check_token_bindings, describe_validation_error
 
-__all__ = ["TokenTable", "TokensUnavailable", "load_tokens_file"]
+__all__ = ["TokenTable", "TokensUnavailable", "load_tokens_file", "token_digest"]
 
 log = logging.getLogger("govshare.api")
 
@@ -71,6 +71,11 @@ def load_tokens_file(path: Path, *, development: bool = False) -> tuple[TokenBin
     except ValueError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     return bindings
+
+
+def token_digest(token: str) -> bytes:
+    """The SHA-256 of a bearer token (what the table compares; what a dashboard session remembers)."""
+    return hashlib.sha256(token.encode("utf-8")).digest()
 
 
 def _stamp(path: Path) -> tuple[int, int, int, int] | None:
@@ -127,8 +132,11 @@ class TokenTable:
     def lookup(self, token: str) -> TokenBinding | None:
         """The binding of ``token`` (expired or not), or None; :class:`TokensUnavailable` if the
         tokens file is invalid and the token is not one of the settings' own."""
+        return self.lookup_digest(token_digest(token))
+
+    def lookup_digest(self, digest: bytes) -> TokenBinding | None:
+        """:meth:`lookup` by the token's SHA-256."""
         self._refresh()
-        digest = hashlib.sha256(token.encode("utf-8")).digest()
         found = None
         for stored, binding in (*self._static, *self._from_file):  # no early exit: the time does not tell which matched
             if hmac.compare_digest(stored, digest):
@@ -141,8 +149,12 @@ class TokenTable:
 
     def account_for(self, token: str, now: float | None = None) -> str | None:
         """The account a valid, unexpired ``token`` is bound to, or None (also while the tokens file is invalid)."""
+        return self.account_for_digest(token_digest(token), now)
+
+    def account_for_digest(self, digest: bytes, now: float | None = None) -> str | None:
+        """:meth:`account_for` by the token's SHA-256 (a dashboard session checks its token at every page)."""
         try:
-            binding = self.lookup(token)
+            binding = self.lookup_digest(digest)
         except TokensUnavailable:
             return None
         if binding is None or binding.expired(time.time() if now is None else now):

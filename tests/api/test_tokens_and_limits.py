@@ -10,6 +10,7 @@ import secrets
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
+import httpx
 import pytest
 
 from api.errors import ConfigError
@@ -163,3 +164,20 @@ def test_the_oracles_rate_limit_reaches_the_caller_as_429(consortium, members, s
         assert reasons.count(OracleReason.RATE_LIMITED) == 1
     finally:
         oracle.stop()
+
+
+def test_a_dashboard_session_ends_with_its_token(members, serve_api, tmp_path):
+    """Signed in with a token from the file; the token is revoked: the next page asks to sign in again."""
+    tax_op = members.tax.operator
+    token = secrets.token_urlsafe(32)
+    tokens = tmp_path / "tokens.toml"
+    tokens.write_text(_token_table(tax_op.address, token, "tax"), encoding="utf-8")
+    api = serve_api([tax_op], tokens_file=tokens, index_path=tmp_path / "index.sqlite")
+    with httpx.Client(base_url=api.url, trust_env=False, follow_redirects=False) as browser:
+        assert browser.post("/dashboard/login", data={"token": token}).status_code == 303
+        assert browser.get("/dashboard/datasets").status_code == 200
+        _replace(tokens, "")
+        page = browser.get("/dashboard/datasets")
+        assert page.status_code == 303 and "/dashboard/login" in page.headers["location"]
+        _replace(tokens, _token_table(tax_op.address, token, "tax"))  # back: the old session stays closed
+        assert browser.get("/dashboard/datasets").status_code == 303
