@@ -8,6 +8,8 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from auditing.index import AuditIndex
+from auditing.verification import verify_audit_trail
 from devtools.sample_data import companies
 from ledger.contracts.audit_log import OracleReason, Outcome
 from oracle.config import OracleConfig
@@ -27,7 +29,7 @@ def _tax_query(running, members, published, index: int) -> dict:
     return body
 
 
-def test_over_the_limit_is_429_with_retry_after_and_recorded(consortium, members, published, start):
+def test_over_the_limit_is_429_with_retry_after_and_recorded(consortium, members, published, start, tmp_path):
     running = start(requester_rate_limit="3/hour")
     # PSB's operator holds a grant of its own: another requester, with a budget of its own
     psb_grant = consortium.grants.request(members.psb.operator, published.companies, published.company_fields,
@@ -68,6 +70,12 @@ def test_over_the_limit_is_429_with_retry_after_and_recorded(consortium, members
     assert len(limited) == 3
     assert all(e.outcome == Outcome.DENIED and e.requester == members.tax.operator.address for e in limited)
     assert consortium.grants.grant(published.tax_grant).used == 3  # the limited ones never reached the grant
+    # an auditor's index names the reason, and the trail with these denials verifies
+    index = AuditIndex(tmp_path / "index.sqlite")
+    index.sync(consortium)
+    receipt = replies[3].json()["receipt"]
+    assert index.record(receipt["record_id"]).reason_name == "RATE_LIMITED"
+    assert verify_audit_trail(index, consortium).ok
 
 
 def test_without_a_limit_every_query_is_served(members, published, start):
