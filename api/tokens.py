@@ -114,11 +114,11 @@ class TokenTable:
         """Read the file again if it changed since it was last read."""
         if self._file is None:
             return
-        stamp = _stamp(self._file)
-        if stamp == self._stamp and stamp is not None:
+        stamp = _stamp(self._file)  # None while the file is missing: refused once, not re-read per request
+        if stamp == self._stamp:
             return
         with self._lock:
-            if stamp == self._stamp and stamp is not None:
+            if stamp == self._stamp:
                 return
             self._stamp = stamp
             try:

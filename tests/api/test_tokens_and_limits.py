@@ -103,8 +103,11 @@ def test_an_invalid_tokens_file_refuses_its_tokens_until_fixed(members, serve_ap
     assert api.get(tax_op, "/v1/datasets").status_code == 200  # the settings' own token still works
     _replace(tokens, _token_table(tax_op.address, token, "tax"))
     assert api.http.get("/v1/datasets", headers=_bearer(token)).status_code == 200
-    # a service does not start on a missing or bad file
+    # a file deleted while running: its tokens are refused (twice: not forgotten after one refusal)
     tokens.unlink()
+    assert_problem(api.http.get("/v1/datasets", headers=_bearer(token)), 503, "tokens-unavailable")
+    assert_problem(api.http.get("/v1/datasets", headers=_bearer(token)), 503, "tokens-unavailable")
+    # a service does not start on a missing or bad file
     with pytest.raises(ConfigError, match="cannot read the tokens file"):
         serve_api([tax_op], tokens_file=tokens)
 
