@@ -47,7 +47,6 @@ from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBea
 
 from api.deps import ApiContext, ContextDep
 from api.errors import Forbidden, TooManyRequests, Unauthenticated
-from api.tokens import TokenTable
 from ledger.contracts.registry import Department, Role
 from ledger.deployment import Consortium
 from ledger.keys import Signer
