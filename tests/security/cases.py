@@ -597,3 +597,29 @@ def _oracle_rpc(w: World) -> list[str]:
     path = Path(args[-1])
     path.write_text(path.read_text().replace(f'rpc_url = "{w.consortium.chain.url}"', 'rpc_url = "file:///etc/passwd"'))
     return args
+
+
+# --------------------------------------------------------------------------- the table in SECURITY.md
+
+
+def table_row(case: Case) -> str:
+    """The case's row in SECURITY.md's table: id, surface, attack, expected refusal, evidence."""
+    from ledger.contracts.audit_log import reason_name
+    r, e = case.refusal, case.evidence
+    if isinstance(r, Problem):
+        refusal = f"{r.status}" + (f" `{r.reason}`" if r.reason else "") + (f" `{r.slug}`" if r.slug else "")
+    elif isinstance(r, Exit):
+        refusal = f"exit {r.code}: “{r.says}”"
+    else:
+        refusal = f"`{r.error}`"
+    if isinstance(e, Denial):
+        evidence = f"DENIED record, reason {int(e.reason)} `{reason_name(int(e.reason))}`, on chain"
+    elif e.kind == "counted":
+        evidence = "no record; malformed-query counter +1"
+    elif case.surface == "contract":
+        evidence = "no block mined; state unchanged"
+    elif case.surface == "cli":
+        evidence = "no transaction; state unchanged"
+    else:
+        evidence = "no record; state unchanged"
+    return f"| `{case.id}` | {case.surface} | {case.attack.replace('|', '/')} | {refusal} | {evidence} |"

@@ -25,7 +25,7 @@ from ledger.keys import Signer
 from protocol.receipt import receipt_signer
 from serving import ServerThread
 from tests.conftest import Template
-from tests.security.cases import CASES, Case, Denial, Exit, Problem, Reverts
+from tests.security.cases import CASES, Case, Denial, Exit, Problem, Reverts, table_row
 from tests.security.world import Answer, World, build_world, stop_world
 from tests.support.cli import CliRun, govshare_all
 
@@ -150,12 +150,14 @@ def test_the_catalogue_is_large_and_its_ids_unique() -> None:
 
 
 def test_security_md_lists_every_case() -> None:
-    """SECURITY.md's table has a row per case, with the case's surface, and no row for a case that
-    does not exist (rows of cases that come with a pending fix say so)."""
+    """SECURITY.md's table has a row per case, exactly as the case says (``cases.table_row``), and no
+    row for a case that does not exist (rows of cases that come with a pending fix say so)."""
     text = SECURITY_MD.read_text(encoding="utf-8")
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `([A-Z0-9-]+)` \| (\w+) \|", text, re.M)}
+    lines = set(text.splitlines())
     for case in CASES:
         assert rows.get(case.id) == case.surface, f"SECURITY.md has no row for {case.id} ({case.surface})"
+        assert table_row(case) in lines, f"SECURITY.md's row for {case.id} should read:\n{table_row(case)}"
     pending = {i for i in rows if i not in {c.id for c in CASES}}
     for case_id in pending:
         row = next(line for line in text.splitlines() if line.startswith(f"| `{case_id}` |"))
