@@ -401,9 +401,10 @@ CASES: list[Case] = [
          _api("tax", "POST", "/v1/queries", content=b"{" + b" " * 100_000 + b"}", headers={"Content-Type": "application/json"}),
          Problem(413, slug="payload-too-large")),
     Case("API-DATASET-UNKNOWN", "api", "reading a dataset id in no catalog", _api("tax", "GET", "/v1/datasets/9999"),
-         Problem(404)),
+         Problem(404, slug="unknown-dataset")),
     Case("API-GRANT-UNKNOWN", "api", "querying under a grant id that does not exist",
-         _api("tax", "POST", "/v1/queries", json=lambda w: {"grant_id": 9999, "params": {}}), Problem(404)),
+         _api("tax", "POST", "/v1/queries", json=lambda w: {"grant_id": 9999, "params": {}}),
+         Problem(404, slug="unknown-grant")),
     Case("API-GRANT-OTHER-DEPT", "api", "TAX's caller queries under PSB's grant",
          _api("tax", "POST", "/v1/queries", json=_query_json("psb")), Problem(403, slug="not-grantee")),
     Case("API-FIELD-ESCALATION", "api", "TAX's caller asks for fields its grant does not give",
@@ -416,7 +417,7 @@ CASES: list[Case] = [
          _api("tax", "POST", "/v1/queries", json=lambda w: {"grant_id": w.grants["ok"], "params": {"url": "http://169.254.169.254/"}}),
          Problem(422, "MALFORMED_REQUEST", "oracle-refused"), Denial(OracleReason.MALFORMED_REQUEST, **DENIED_TAX)),
     Case("API-WRONG-ROLE-APPROVE", "api", "TAX's caller approves a grant on SAMR's dataset (only SAMR may)",
-         _api("tax", "POST", lambda w: f"/v1/grants/{w.grants['requested']}/approve", json={}), Problem(403)),
+         _api("tax", "POST", lambda w: f"/v1/grants/{w.grants['requested']}/approve", json={}), Problem(403, slug="wrong-role")),
     Case("API-NO-KEY-FOR-ACCOUNT", "api", "PSB's caller asks for a write the service holds no key for",
          _api("psb", "POST", "/v1/queries", json=_query_json("psb")), Problem(403, slug="no-key-for-account")),
     # ---- direct contract transactions --------------------------------------------------------------
@@ -623,3 +624,8 @@ def table_row(case: Case) -> str:
     else:
         evidence = "no record; state unchanged"
     return f"| `{case.id}` | {case.surface} | {case.attack.replace('|', '/')} | {refusal} | {evidence} |"
+
+
+if __name__ == "__main__":  # `python -m tests.security.cases`: the rows for SECURITY.md's table
+    for _case in CASES:
+        print(table_row(_case))
