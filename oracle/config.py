@@ -34,6 +34,7 @@ from oracle.batcher import MAX_IN_FLIGHT
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
 from serving import ServeLimits
+from serving.rate_limit import parse_rate
 
 __all__ = ["OracleConfig", "DatasetConfig", "Mode", "MODES", "Anchoring", "ANCHORINGS"]
 
@@ -55,7 +56,7 @@ _TOP_KEYS = frozenset({
     "rpc_url", "rpc_ca_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "batch_max_in_flight", "head_poll_interval_seconds",
     "max_request_bytes", "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets",
-    "masking", "serving",
+    "masking", "requester_rate_limit", "serving",
 })
 #: The keys of the ``[serving]`` table: :class:`serving.ServeLimits`' (the API's settings take the same).
 _SERVING_KEYS = frozenset({"max_head_bytes", "max_headers", "max_connections", "keep_alive_seconds", "request_seconds"})
@@ -109,7 +110,10 @@ class OracleConfig:
     for its head on every request. ``anchoring``: ``process`` runs the batcher in a process of its own
     (``oracle.anchoring``: its CPU stays off the answering process's GIL), ``thread`` on a thread
     beside the answering loop (tests that drive the batcher by hand use it). ``rpc_ca_file``: the
-    certificate authorities trusted for an https ``rpc_url`` instead of the system's. ``serving``
+    certificate authorities trusted for an https ``rpc_url`` instead of the system's.
+    ``requester_rate_limit`` (``"60/minute"``, ``serving.rate_limit``; default none): the signed
+    queries one requester account may send in a moving window, counted once its signature is
+    verified; one more is refused ``RATE_LIMITED`` (429 with ``Retry-After``) and recorded. ``serving``
     (the ``[serving]`` table): the HTTP edge's limits toward clients (head size, header count, open
     connections, idle and slow-request timeouts), the same keys and defaults as the API's.
     """
@@ -136,6 +140,7 @@ class OracleConfig:
     strict_timeout_seconds: float = 30.0
     request_poll_interval_seconds: float = 1.0  # how often the on-chain request follower looks for new requests
     masking: Mapping[Classification, Mapping[str, MaskRule]] = field(default_factory=lambda: MappingProxyType({}))
+    requester_rate_limit: str | None = None  # per requester account, e.g. "60/minute"; None: no limit
     serving: ServeLimits = ServeLimits()  # the [serving] table: what a client of the HTTP edge may hold
 
     @classmethod
@@ -237,6 +242,16 @@ class _Loader:
             raise self.fail(dotted, f"must be {'at least 0' if allow_zero else 'more than 0'} seconds, found {value}")
         return value
 
+    def rate(self, table: Mapping[str, Any], key: str, dotted: str) -> str | None:
+        if key not in table:
+            return None
+        value = self.string(table, key, dotted)
+        try:
+            parse_rate(value)
+        except ValueError as exc:
+            raise self.fail(dotted, str(exc)) from None
+        return value
+
     def path(self, table: Mapping[str, Any], key: str, dotted: str) -> Path | None:
         if key not in table:
             return None
@@ -311,6 +326,7 @@ class _Loader:
             strict_timeout_seconds=self.seconds(data, "strict_timeout_seconds", "strict_timeout_seconds", 30.0),
             request_poll_interval_seconds=self.seconds(data, "request_poll_interval_seconds", "request_poll_interval_seconds", 1.0),
             masking=self.masking(data.get("masking", {})),
+            requester_rate_limit=self.rate(data, "requester_rate_limit", "requester_rate_limit"),
             serving=self.serving(data.get("serving", {})),
         )
 
