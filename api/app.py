@@ -30,6 +30,7 @@ from api.settings import ApiSettings
 from api.tokens import TokenTable
 from ledger.deployment import Consortium
 from ledger.errors import ChainUnavailable
+from ledger.json_limits import MAX_DEPTH, JsonTooDeep, check_json
 from ledger.keys import Signer
 from serving.rate_limit import RateLimit
 
@@ -53,17 +54,22 @@ DOCS_ASSETS = "/docs/assets"
 class BodySizeLimit:
     """ASGI middleware: a request body over ``max_bytes`` is answered 413 (a problem) before the app
     sees it. A declared ``Content-Length`` over the limit is refused without reading the body; a body
-    streamed without one is counted as it arrives (and held, at most ``max_bytes``, for the app)."""
+    streamed without one is counted as it arrives (and held, at most ``max_bytes``, for the app).
+    A JSON body (``application/json``, ``…+json``, or no content type: FastAPI parses those as JSON)
+    nested deeper than ``max_depth`` is answered 400 before anything parses it
+    (``ledger.json_limits``: deep nesting would crash or stall a recursive parser)."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_bytes: int, max_depth: int = MAX_DEPTH) -> None:
         self.app = app
         self.max_bytes = max_bytes
+        self.max_depth = max_depth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        declared = dict(scope.get("headers") or []).get(b"content-length")
+        headers = dict(scope.get("headers") or [])
+        declared = headers.get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.max_bytes):
             await self._refuse(scope, receive, send)
             return
@@ -78,6 +84,14 @@ class BodySizeLimit:
                 return
             if not message.get("more_body", False):
                 break
+        if body and _is_json(headers.get(b"content-type")):
+            try:
+                check_json(body, what="the request body", max_depth=self.max_depth)
+            except JsonTooDeep as exc:
+                response = problem_response(400, "json-too-deep", "JSON nested too deeply", str(exc), scope.get("path"),
+                                            max_depth=self.max_depth)
+                await response(scope, receive, send)
+                return
         delivered = False
 
         async def replay() -> Message:
@@ -96,6 +110,14 @@ class BodySizeLimit:
         await response(scope, receive, send)
 
 
+def _is_json(content_type: bytes | None) -> bool:
+    """Whether FastAPI would parse a body of this content type as JSON (it does without one)."""
+    if not content_type:
+        return True
+    subtype = content_type.split(b";", 1)[0].strip().lower().rpartition(b"/")[2]
+    return subtype == b"json" or subtype.endswith(b"+json")
+
+
 def create_app(settings: ApiSettings, *, consortium: Consortium | None = None,
                signers: Iterable[Signer] | None = None) -> FastAPI:
     """The API app. ``consortium``: an existing chain connection (else connected on first use from
@@ -110,7 +132,7 @@ def create_app(settings: ApiSettings, *, consortium: Consortium | None = None,
                          docs_url="/docs", redoc_url=None, static_url=DOCS_ASSETS)
     app.state.context = context
     install_problem_handlers(app, on_chain_unavailable=metrics.chain_was_unavailable)
-    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes, max_depth=settings.max_json_depth)
     install_metrics(app, metrics, settings)  # outside the size limit: its 413s are counted too
 
     @app.get("/v1/health", response_model=HealthPublic, tags=["service"], summary="Service and chain status")
@@ -142,4 +164,4 @@ def serve(config_path: Path) -> None:
         log.warning("the chain at the configured rpc_url is unreachable; requests will be answered 503 until it is back")
     log.info("govshare API for %s listening on %s:%d", ", ".join(sorted(context.signers)) or "no account",
              settings.listen_host, settings.listen_port)
-    serving.serve(app, settings.listen_host, settings.listen_port)  # govshare's limits (head size, slow clients)
+    serving.serve(app, settings.listen_host, settings.listen_port, settings.serving.limits())  # govshare's limits (head size, slow clients)

@@ -23,7 +23,8 @@ and signed ``receipt``; a validation error the list of ``errors``.
 ``TransactionFailed``                       502
 ``ManifestError``, ``KeystoreError``        503 (the service is misconfigured)
 any other ``LedgerError``, any exception    500 with a generic detail (logged, never echoed)
-FastAPI's request validation                400 for a body that is not JSON, 422 otherwise
+FastAPI's request validation                400 for a body that is not JSON or holds a lone surrogate
+                                            (``invalid-unicode``, with the ``field``), 422 otherwise
 Starlette's ``HTTPException`` (404, 405...) its status
 ==========================================  ======================================================
 """
@@ -273,6 +274,13 @@ def install_problem_handlers(app: FastAPI, *, on_chain_unavailable: Callable[[],
         if any(e["type"] == "json_invalid" for e in errors):
             return problem_response(400, "malformed-json", "Malformed JSON", "the request body is not valid JSON",
                                     path(request), errors=errors)
+        not_text = [e for e in errors if e["type"] in ("invalid_unicode", "string_unicode")]
+        if not_text:  # valid JSON, but no text: the client's error, like malformed JSON
+            field = ".".join(not_text[0]["loc"][1:])  # string_unicode: pydantic's own, for a constrained string
+            detail = not_text[0]["msg"] if not_text[0]["type"] == "invalid_unicode" else \
+                f"{field} holds a lone surrogate (U+D800 to U+DFFF): it is not Unicode text"
+            return problem_response(400, "invalid-unicode", "Not Unicode text", detail, path(request), field=field,
+                                    errors=errors)
         first = errors[0] if errors else {"loc": [], "msg": "invalid"}
         where = ".".join(first["loc"])
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""

@@ -10,7 +10,8 @@ from __future__ import annotations
 from enum import Enum
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
+from pydantic_core import PydanticCustomError
 
 from ledger.contracts.catalog import Classification, Dataset, DatasetVersion, UpdateFrequency
 from ledger.contracts.grants import AccessGrant, GrantStatus
@@ -90,7 +91,43 @@ def _hex(value: bytes) -> str:
 
 
 class _In(BaseModel):
+    """What a client sends: no unknown members, and text that is Unicode (a lone surrogate such as
+    ``"\\ud800"`` is valid JSON but no text: UTF-8 cannot encode it, so nothing downstream could sign,
+    hash or send it). Refused as an ``invalid_unicode`` error naming the member (``api.errors``: 400)."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _unicode_text(cls, value: Any, info: ValidationInfo) -> Any:
+        where = _lone_surrogate(value, info.field_name or "body")
+        if where is not None:
+            raise PydanticCustomError("invalid_unicode", "{where} holds a lone surrogate (U+D800 to U+DFFF): "
+                                      "it is not Unicode text", {"where": where})
+        return value
+
+
+def _lone_surrogate(value: Any, where: str) -> str | None:
+    """Where in ``value`` (a path from ``where``) a string UTF-8 cannot encode is, if anywhere."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return where
+        return None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            shown = key.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace") \
+                if isinstance(key, str) else str(key)
+            found = _lone_surrogate(key, f"{where} (the name '{shown}')") or _lone_surrogate(item, f"{where}['{shown}']")
+            if found is not None:
+                return found
+    elif isinstance(value, (list, tuple)):
+        for index, item in enumerate(value):
+            found = _lone_surrogate(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+    return None
 
 
 class DepartmentRef(BaseModel):

@@ -24,6 +24,9 @@ this file.
 * ``index_path`` is the audit index's SQLite file (used by the audit routes).
 * ``rpc_ca_file`` (PEM) holds the certificate authorities trusted for an https ``rpc_url`` instead of
   the system's (a consortium's own CA).
+* ``[serving]`` bounds what a client may hold (``max_head_bytes``, ``max_headers``, ``max_connections``,
+  ``keep_alive_seconds``, ``request_seconds``): the same keys and defaults as the oracle's ``[serving]``.
+* ``max_json_depth`` (default 64) bounds how deeply a JSON body may nest (deeper: 400, before parsing).
 * ``metrics_enabled`` (default true) serves Prometheus metrics at ``/metrics`` without credentials
   (counts and latencies, nothing personal: see ``api.metrics``); ``metrics_token_sha256``, the
   SHA-256 of a bearer token (not an account's), makes ``/metrics`` ask for that token.
@@ -61,10 +64,12 @@ from pydantic_settings import (
 
 from api.errors import ConfigError
 from ledger.http_client import check_ca_file
+from ledger.json_limits import MAX_DEPTH
+from serving import ServeLimits
 from serving.rate_limit import parse_rate
 
-__all__ = ["ApiSettings", "KeystoreEntry", "TokenBinding", "check_token_bindings", "describe_validation_error",
-           "token_sha256"]
+__all__ = ["ApiSettings", "KeystoreEntry", "ServingSettings", "TokenBinding", "check_token_bindings",
+           "describe_validation_error", "token_sha256"]
 
 ENV_PREFIX = "GOVSHARE_API_"
 
@@ -128,6 +133,31 @@ class KeystoreEntry(BaseModel):
     password_file: Path | None = None
 
 
+_LIMITS = ServeLimits()
+
+
+class ServingSettings(BaseModel):
+    """The ``[serving]`` table: what a client may hold of the service (the oracle's ``[serving]``
+    takes the same keys, with the same defaults: :class:`serving.ServeLimits`')."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_head_bytes: int = Field(default=_LIMITS.max_head_bytes, ge=1024, le=1 << 20,
+                                description="largest request line and headers (else 431)")
+    max_headers: int = Field(default=_LIMITS.max_headers, ge=8, le=10_000, description="most header fields (else 431)")
+    max_connections: int = Field(default=_LIMITS.max_connections, ge=1, le=100_000,
+                                 description="most connections open at once (more are answered 503 and closed)")
+    keep_alive_seconds: float = Field(default=_LIMITS.keep_alive_seconds, gt=0, le=3600,
+                                      description="a connection silent this long (before a request or after an answer) is closed")
+    request_seconds: float = Field(default=_LIMITS.request_seconds, gt=0, le=3600,
+                                   description="a request not whole this long after it began is cut off (slowloris)")
+
+    def limits(self) -> ServeLimits:
+        return ServeLimits(max_head_bytes=self.max_head_bytes, max_headers=self.max_headers,
+                           max_connections=self.max_connections, keep_alive_seconds=self.keep_alive_seconds,
+                           request_seconds=self.request_seconds)
+
+
 class ApiSettings(BaseSettings):
     """Everything the API service needs (see the module docstring for where each value comes from)."""
 
@@ -146,10 +176,12 @@ class ApiSettings(BaseSettings):
     oracle_urls: dict[str, str] = Field(default_factory=dict, description="oracle URL per department code, over the registry's")
     index_path: Path | None = Field(default=None, description="the audit index's SQLite file")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3, description="largest request body accepted")
+    max_json_depth: int = Field(default=MAX_DEPTH, ge=8, le=512, description="deepest nesting of a JSON body accepted")
     signature_window_seconds: int = Field(default=300, ge=5, le=3600, description="freshness window of signed requests")
     oracle_timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="how long a query may wait for an oracle")
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8800, ge=1, le=65535)
+    serving: ServingSettings = Field(default_factory=ServingSettings, description="limits toward clients ([serving])")
     development: bool = Field(default=False, description="allow placeholder tokens (never in production)")
     metrics_enabled: bool = Field(default=True, description="serve Prometheus metrics at /metrics")
     metrics_token_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$",
@@ -241,11 +273,15 @@ class ApiSettings(BaseSettings):
                 raise ConfigError(f"{name}: cannot read the config file: {exc.strerror or type(exc).__name__}") from None
             except tomllib.TOMLDecodeError as exc:
                 raise ConfigError(f"{name}: not valid TOML: {exc}") from None
+            except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+                raise ConfigError(f"{name}: not valid TOML: its arrays or tables nest too deeply") from None
         token = _TOML_FILE.set(source.resolve() if source is not None else None)
         try:
             return cls(**overrides)
         except ValidationError as exc:
             raise ConfigError(f"{name}: {describe_validation_error(exc)}") from None
+        except RecursionError:  # a GOVSHARE_API_* value's JSON nested too deeply for the parser
+            raise ConfigError(f"{name}: a setting's value nests too deeply") from None
         finally:
             _TOML_FILE.reset(token)
 

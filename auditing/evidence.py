@@ -16,10 +16,14 @@ from ledger.contracts.audit_log import Outcome
 from ledger.dataset_file import DataFileError, read_dataset_file
 from ledger.errors import HashLengthError
 from ledger.hashing import record_hash as canonical_record_hash
+from ledger.json_limits import JsonTooDeep, JsonTooLarge, read_json_file
 from ledger.merkle import leaf_hash, root_from_proof
 from protocol.oracle_export import ExportedRecord, InvalidExport, OracleExport, hex32
 
 _U64 = 1 << 64
+
+#: Largest record proof file read (a proof of a million records is about 1.4 KB of hashes).
+MAX_PROOF_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -72,9 +76,13 @@ class RecordProofCheck:
     @classmethod
     def from_file(cls, path: Path | str) -> RecordProofCheck:
         try:
-            data = json.loads(Path(path).read_text(encoding="utf-8"))
+            data = read_json_file(path, max_bytes=MAX_PROOF_BYTES, what=f"record proof {path}")
         except OSError as exc:
             raise VerificationInputError(f"cannot read record proof {path}: {exc.strerror or exc}") from None
+        except (JsonTooLarge, JsonTooDeep) as exc:
+            raise VerificationInputError(str(exc)) from None
+        except UnicodeDecodeError:
+            raise VerificationInputError(f"record proof {path} is not UTF-8 text") from None
         except json.JSONDecodeError as exc:
             raise VerificationInputError(f"record proof {path} is not JSON: {exc.msg} at line {exc.lineno}") from None
         if not isinstance(data, dict):

@@ -78,4 +78,9 @@ def param(text: str) -> tuple[str, str]:
     name, sep, value = text.partition("=")
     if not sep or not name:
         raise argparse.ArgumentTypeError(f"a parameter is name=value, not {text!r}")
+    try:  # bytes that are not UTF-8 reach Python's argv as lone surrogates, which nothing can send
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        shown = name.encode("utf-8", "backslashreplace").decode("ascii", "backslashreplace")
+        raise argparse.ArgumentTypeError(f"parameter {shown}: not UTF-8 text (a byte sequence that is no character)") from None
     return name, value

@@ -7,7 +7,9 @@ construction.
 Formats (chosen by suffix, or ``fmt=``):
 
 * **JSON Lines** (``.jsonl``, ``.ndjson``): one JSON object per line; blank lines are skipped.
-  Values must be canonical-JSON values: exact decimals as strings, never floats.
+  Values must be canonical-JSON values: exact decimals as strings, never floats. A record is at
+  most :data:`MAX_RECORD_CHARS` characters and nests at most ``ledger.json_limits.MAX_DEPTH``
+  levels (checked before the line is parsed).
 * **CSV** (``.csv``): UTF-8 (a BOM is tolerated), a header row of field names; every value is a
   string, exactly as written.
 
@@ -26,12 +28,15 @@ from typing import Any
 
 from ledger.errors import CanonicalizationError, LedgerError
 from ledger.hashing import content_hash, record_hash
+from ledger.json_limits import MAX_DEPTH, JsonTooDeep, check_json
 from ledger.merkle import MerkleTree
 
 __all__ = ["DataFileError", "DatasetFile", "read_dataset_file", "parse_records"]
 
 FORMATS = ("jsonl", "csv")
 _SUFFIXES = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv"}
+#: Longest line of a JSON Lines file (one record).
+MAX_RECORD_CHARS = 1024 * 1024
 
 
 class DataFileError(LedgerError, ValueError):
@@ -113,10 +118,18 @@ def read_dataset_file(path: Path, fields: Sequence[str] | None = None, *, fmt: s
 
 
 def _parse_jsonl(text: str) -> list[tuple[int, dict[str, Any]]]:
+    lines = text.splitlines()
+    try:
+        check_json(text, what="a record")  # the whole file at once: each line is balanced if it is JSON
+    except JsonTooDeep:
+        _refuse_deep_line(lines)
     out = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
+        if len(line) > MAX_RECORD_CHARS:
+            raise DataFileError(f"line {number}: a record is at most {MAX_RECORD_CHARS} characters, "
+                                f"this one has {len(line)}")
         try:
             record = json.loads(line, parse_float=_refuse_float)
         except json.JSONDecodeError as exc:
@@ -127,6 +140,16 @@ def _parse_jsonl(text: str) -> list[tuple[int, dict[str, Any]]]:
             raise DataFileError(f"line {number}: a record must be a JSON object, found {type(record).__name__}")
         out.append((number, record))
     return out
+
+
+def _refuse_deep_line(lines: Sequence[str]) -> None:
+    """Name the first line nested too deeply (or unbalanced so that the file as a whole is)."""
+    for number, line in enumerate(lines, start=1):
+        try:
+            check_json(line, what="the record")
+        except JsonTooDeep as exc:
+            raise DataFileError(f"line {number}: {exc}") from None
+    raise DataFileError(f"the lines' brackets do not balance: the file nests over {MAX_DEPTH} levels deep")
 
 
 def _refuse_float(literal: str) -> Any:

@@ -34,10 +34,13 @@ from ledger.contracts.query_requests import QueryRequestsClient
 from ledger.contracts.registry import ConsortiumRegistryClient
 from ledger.errors import ContractRevert, ManifestError
 from ledger.events import EventDecoder
+from ledger.json_limits import loads
 from ledger.keys import Signer
 
 DEFAULT_MANIFEST_DIR = PROJECT_ROOT / "deployments"
 MANIFEST_FORMAT = 1
+#: Largest deployment manifest read (addresses and hashes: a few KB).
+MAX_MANIFEST_BYTES = 4 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -63,7 +66,7 @@ class Deployment:
     @classmethod
     def from_json(cls, text: str) -> Deployment:
         try:
-            data = json.loads(text)
+            data = loads(text, what="the deployment manifest", max_bytes=MAX_MANIFEST_BYTES, max_depth=8)
             if data.get("format") != MANIFEST_FORMAT:
                 raise ManifestError(f"unsupported manifest format {data.get('format')!r}")
             missing = [name for name in DEPLOYABLE if name not in data["addresses"]]

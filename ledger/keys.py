@@ -24,6 +24,7 @@ from eth_utils import is_same_address
 
 from ledger.errors import KeystoreError, PasswordUnavailable
 from ledger.hashing import keccak
+from ledger.json_limits import JsonTooDeep, JsonTooLarge, read_json_file
 
 __all__ = [
     "PASSWORD_ENV_VAR",
@@ -34,6 +35,9 @@ __all__ = [
     "save_keystore",
     "signer_from_key",
 ]
+
+#: Largest keystore file read (a v3 keystore is under 1 KB).
+MAX_KEYSTORE_BYTES = 64 * 1024
 
 #: The environment variable :func:`read_password` falls back to.
 PASSWORD_ENV_VAR = "GOVSHARE_KEY_PASSWORD"
@@ -154,9 +158,11 @@ def load_keystore(path: str | os.PathLike[str], password: str) -> Signer:
     if not isinstance(password, str):
         raise TypeError(f"password must be str, found {type(password).__name__}")
     try:
-        keyfile = json.loads(path.read_text(encoding="utf-8"))
+        keyfile = read_json_file(path, max_bytes=MAX_KEYSTORE_BYTES, max_depth=8, what=f"keystore {path}")
     except OSError as exc:
         raise KeystoreError(f"cannot read keystore {path}: {exc.strerror or type(exc).__name__}") from None
+    except (JsonTooLarge, JsonTooDeep) as exc:
+        raise KeystoreError(f"{exc}: not a keystore") from None
     except (UnicodeDecodeError, json.JSONDecodeError):
         raise KeystoreError(f"keystore {path} is not JSON") from None
     if not isinstance(keyfile, dict) or "crypto" not in keyfile and "Crypto" not in keyfile:

@@ -33,6 +33,7 @@ from ledger.keys import read_password
 from oracle.batcher import MAX_IN_FLIGHT
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
+from serving import ServeLimits
 from serving.rate_limit import parse_rate
 
 __all__ = ["OracleConfig", "DatasetConfig", "Mode", "MODES", "Anchoring", "ANCHORINGS"]
@@ -55,8 +56,10 @@ _TOP_KEYS = frozenset({
     "rpc_url", "rpc_ca_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "batch_max_in_flight", "head_poll_interval_seconds",
     "max_request_bytes", "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets",
-    "masking", "requester_rate_limit",
+    "masking", "requester_rate_limit", "serving",
 })
+#: The keys of the ``[serving]`` table: :class:`serving.ServeLimits`' (the API's settings take the same).
+_SERVING_KEYS = frozenset({"max_head_bytes", "max_headers", "max_connections", "keep_alive_seconds", "request_seconds"})
 _DATASET_KEYS = frozenset({
     "base_url", "path", "timeout_seconds", "max_response_bytes", "params", "fixed_params", "max_records",
     "max_connections", "masking", "ca_file", "client_cert_file", "client_key_file",
@@ -110,7 +113,9 @@ class OracleConfig:
     certificate authorities trusted for an https ``rpc_url`` instead of the system's.
     ``requester_rate_limit`` (``"60/minute"``, ``serving.rate_limit``; default none): the signed
     queries one requester account may send in a moving window, counted once its signature is
-    verified; one more is refused ``RATE_LIMITED`` (429 with ``Retry-After``) and recorded.
+    verified; one more is refused ``RATE_LIMITED`` (429 with ``Retry-After``) and recorded. ``serving``
+    (the ``[serving]`` table): the HTTP edge's limits toward clients (head size, header count, open
+    connections, idle and slow-request timeouts), the same keys and defaults as the API's.
     """
 
     source: Path
@@ -136,6 +141,7 @@ class OracleConfig:
     request_poll_interval_seconds: float = 1.0  # how often the on-chain request follower looks for new requests
     masking: Mapping[Classification, Mapping[str, MaskRule]] = field(default_factory=lambda: MappingProxyType({}))
     requester_rate_limit: str | None = None  # per requester account, e.g. "60/minute"; None: no limit
+    serving: ServeLimits = ServeLimits()  # the [serving] table: what a client of the HTTP edge may hold
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> OracleConfig:
@@ -149,6 +155,8 @@ class OracleConfig:
             raise ConfigError(name, "", f"cannot read the config file: {exc.strerror or type(exc).__name__}") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(name, "", f"not valid TOML: {exc}") from None
+        except RecursionError:  # tomllib parses nested arrays and inline tables recursively
+            raise ConfigError(name, "", "not valid TOML: its arrays or tables nest too deeply") from None
         return _Loader(name, source.resolve().parent).load(data, source)
 
     def dataset(self, dataset_id: int) -> DatasetConfig:
@@ -319,6 +327,20 @@ class _Loader:
             request_poll_interval_seconds=self.seconds(data, "request_poll_interval_seconds", "request_poll_interval_seconds", 1.0),
             masking=self.masking(data.get("masking", {})),
             requester_rate_limit=self.rate(data, "requester_rate_limit", "requester_rate_limit"),
+            serving=self.serving(data.get("serving", {})),
+        )
+
+    def serving(self, value: Any) -> ServeLimits:
+        """The ``[serving]`` table: limits toward clients (defaults: :class:`serving.ServeLimits`')."""
+        table = self.table(value, "serving")
+        self.check_keys(table, _SERVING_KEYS, "serving.")
+        default = ServeLimits()
+        return ServeLimits(
+            max_head_bytes=self.integer(table, "max_head_bytes", "serving.max_head_bytes", default.max_head_bytes, 1024, 1 << 20),
+            max_headers=self.integer(table, "max_headers", "serving.max_headers", default.max_headers, 8, 10_000),
+            max_connections=self.integer(table, "max_connections", "serving.max_connections", default.max_connections, 1, 100_000),
+            keep_alive_seconds=self.seconds(table, "keep_alive_seconds", "serving.keep_alive_seconds", default.keep_alive_seconds),
+            request_seconds=self.seconds(table, "request_seconds", "serving.request_seconds", default.request_seconds),
         )
 
     def dataset(self, key: str, value: Any) -> DatasetConfig:

@@ -99,6 +99,6 @@ def serve(config_path: Path) -> None:
              config.listen_host, config.listen_port, config.mode,
              f"in process {anchoring}" if anchoring else "on a thread")
     try:
-        serving.serve(oracle.app, config.listen_host, config.listen_port)  # returns on SIGINT/SIGTERM
+        serving.serve(oracle.app, config.listen_host, config.listen_port, config.serving)  # returns on SIGINT/SIGTERM
     finally:
         oracle.close()

@@ -11,7 +11,6 @@ id and the response hash. The data itself never goes on chain.
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 from typing import Callable
@@ -20,6 +19,7 @@ from ledger.contracts.audit_log import record_id
 from ledger.contracts.query_requests import QueryRequested
 from ledger.errors import ContractRevert, LedgerError
 from ledger.hashing import canonical_json
+from ledger.json_limits import loads
 from ledger.keys import Signer
 from oracle.service import Access, OracleService, QueryAnswer
 from protocol import ecies
@@ -104,7 +104,7 @@ class OnChainRequestFollower:
     def _decrypt_params(self, request: QueryRequested) -> dict[str, str] | None:
         try:
             plain = ecies.decrypt(self._private_key, request.encrypted_params, params_associated_data(request.requester))
-            params = json.loads(plain)
+            params = loads(plain, what="the decrypted parameters", max_depth=1)  # a flat object of strings
         except (LedgerError, ValueError):
             return None
         if not isinstance(params, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in params.items()):

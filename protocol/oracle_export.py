@@ -21,8 +21,12 @@ from eth_utils import to_checksum_address
 
 from ledger.contracts.audit_log import AuditEntry, Outcome, reason_name, record_id
 from ledger.errors import LedgerError
+from ledger.json_limits import JsonTooDeep, check_json
 
 __all__ = ["EXPORT_FORMAT", "EXPORT_TYPE", "ExportedRecord", "InvalidExport", "OracleExport", "hex32"]
+
+#: How deeply a line of an export may nest (a record is a flat object: 1).
+MAX_LINE_DEPTH = 8
 
 EXPORT_TYPE = "govshare.oracle-export"
 EXPORT_FORMAT = 1
@@ -126,6 +130,15 @@ class OracleExport:
         lines = [(n, line) for n, line in enumerate(text.splitlines(), start=1) if line.strip()]
         if not lines:
             raise InvalidExport(f"oracle export {path} is empty")
+        try:
+            check_json(text, max_depth=MAX_LINE_DEPTH)  # the whole file at once: each line balances if it is JSON
+        except JsonTooDeep:
+            for number, line in lines:
+                try:
+                    check_json(line, what="the line", max_depth=MAX_LINE_DEPTH)
+                except JsonTooDeep as exc:
+                    raise InvalidExport(f"oracle export {path}, line {number}: {exc}") from None
+            raise InvalidExport(f"oracle export {path}: its lines' brackets do not balance") from None
         try:
             header = json.loads(lines[0][1])
             if not isinstance(header, dict) or header.get("type") != EXPORT_TYPE:

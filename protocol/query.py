@@ -25,7 +25,6 @@ refuses them, when malformed, when ``s`` is in the upper half of the curve order
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
 from dataclasses import dataclass
@@ -37,6 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ledger.errors import LedgerError
 from ledger.hashing import keccak as _keccak
+from ledger.json_limits import loads
 from ledger.keys import Signer
 from protocol.commitments import params_hash
 
@@ -231,7 +231,7 @@ class Query:
         if type(data) is not dict:  # a dict (what the oracle's HTTP edge passes) skips the ABC checks
             if isinstance(data, (str, bytes, bytearray)):
                 try:
-                    data = json.loads(data)
+                    data = loads(data, what="the query", max_depth=1)  # a flat object
                 except (ValueError, UnicodeDecodeError) as exc:
                     raise InvalidQuery(f"query is not JSON: {exc}") from None
             if not isinstance(data, Mapping):

@@ -11,7 +11,10 @@ callbacks and the refusal path:
   it calls back, also from the raw bytes fed while a head is awaited (fed in slices of
   :data:`HEAD_SLICE` bytes then), so that a connection never holds more than ``max_head_bytes`` +
   one slice of an unfinished head;
-* bytes that are not HTTP get 400; both as RFC 9457 problems, then the connection closes. Requests
+* a request with more than ``max_headers`` header fields is refused with 431 too;
+* a connection beyond ``max_connections`` open at once is answered 503 (``Retry-After``) and closed
+  as soon as it is accepted, before anything is read from it;
+* bytes that are not HTTP get 400; all as RFC 9457 problems, then the connection closes. Requests
   that came before on the same connection (pipelined) are answered first, the last of them with
   ``Connection: close``;
 * a connection that sends nothing for ``keep_alive_seconds`` after it opened (or after its last
@@ -45,6 +48,8 @@ class ServeLimits:
     """What a service bounds per connection (seconds and bytes)."""
 
     max_head_bytes: int = 16_384
+    max_headers: int = 100
+    max_connections: int = 512
     keep_alive_seconds: float = 5.0
     request_seconds: float = 30.0
     shutdown_seconds: float = 30.0
@@ -54,11 +59,12 @@ class _HeadTooLarge(Exception):
     """Raised inside a parser callback; httptools wraps it, :meth:`LimitedHttpToolsProtocol.data_received` tells it apart."""
 
 
-def problem_bytes(status: int, reason: bytes, title: str, detail: str) -> bytes:
-    """A whole HTTP/1.1 answer carrying an RFC 9457 problem, closing the connection."""
+def problem_bytes(status: int, reason: bytes, title: str, detail: str, extra_headers: bytes = b"") -> bytes:
+    """A whole HTTP/1.1 answer carrying an RFC 9457 problem, closing the connection (``extra_headers``:
+    whole header lines, each ending in CRLF)."""
     body = orjson.dumps({"type": "about:blank", "title": title, "status": status, "detail": detail})
     return (b"HTTP/1.1 %d %s\r\ncontent-type: application/problem+json\r\ncontent-length: %d\r\n"
-            b"connection: close\r\n\r\n" % (status, reason, len(body))) + body
+            b"%sconnection: close\r\n\r\n" % (status, reason, len(body), extra_headers)) + body
 
 
 class LimitedHttpToolsProtocol(HttpToolsProtocol):
@@ -69,6 +75,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().__init__(config, server_state, app_state, _loop)
         self.limits: ServeLimits = getattr(config, "govshare_limits", ServeLimits())
         self._head_bytes = 0  # counted by the parser's callbacks
+        self._header_count = 0
         self._head_raw = 0  # bytes fed since the last message completed, while a head is awaited
         self._awaiting_head = True
         self._head_too_large = False
@@ -78,6 +85,13 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        if len(self.connections) > self.limits.max_connections:
+            self._cancel_keep_alive()
+            transport.write(problem_bytes(503, b"Service Unavailable", "too many connections",
+                                          f"this service keeps at most {self.limits.max_connections} connections open; "
+                                          "try again shortly", b"retry-after: 1\r\n"))
+            transport.close()
+            return
         # A connection that never sends a byte is closed like an idle kept-alive one.
         self.timeout_keep_alive_task = self.loop.call_later(self.limits.keep_alive_seconds, self.timeout_keep_alive_handler)
 
@@ -101,7 +115,10 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         except httptools.HttpParserUpgrade:
             self._refuse_upgrade()
         except httptools.HttpParserError:
-            if self._head_too_large:
+            if self._header_count > self.limits.max_headers:
+                self._refuse(431, b"Request Header Fields Too Large", "too many header fields",
+                             f"a request has at most {self.limits.max_headers} header fields")
+            elif self._head_too_large:
                 self._refuse(431, b"Request Header Fields Too Large", "request head too large",
                              f"a request's line and headers are at most {self.limits.max_head_bytes} bytes")
             else:
@@ -135,6 +152,7 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._head_bytes = 0
+        self._header_count = 0
         self._cancel_request_timer()
         self._request_timer = self.loop.call_later(self.limits.request_seconds, self._request_too_slow)
 
@@ -143,6 +161,9 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            raise _HeadTooLarge()
         self._grow_head(len(name) + len(value) + 4)
         super().on_header(name, value)
 
@@ -190,6 +211,11 @@ class LimitedHttpToolsProtocol(HttpToolsProtocol):
         self._request_timer = None
         if not self.transport.is_closing():
             self.transport.close()
+
+    def _cancel_keep_alive(self) -> None:
+        if self.timeout_keep_alive_task is not None:
+            self.timeout_keep_alive_task.cancel()
+            self.timeout_keep_alive_task = None
 
     def _cancel_request_timer(self) -> None:
         if self._request_timer is not None:

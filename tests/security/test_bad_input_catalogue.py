@@ -98,7 +98,7 @@ def _check_problem(case: Case, answer: Answer) -> None:
         assert answer.body.get("reason") == expected.reason, (case.id, answer.body)
     if expected.slug is not None:
         assert answer.body["type"] == f"urn:govshare:problem:{expected.slug}", (case.id, answer.body)
-    if case.surface == "api":
+    if case.surface == "api" and answer.status != 431:  # a 431 comes from serving, under the API's problem types
         assert answer.body["type"].startswith("urn:govshare:problem:"), answer.body
 
 
