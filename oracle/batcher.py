@@ -292,9 +292,9 @@ class Batcher:
         record = batch[0]
         assert self._head_seen is not None and self._max_age is not None
         held = HeldRecord(record.sequence, record.entry.checked_at_block, self._head_seen + 1, self._max_age)
-        if held != self.held:
-            self.held = held
-            self.last_error = str(held)
+        first_time = self.held is None or self.held.sequence != held.sequence
+        self.held, self.last_error = held, str(held)
+        if first_time:  # said once per record held, not at every look
             log.error("%s", held)
             self._report()
         return []
