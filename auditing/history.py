@@ -57,10 +57,14 @@ class AccessHistory:
     def __init__(self, index: AuditIndex) -> None:
         self.accounts: dict[str, _Timeline] = {}
         self.dept_active: dict[int, _Timeline] = {}
+        #: the consortium's ``maxDecisionAgeBlocks`` over chain positions (None before the registry's deployment)
+        self.max_decision_age = _Timeline(None)
         current: dict[str, tuple[int, int]] = {}
-        for pos, kind, dept_id, account, role in index.raw(
-                "SELECT pos, kind, dept_id, account, role FROM registry_events ORDER BY pos"):
-            if kind == "DepartmentAdmitted":
+        for pos, kind, dept_id, account, role, data in index.raw(
+                "SELECT pos, kind, dept_id, account, role, data FROM registry_events ORDER BY pos"):
+            if kind == "MaxDecisionAgeChanged":
+                self.max_decision_age.add(pos, int(json.loads(data)["current"]))
+            elif kind == "DepartmentAdmitted":
                 self.dept_active.setdefault(dept_id, _Timeline(False)).add(pos, True)
             elif kind == "DepartmentRemoved":
                 self.dept_active.setdefault(dept_id, _Timeline(False)).add(pos, False)

@@ -13,7 +13,8 @@ from ledger.errors import LedgerError
 CHECKS: dict[str, str] = {
     "sequence": "per oracle, sequence numbers contiguous from 1 and matching the contract's last sequence",
     "hash_chain": "per oracle, the hash chain recomputed from the records equals every head the contract published",
-    "authorisation": "every served record's grant was active at its decision block for that requester and dataset, within quota",
+    "authorisation": "every served record's grant was active at its decision block for that requester and dataset, within quota, "
+                     "and the decision no older at anchoring than the consortium's maxDecisionAgeBlocks",
     "writer": "every record was written by an account holding the oracle role of its department at that block",
     "oracle_export": "an oracle's exported local log matches the chain record for record",
     "data_file": "a data file's content hash and Merkle root match a published version",

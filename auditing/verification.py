@@ -17,8 +17,11 @@ from chain events) and checks, in one pass over the records in chain order:
   co-approved where needed), not revoked, rejected or cancelled, and not expired at B's timestamp;
   the dataset was not retired; the version served is the one the grant allowed; and counting the
   grant's served records in chain order, this one is within the quota. A decision block after the
-  anchoring block is a violation too, and so (optionally, ``max_decision_age``) is a decision older
-  than that many blocks when anchored: a back-dated replay of an old decision;
+  anchoring block is a violation too, and so is a decision more blocks before its anchoring block
+  than the consortium's ``maxDecisionAgeBlocks`` in force at that block (replayed from the registry's
+  ``MaxDecisionAgeChanged`` events; ``AuditLog`` refuses such a record, so one on chain means a
+  compromised node or state, or contracts without the bound): a back-dated decision. ``max_decision_age``
+  may tighten that bound for the whole trail, never loosen it;
 * **writer**: every record was written (its record id names the sender) by an account that, at that
   point of the chain, was bound to a member department with the ORACLE role, the department its batch
   names and (for a record about a dataset) the dataset's owner;
@@ -87,7 +90,10 @@ def verify_audit_trail(
 
     ``oracle_exports`` are export files (or parsed :class:`OracleExport`) to match record for record;
     ``data_files`` and ``record_proofs`` are checked against the published versions;
-    ``max_decision_age`` (blocks) flags served records anchored longer than that after their decision.
+    Served records anchored more blocks after their decision than the consortium's
+    ``maxDecisionAgeBlocks`` in force at their anchoring block are flagged (``stale_decision``);
+    ``max_decision_age`` (blocks) tightens that bound: a value above the bound in force at the index's
+    cursor is refused (:class:`VerificationInputError`), since it would switch the check off in part.
     Inputs that cannot be used raise :class:`VerificationInputError`; findings are violations."""
     started = time.perf_counter()
     if isinstance(source, AuditIndex):
@@ -111,6 +117,12 @@ def verify_audit_trail(
     checks = {name: CheckCount(name, description) for name, description in CHECKS.items()}
     violations: list[Violation] = []
     run = _TrailRun(index, consortium, status.cursor, max_decision_age, checks, violations)
+    if max_decision_age is not None:
+        in_force = run.history.max_decision_age.at(last_position(status.cursor))
+        if in_force is not None and max_decision_age > in_force:
+            raise VerificationInputError(
+                f"max_decision_age {max_decision_age} is larger than the consortium's maxDecisionAgeBlocks "
+                f"{in_force} (at block {status.cursor}): it may only tighten the bound the contract enforces")
     run.verify_records()
     checks["oracle_export"].ran = bool(exports)
     for export in exports:
@@ -270,13 +282,26 @@ class _TrailRun:
                 self.violation("authorisation", "unauthorised_access",
                                f"served {requester} dataset {dataset_id} under grant {grant_id}, which checkAccess at "
                                f"block {checked_at} refuses: {AccessReason(access_reason).name}", oracle, sequence, block, tx_hash)
-            elif self.max_decision_age is not None and block - checked_at > self.max_decision_age:
+            elif block - checked_at > (limit := self._decision_age_limit(pos))[0]:
                 self.violation("authorisation", "stale_decision",
-                               f"served record anchored at block {block} for a decision at block {checked_at}, "
-                               f"older than the {self.max_decision_age} blocks allowed", oracle, sequence, block, tx_hash)
+                               f"served record anchored at block {block} for a decision at block {checked_at}: "
+                               f"{block - checked_at} blocks, more than the {limit[0]} allowed ({limit[1]}): a "
+                               "back-dated decision, or a record anchored too late", oracle, sequence, block, tx_hash)
             else:
                 auth_check.passed += 1
         self._final_heads(chain_failed, unchecked_run)
+
+    def _decision_age_limit(self, pos: int) -> tuple[int, str]:
+        """The bound on a served record's decision age at chain position ``pos`` and where it comes from:
+        the consortium's ``maxDecisionAgeBlocks`` then in force, tightened by ``max_decision_age``."""
+        in_force = self.history.max_decision_age.at(pos)
+        if in_force is None:
+            raise VerificationInputError(
+                "the index holds no MaxDecisionAgeChanged event of the registry before a served record: it was "
+                "synced by an older govshare or from contracts without the decision-age bound; index the chain anew")
+        if self.max_decision_age is not None and self.max_decision_age < in_force:
+            return self.max_decision_age, f"--max-decision-age; the consortium's bound there is {in_force}"
+        return in_force, "the consortium's maxDecisionAgeBlocks at that block"
 
     def _writer_allowed(self, oracle: str, batch_dept: int, dataset_id: int, pos: int) -> bool:
         history = self.history

@@ -11,7 +11,10 @@ import {IDataCatalog} from "./interfaces/IDataCatalog.sol";
 /// emitted as events (the log is the evidence); the contract stores per oracle only the last
 /// sequence number and the chain head, which makes gaps, duplicates and reordering impossible to hide.
 /// @dev A served record counts one use of its grant's quota. Records are never refused for being
-/// over quota or under a revoked grant: they are evidence, and auditors replay the decision.
+/// over quota or under a revoked grant: they are evidence, and auditors replay the decision. A served
+/// record is refused if its decision block lies more than the consortium's `maxDecisionAgeBlocks`
+/// before the anchoring block: an oracle cannot back-date a decision to before a revocation by more
+/// than that bound.
 /// Records arrive packed (see IAuditLog) and are decoded with plain calldata loads: at batch 100 a
 /// record costs about the log it emits plus its calldata.
 contract AuditLog is IAuditLog {
@@ -63,7 +66,9 @@ contract AuditLog is IAuditLog {
         assembly ("memory-safe") {
             offset := records.offset
         }
-        head = _appendAll(state.head, (uint256(uint160(msg.sender)) << 64) | firstSequence, offset, count, deptId);
+        uint256 maxAge = i_registry.maxDecisionAgeBlocks();
+        uint256 oldest = block.number > maxAge ? block.number - maxAge : 0;
+        head = _appendAll(state.head, (uint256(uint160(msg.sender)) << 64) | firstSequence, offset, count, deptId, oldest);
         state.lastSequence = firstSequence + uint64(count) - 1;
         state.deptId = deptId;
         state.head = head;
@@ -112,6 +117,7 @@ contract AuditLog is IAuditLog {
         uint256 checkedDataset; // the last dataset whose ownership was checked
         uint256 vouched; // index of the record `_validate` just checked
         uint256 deptId; // the oracle's department
+        uint256 oldestDecision; // the oldest decision block a served record may name
     }
 
     /// @dev Chains and emits every record. A tight assembly loop handles the common case (same
@@ -119,12 +125,13 @@ contract AuditLog is IAuditLog {
     /// a dataset or grant, a denial about no dataset, anything malformed) leaves the loop for
     /// `_validate`, which checks it in Solidity (reverting with the custom error) and hands it back.
     /// Per record: head' = keccak256(abi.encode(head, id, grantId, requester, datasetId, meta,
-    /// requestHash, responseHash)), then {AuditRecordAppended}. `base` is `oracle << 64 | firstSequence`.
-    function _appendAll(bytes32 head, uint256 base, uint256 offset, uint256 count, uint32 deptId)
+    /// requestHash, responseHash)), then {AuditRecordAppended}. `base` is `oracle << 64 | firstSequence`;
+    /// `oldest` the oldest decision block a served record may name.
+    function _appendAll(bytes32 head, uint256 base, uint256 offset, uint256 count, uint32 deptId, uint256 oldest)
         private
         returns (bytes32)
     {
-        Cursor memory c = Cursor(0, 0, type(uint256).max, deptId);
+        Cursor memory c = Cursor(0, 0, type(uint256).max, deptId, oldest);
         uint256 i;
         while (true) {
             assembly ("memory-safe") {
@@ -138,6 +145,8 @@ contract AuditLog is IAuditLog {
                         if or(or(and(w0, WORD0_RESERVED), and(w1, WORD1_RESERVED)), gt(outcome, 2)) { break }
                         if or(iszero(shr(192, w1)), iszero(eq(shr(192, w1), mload(add(c, 0x20))))) { break }
                         if iszero(outcome) {
+                            // a decision older than the consortium allows: `_validate` reverts
+                            if lt(and(w1, 0xffffffffffffffff), oldest) { break }
                             let run := mload(c)
                             // same grant and dataset as the current run: w0 bits 32-95 ++ w1 bits 192-255
                             if iszero(eq(shr(64, run), or(shl(64, and(shr(32, w0), 0xffffffffffffffff)), shr(192, w1)))) {
@@ -191,7 +200,13 @@ contract AuditLog is IAuditLog {
             if (i_catalog.ownerOf(datasetId) != deptId) revert AuditLogDatasetNotOwned(sequence, datasetId, deptId);
             c.checkedDataset = datasetId;
         }
-        if (outcome == uint8(Outcome.Served)) c.run = _countUse(c.run, uint64(w0 >> 32), datasetId, sequence);
+        if (outcome == uint8(Outcome.Served)) {
+            uint64 decisionBlock = uint64(w1);
+            if (decisionBlock < c.oldestDecision) {
+                revert AuditLogDecisionTooOld(sequence, decisionBlock, block.number, block.number - c.oldestDecision);
+            }
+            c.run = _countUse(c.run, uint64(w0 >> 32), datasetId, sequence);
+        }
     }
 
     /// @dev `run` is grantId << 128 | datasetId << 64 | count; a new grant or dataset flushes the run.

@@ -29,16 +29,23 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
     uint256 public constant MAX_ACCOUNTS_PER_DEPARTMENT = 32;
     /// @inheritdoc IConsortiumRegistry
     uint256 public constant MAX_URL_LENGTH = 512;
+    /// @inheritdoc IConsortiumRegistry
+    uint64 public constant MIN_DECISION_AGE_BLOCKS = 8;
+    /// @inheritdoc IConsortiumRegistry
+    uint64 public constant MAX_DECISION_AGE_BLOCKS = 1_000_000;
 
     uint32 private s_departmentCount;
     mapping(uint32 deptId => Department) private s_departments;
     mapping(bytes32 code => uint32 deptId) private s_deptByCode;
     mapping(address account => uint32 deptId) private s_accountDept;
     mapping(uint32 deptId => EnumerableSet.AddressSet) private s_deptAccounts;
+    uint64 private s_maxDecisionAgeBlocks;
 
     /// @param committee The founding committee members (they belong to no department).
     /// @param initialThreshold How many of them must approve a proposal.
-    constructor(address[] memory committee, uint256 initialThreshold) {
+    /// @param initialMaxDecisionAgeBlocks The first `maxDecisionAgeBlocks` (derived at deployment from
+    /// the oracles' batching limits and the chain's block period; see docs/PROTOCOL.md).
+    constructor(address[] memory committee, uint256 initialThreshold, uint64 initialMaxDecisionAgeBlocks) {
         for (uint256 i = 0; i < committee.length; ++i) {
             if (committee[i] == address(0)) revert ConsortiumRegistryInvalidAccount(committee[i]);
             if (!_grantRole(COMMITTEE_ROLE, committee[i])) {
@@ -46,6 +53,7 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
             }
         }
         _setThreshold(initialThreshold);
+        _setMaxDecisionAge(initialMaxDecisionAgeBlocks);
     }
 
     // ------------------------------------------------------------------ governance-only
@@ -105,6 +113,11 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
         _requireQuorumPossible();
     }
 
+    /// @inheritdoc IConsortiumRegistry
+    function setMaxDecisionAgeBlocks(uint64 blocks) external onlyGovernance {
+        _setMaxDecisionAge(blocks);
+    }
+
     // ------------------------------------------------------------------ department self-service
 
     /// @inheritdoc IConsortiumRegistry
@@ -146,6 +159,11 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
     }
 
     // ------------------------------------------------------------------ views
+
+    /// @inheritdoc IConsortiumRegistry
+    function maxDecisionAgeBlocks() external view returns (uint64) {
+        return s_maxDecisionAgeBlocks;
+    }
 
     /// @inheritdoc IConsortiumRegistry
     function departmentWithRole(bytes32 role, address account) external view returns (uint32 deptId) {
@@ -211,6 +229,16 @@ contract ConsortiumRegistry is AccessControlEnumerable, CommitteeGovernance, ICo
             revert ConsortiumRegistryAccountTaken(account, current);
         }
         _grantRole(role, account);
+    }
+
+    function _setMaxDecisionAge(uint64 blocks) private {
+        if (blocks < MIN_DECISION_AGE_BLOCKS || blocks > MAX_DECISION_AGE_BLOCKS) {
+            revert ConsortiumRegistryDecisionAgeOutOfRange(blocks, MIN_DECISION_AGE_BLOCKS, MAX_DECISION_AGE_BLOCKS);
+        }
+        uint64 previous = s_maxDecisionAgeBlocks;
+        if (previous == blocks) return;
+        s_maxDecisionAgeBlocks = blocks;
+        emit MaxDecisionAgeChanged(previous, blocks);
     }
 
     function _unbind(uint32 deptId, address account) private {

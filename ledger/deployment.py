@@ -31,7 +31,7 @@ from ledger.contracts.audit_log import AuditLogClient
 from ledger.contracts.catalog import DataCatalogClient
 from ledger.contracts.grants import AccessGrantsClient
 from ledger.contracts.query_requests import QueryRequestsClient
-from ledger.contracts.registry import ConsortiumRegistryClient
+from ledger.contracts.registry import DEFAULT_MAX_DECISION_AGE_BLOCKS, ConsortiumRegistryClient
 from ledger.errors import ContractRevert, ManifestError
 from ledger.events import EventDecoder
 from ledger.json_limits import loads
@@ -155,8 +155,12 @@ def deploy_consortium(
     committee: Sequence[str],
     threshold: int,
     compilation: CompilationResult | None = None,
+    *,
+    max_decision_age_blocks: int = DEFAULT_MAX_DECISION_AGE_BLOCKS,
 ) -> Deployment:
-    """Deploy registry, catalog, grants, audit log and query requests; bind the audit log to the grants."""
+    """Deploy registry, catalog, grants, audit log and query requests; bind the audit log to the grants.
+    ``max_decision_age_blocks`` is the registry's first ``maxDecisionAgeBlocks`` (see
+    :data:`ledger.contracts.registry.DEFAULT_MAX_DECISION_AGE_BLOCKS`)."""
     compilation = compilation or compile_contracts()
     chain.use_errors_of(compilation.all_abis())
     w3 = chain.w3
@@ -165,7 +169,8 @@ def deploy_consortium(
         art = compilation[name]
         return w3.eth.contract(abi=art.abi, bytecode=art.bytecode)
 
-    registry, first = chain.deploy(deployer, factory("ConsortiumRegistry"), [to_checksum_address(a) for a in committee], threshold)
+    registry, first = chain.deploy(deployer, factory("ConsortiumRegistry"), [to_checksum_address(a) for a in committee], threshold,
+                                   max_decision_age_blocks)
     catalog, _ = chain.deploy(deployer, factory("DataCatalog"), registry)
     grants, _ = chain.deploy(deployer, factory("AccessGrants"), registry, catalog)
     audit_log, _ = chain.deploy(deployer, factory("AuditLog"), registry, catalog, grants)
@@ -212,6 +217,7 @@ def verify_deployment(
     *,
     committee: Sequence[str] | None = None,
     threshold: int | None = None,
+    max_decision_age_blocks: int | None = None,
 ) -> list[str]:
     """What does not match between the chain and ``deployment`` (empty: it matches). Sends nothing.
 
@@ -267,6 +273,8 @@ def verify_deployment(
             problems.append(f"the committee on chain is {', '.join(on_chain) or 'empty'}; asked for {', '.join(asked)}")
     if threshold is not None and (on_chain_threshold := registry.threshold()) != threshold:
         problems.append(f"the threshold on chain is {on_chain_threshold}; asked for {threshold}")
+    if max_decision_age_blocks is not None and (on_chain_age := registry.max_decision_age_blocks()) != max_decision_age_blocks:
+        problems.append(f"maxDecisionAgeBlocks on chain is {on_chain_age}; asked for {max_decision_age_blocks}")
     return problems
 
 
@@ -294,6 +302,7 @@ def deploy_or_verify(
     *,
     committee: Sequence[str] | None = None,
     threshold: int | None = None,
+    max_decision_age_blocks: int | None = None,
     force_new: bool = False,
     compilation: CompilationResult | None = None,
 ) -> DeployResult:
@@ -301,10 +310,12 @@ def deploy_or_verify(
 
     * No manifest ``<chain-id>.json`` in ``manifest_dir`` (or ``force_new``): deploy with the
       ``committee`` (default: the deployer alone) and ``threshold`` (default 1), then write the
-      manifest and the contracts export. With ``force_new`` an existing manifest and export are
+      manifest and the contracts export (``max_decision_age_blocks``, default
+      :data:`~ledger.contracts.registry.DEFAULT_MAX_DECISION_AGE_BLOCKS`, is the registry's first bound). With ``force_new`` an existing manifest and export are
       first moved aside to ``<chain-id>.superseded-block-<N>[.contracts].json`` (N: the new
       deployment's first block), never lost.
-    * A manifest: :func:`verify_deployment`, comparing the committee and threshold only when given.
+    * A manifest: :func:`verify_deployment`, comparing the committee, threshold and decision-age
+      bound only when given.
       No transaction is sent either way; ``verified`` rewrites the contracts export only if it is
       missing or differs (it is derived from the manifest and the compilation), ``mismatch``
       writes nothing. An unreadable manifest is a mismatch too.
@@ -318,7 +329,8 @@ def deploy_or_verify(
             existing = Deployment.load(path)
         except ManifestError as exc:
             return DeployResult("mismatch", path, None, (str(exc),))
-        problems = verify_deployment(chain, existing, compilation, committee=committee, threshold=threshold)
+        problems = verify_deployment(chain, existing, compilation, committee=committee, threshold=threshold,
+                                     max_decision_age_blocks=max_decision_age_blocks)
         if problems:
             return DeployResult("mismatch", path, existing, tuple(problems))
         export = json.dumps(existing.contracts_export(compilation), indent=2, sort_keys=True) + "\n"
@@ -332,10 +344,13 @@ def deploy_or_verify(
             checked.append(f"the committee is the {len(committee)} member(s) asked for")
         if threshold is not None:
             checked.append(f"the threshold is {threshold}")
+        if max_decision_age_blocks is not None:
+            checked.append(f"maxDecisionAgeBlocks is {max_decision_age_blocks}")
         return DeployResult("verified", path, existing, tuple(checked), export_written=written)
     reason = ("deployed anew as asked (--force-new)" if path.exists()
               else f"no manifest for chain {chain.chain_id} in {manifest_dir}")
-    deployment = deploy_consortium(chain, deployer, committee or [deployer.address], threshold or 1, compilation)
+    deployment = deploy_consortium(chain, deployer, committee or [deployer.address], threshold or 1, compilation,
+                                   max_decision_age_blocks=max_decision_age_blocks or DEFAULT_MAX_DECISION_AGE_BLOCKS)
     superseded = None
     if path.exists():
         superseded = manifest_dir / f"{chain.chain_id}.superseded-block-{deployment.deployment_block}.json"

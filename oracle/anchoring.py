@@ -297,7 +297,8 @@ def run_anchoring(conn: Connection) -> int:
                             settings.compilation)
     outbox = OutboxFile(settings.outbox, conn)
     batcher = Batcher(outbox, consortium.audit_log, signer, max_records=settings.max_records, max_age=settings.max_age,
-                      retry_delay=settings.retry_delay, max_in_flight=settings.max_in_flight, on_status=outbox.report)
+                      retry_delay=settings.retry_delay, max_in_flight=settings.max_in_flight, on_status=outbox.report,
+                      decision_age_limit=consortium.registry.max_decision_age_blocks)
     outbox.batcher = batcher
     while True:  # nothing is anchored before the chain's state is known (it may be down at first)
         try:

@@ -16,6 +16,16 @@ one. If a batch in flight fails (refused, out of gas, dropped by the node), the 
 too (they do not start one past the chain's last sequence) or are harmless: the batcher forgets
 them, re-reads its nonce, and anchors the next batch on its own (``AuditLogClient.anchor``, which
 has the retries) before pipelining again; the contract's sequence check keeps this exactly-once.
+
+The decision-age bound: ``AuditLog`` refuses a served record decided more than the consortium's
+``maxDecisionAgeBlocks`` before the block that anchors it. The oracle checks at start-up that its
+batching can meet the bound (``oracle.main``); should a record still grow too old (the chain
+unreachable for longer than the bound, or the bound lowered by a vote), it cannot be anchored as it
+stands, and since it may not be changed (its receipt binds it) nor skipped (sequences are contiguous),
+anchoring is **held** at it: the records before it are anchored, it and every record after it stay
+in the outbox (nothing is lost or altered), ``last_error`` (the oracle's ``/v1/health``) and the log
+say which record and why, and anchoring resumes by itself once the consortium allows the record (a
+committee vote raising ``maxDecisionAgeBlocks``, visible on chain to every auditor).
 """
 
 from __future__ import annotations
@@ -28,7 +38,7 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
 from ledger.chain import RECEIPT_POLL_SECONDS
-from ledger.contracts.audit_log import AppendResult, AuditLogClient, recompute_head
+from ledger.contracts.audit_log import AppendResult, AuditLogClient, Outcome, recompute_head
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
 from ledger.keys import Signer
 from ledger.rpc import RpcErrorAnswer
@@ -45,6 +55,27 @@ CHECKPOINT_SECONDS = 10.0
 #: about 4; 3 leaves room for the oracle's on-chain fulfilments, sent with the same key. (Its
 #: default layered pool keeps 200.)
 MAX_IN_FLIGHT = 3
+
+#: Seconds a head block or decision-age bound read from the chain is trusted for the batcher's own
+#: check (the contract makes the final one); also how often a held record is looked at again.
+DECISION_AGE_RECHECK_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    """The served record anchoring is held at: decided at ``decision_block``, it would be anchored
+    at ``anchoring_block`` at the earliest, more than the consortium's ``max_age`` blocks later."""
+
+    sequence: int
+    decision_block: int
+    anchoring_block: int
+    max_age: int
+
+    def __str__(self) -> str:
+        return (f"anchoring held at record {self.sequence}: served after a decision at block {self.decision_block}, it "
+                f"would be anchored at block {self.anchoring_block} at the earliest, more than the consortium's "
+                f"maxDecisionAgeBlocks ({self.max_age}) later, so AuditLog refuses it; it and the records after it wait "
+                f"in the outbox until a committee vote raises the bound")
 
 
 @dataclass(frozen=True)
@@ -87,6 +118,7 @@ class Batcher:
         retry_delay: float = 1.0,
         max_in_flight: int = MAX_IN_FLIGHT,
         on_status: Callable[[Batcher], None] | None = None,
+        decision_age_limit: Callable[[], int] | None = None,
     ) -> None:
         self.outbox = outbox
         self.audit_log = audit_log
@@ -102,6 +134,12 @@ class Batcher:
         self._in_flight: deque[SentBatch] = deque()
         self._send_alone = False  # after a failure in flight: the next batch goes out on its own
         self._receipts_read = 0.0
+        # the decision-age bound (``decision_age_limit`` reads the consortium's maxDecisionAgeBlocks)
+        self.decision_age_limit = decision_age_limit
+        self.held: HeldRecord | None = None
+        self._max_age: int | None = None
+        self._head_seen: int | None = None
+        self._age_checked = float("-inf")  # when head and bound were last read from the chain
         self._step_lock = threading.RLock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self.run, name="govshare-batcher", daemon=True)
@@ -135,6 +173,9 @@ class Batcher:
             except LedgerError as exc:
                 log.warning("could not anchor the outbox before stopping: %s", exc)
                 break
+            if self.held is not None:
+                log.warning("could not anchor the outbox before stopping: %s", self.held)
+                break
 
     @property
     def in_flight(self) -> tuple[SentBatch, ...]:
@@ -163,6 +204,7 @@ class Batcher:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("anchoring failed unexpectedly, retrying in %.1fs", self.retry_delay)
             self.failures += 1
+            self._age_checked = float("-inf")  # a refusal as too old, say: judge the next batch on fresh reads
             self._report()
             self._stop.wait(self.retry_delay)
 
@@ -221,7 +263,55 @@ class Batcher:
             return []
         if not (force or awaited or count >= self.max_records or time.time() - oldest >= self.max_age):
             return []
-        return self.outbox.unanchored(self.max_records, after)
+        return self._within_decision_age(self.outbox.unanchored(self.max_records, after))
+
+    def _within_decision_age(self, batch: list[OutboxRecord]) -> list[OutboxRecord]:
+        """``batch`` up to its first served record the contract would refuse as too old when anchored
+        at the next block (judged on the last head and bound seen, read again before holding); empty
+        if that is the first record: anchoring is then held (see the module's docstring)."""
+        if self.decision_age_limit is None or not batch:
+            return batch
+        if self.held is not None and self.held.sequence == batch[0].sequence:
+            if time.monotonic() - self._age_checked < DECISION_AGE_RECHECK_SECONDS:
+                return []
+            self._age_checked = float("-inf")  # look again, on fresh reads
+        fresh = time.monotonic() - self._age_checked >= DECISION_AGE_RECHECK_SECONDS
+        if fresh:
+            self._read_decision_age()
+        cut = self._first_too_old(batch)
+        if cut is not None and not fresh:  # judged on older reads (a bound raised since?): read again
+            self._read_decision_age()
+            cut = self._first_too_old(batch)
+        if cut is None:
+            if self.held is not None:
+                log.warning("anchoring resumes at record %d: the consortium's bound now allows it", self.held.sequence)
+                self.held = None
+            return batch
+        if cut > 0:
+            return batch[:cut]
+        record = batch[0]
+        assert self._head_seen is not None and self._max_age is not None
+        held = HeldRecord(record.sequence, record.entry.checked_at_block, self._head_seen + 1, self._max_age)
+        first_time = self.held is None or self.held.sequence != held.sequence
+        self.held, self.last_error = held, str(held)
+        if first_time:  # said once per record held, not at every look
+            log.error("%s", held)
+            self._report()
+        return []
+
+    def _first_too_old(self, batch: list[OutboxRecord]) -> int | None:
+        assert self._head_seen is not None and self._max_age is not None
+        oldest = self._head_seen + 1 - self._max_age
+        for i, record in enumerate(batch):
+            if record.entry.outcome is Outcome.SERVED and record.entry.checked_at_block < oldest:
+                return i
+        return None
+
+    def _read_decision_age(self) -> None:
+        assert self.decision_age_limit is not None
+        self._max_age = self.decision_age_limit()
+        self._head_seen = max(self._head_seen or 0, self.audit_log.chain.block_number())
+        self._age_checked = time.monotonic()
 
     def _send_due(self) -> bool:
         batch = self._due_batch()
@@ -291,6 +381,8 @@ class Batcher:
 
     def _confirmed(self, first: int, last: int, result: AppendResult) -> None:
         self.outbox.mark_anchored(first, last, result.tx_hash, result.block_number)
+        if self._head_seen is not None:
+            self._head_seen = max(self._head_seen, result.block_number)
         self.outbox.checkpoint()  # the bulk of the copying, off the answering path
         self.anchored_batches += 1
         self.last_error = None

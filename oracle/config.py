@@ -28,6 +28,7 @@ from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 from ledger.contracts.catalog import Classification
+from ledger.contracts.registry import decision_age_blocks_needed
 from ledger.http_client import check_ca_file, client_tls_context
 from ledger.keys import read_password
 from oracle.batcher import MAX_IN_FLIGHT
@@ -56,7 +57,7 @@ _TOP_KEYS = frozenset({
     "rpc_url", "rpc_ca_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "batch_max_in_flight", "head_poll_interval_seconds",
     "max_request_bytes", "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets",
-    "masking", "requester_rate_limit", "serving",
+    "masking", "requester_rate_limit", "serving", "chain_block_seconds",
 })
 #: The keys of the ``[serving]`` table: :class:`serving.ServeLimits`' (the API's settings take the same).
 _SERVING_KEYS = frozenset({"max_head_bytes", "max_headers", "max_connections", "keep_alive_seconds", "request_seconds"})
@@ -116,6 +117,9 @@ class OracleConfig:
     verified; one more is refused ``RATE_LIMITED`` (429 with ``Retry-After``) and recorded. ``serving``
     (the ``[serving]`` table): the HTTP edge's limits toward clients (head size, header count, open
     connections, idle and slow-request timeouts), the same keys and defaults as the API's.
+    ``chain_block_seconds``: the chain's shortest block period (Besu QBFT's ``blockperiodseconds``),
+    with which the oracle checks at start that its batching limits fit within the consortium's
+    ``maxDecisionAgeBlocks`` (:meth:`decision_age_blocks_needed`).
     """
 
     source: Path
@@ -139,6 +143,7 @@ class OracleConfig:
     request_deadline_max_seconds: int = 300
     strict_timeout_seconds: float = 30.0
     request_poll_interval_seconds: float = 1.0  # how often the on-chain request follower looks for new requests
+    chain_block_seconds: float = 2.0
     masking: Mapping[Classification, Mapping[str, MaskRule]] = field(default_factory=lambda: MappingProxyType({}))
     requester_rate_limit: str | None = None  # per requester account, e.g. "60/minute"; None: no limit
     serving: ServeLimits = ServeLimits()  # the [serving] table: what a client of the HTTP edge may hold
@@ -174,6 +179,27 @@ class OracleConfig:
         if dataset is not None:
             rules.update(dataset.masking)
         return rules
+
+    def decision_age_blocks_needed(self, receipt_timeout_seconds: float) -> int:
+        """The most blocks this oracle's batching may put between a served record's decision and its
+        anchoring, one lost transaction included (:func:`ledger.contracts.registry.decision_age_blocks_needed`)."""
+        return decision_age_blocks_needed(
+            block_seconds=self.chain_block_seconds, batch_max_age_seconds=self.batch_max_age_seconds,
+            batch_max_in_flight=self.batch_max_in_flight, receipt_timeout_seconds=receipt_timeout_seconds,
+            head_poll_interval_seconds=self.head_poll_interval_seconds)
+
+    def check_decision_age_bound(self, max_decision_age_blocks: int, receipt_timeout_seconds: float) -> None:
+        """Refuse (:class:`ConfigError`) batching limits an honest oracle could not keep within the
+        consortium's ``maxDecisionAgeBlocks``: it would serve records the chain then refuses to anchor."""
+        needed = self.decision_age_blocks_needed(receipt_timeout_seconds)
+        if needed > max_decision_age_blocks:
+            raise ConfigError(
+                str(self.source), "batch_max_age_seconds",
+                f"with batch_max_age_seconds {self.batch_max_age_seconds:g}, batch_max_in_flight {self.batch_max_in_flight}, "
+                f"head_poll_interval_seconds {self.head_poll_interval_seconds:g}, a {receipt_timeout_seconds:g} s receipt "
+                f"timeout and chain_block_seconds {self.chain_block_seconds:g}, a served record may be anchored up to "
+                f"{needed} blocks after its decision; the consortium allows {max_decision_age_blocks} "
+                "(maxDecisionAgeBlocks): lower these limits, or ask the committee to raise the bound")
 
     def password(self, environ: Mapping[str, str] | None = None) -> str:
         """The keystore password: ``password_file`` if set, else ``$GOVSHARE_KEY_PASSWORD``
@@ -325,6 +351,7 @@ class _Loader:
             ),
             strict_timeout_seconds=self.seconds(data, "strict_timeout_seconds", "strict_timeout_seconds", 30.0),
             request_poll_interval_seconds=self.seconds(data, "request_poll_interval_seconds", "request_poll_interval_seconds", 1.0),
+            chain_block_seconds=self.seconds(data, "chain_block_seconds", "chain_block_seconds", 2.0),
             masking=self.masking(data.get("masking", {})),
             requester_rate_limit=self.rate(data, "requester_rate_limit", "requester_rate_limit"),
             serving=self.serving(data.get("serving", {})),

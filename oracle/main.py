@@ -48,12 +48,15 @@ class Oracle:
 def build_oracle(
     config: OracleConfig, signer: Signer | None = None, consortium: Consortium | None = None, *, follow_requests: bool = True
 ) -> Oracle:
-    """Connect to the chain, open and bind the outbox, start the batcher (in its own process, or on a
+    """Connect to the chain, check the batching limits against the consortium's decision-age bound
+    (:class:`~oracle.errors.ConfigError`), open and bind the outbox, start the batcher (in its own process, or on a
     thread: ``config.anchoring``) and the on-chain request follower, build the HTTP app."""
     if signer is None:
         signer = load_keystore(config.key_file, read_password(config.password_file))
     if consortium is None:
         consortium = Consortium.connect(config.rpc_url, config.manifest, ca_file=config.rpc_ca_file)
+    # batching limits that could not meet the consortium's decision-age bound are refused before anything starts
+    config.check_decision_age_bound(consortium.registry.max_decision_age_blocks(), consortium.chain.receipt_timeout)
     outbox = Outbox(config.outbox)
     identity = {
         "oracle": signer.address,
@@ -72,7 +75,8 @@ def build_oracle(
         batcher = AnchoringProcess(outbox, signer, settings).start()  # it reconciles with the chain first
     else:
         batcher = Batcher(outbox, consortium.audit_log, signer, max_records=config.batch_max_records,
-                          max_age=config.batch_max_age_seconds, max_in_flight=config.batch_max_in_flight)
+                          max_age=config.batch_max_age_seconds, max_in_flight=config.batch_max_in_flight,
+                          decision_age_limit=consortium.registry.max_decision_age_blocks)
         batcher.reconcile()
         batcher.start()
     follower = OnChainRequestFollower(service, signer, poll_interval=config.request_poll_interval_seconds)

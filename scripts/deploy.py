@@ -5,16 +5,18 @@ encrypted keystore, and write the deployment manifest; re-run against a deployed
 Usage (from the project root, with the project's virtualenv):
 
     python scripts/deploy.py --rpc URL --key-file KEYSTORE [--password-file FILE] \\
-        [--committee ADDRESS ...] [--threshold N] [--manifest-dir DIR] [--rpc-ca-file PEM] [--force-new] [--json]
+        [--committee ADDRESS ...] [--threshold N] [--max-decision-age-blocks N] [--manifest-dir DIR] \\
+        [--rpc-ca-file PEM] [--force-new] [--json]
 
 * No manifest ``<chain-id>.json`` in ``--manifest-dir`` (default: ``deployments/``): deploys the five
-  contracts with the founding committee (default: the deployer) and threshold (default 1), and
+  contracts with the founding committee (default: the deployer), threshold (default 1) and
+  ``maxDecisionAgeBlocks`` (default 150; docs/PROTOCOL.md §10.2), and
   writes ``<chain-id>.json`` (addresses, block, compiler, code hashes) and ``<chain-id>.contracts.json``
   (addresses and ABIs, for integrators in any language).
 * A manifest for the chain's id is there: deploys nothing and sends nothing. It checks that the code
   at every address is the code the manifest names, that this checkout compiles the same contracts
   with the same compiler, that the contracts are bound to each other as the manifest says, and that
-  the committee and threshold on chain are those given (if given); then reports ``verified``
+  the committee, threshold and decision-age bound on chain are those given (if given); then reports ``verified``
   (exit 0) or every mismatch (exit 1). ``--force-new`` deploys anew deliberately (the old manifest
   is kept as ``<chain-id>.superseded-block-N.json``).
 

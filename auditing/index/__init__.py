@@ -18,7 +18,8 @@ What it keeps (SQLite, WAL, so readers such as the API never block the syncing w
 * ``grant_events`` and ``grants``: every AccessGrants event (the history the verifier replays) and
   each grant's state as of the cursor.
 * ``registry_events``, ``departments``, ``accounts``: membership and role history (admitted,
-  removed, accounts bound/unbound, roles granted/revoked) and the current state.
+  removed, accounts bound/unbound, roles granted/revoked, the consortium's ``maxDecisionAgeBlocks``)
+  and the current state.
 * ``datasets``, ``dataset_versions``: the catalog, with every published version's commitments.
 * ``blocks``: the timestamp (and hash) of every block an event is in, and of every decision block of
   a served record (the verifier needs it to replay expiry).

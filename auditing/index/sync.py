@@ -30,7 +30,7 @@ from ledger.rpc import RpcErrorAnswer
 #: The contract each indexed event must come from.
 _EVENT_SOURCES = {
     "ConsortiumRegistry": ("DepartmentAdmitted", "DepartmentRemoved", "AccountBound", "AccountUnbound",
-                           "RoleGranted", "RoleRevoked", "OracleUrlChanged"),
+                           "RoleGranted", "RoleRevoked", "OracleUrlChanged", "MaxDecisionAgeChanged"),
     "DataCatalog": ("DatasetRegistered", "DatasetVersionPublished", "DatasetRetired"),
     "AccessGrants": ("GrantRequested", "GrantApproved", "GrantCoApproved", "GrantActivated", "GrantRejected",
                      "GrantRevoked", "GrantCancelled", "GrantUsed"),
@@ -350,6 +350,8 @@ class IndexSync(IndexStore):
             state.departments[dept_id][6] = a["url"]
             state.dirty_departments.add(dept_id)
             data = {"url": a["url"]}
+        elif event.name == "MaxDecisionAgeChanged":  # the consortium's bound, replayed by the verifier
+            data = {"previous": int(a["previous"]), "current": int(a["current"])}
         elif event.name == "AccountBound":
             state.accounts.setdefault(account, [0, 0])[0] = dept_id
             state.dirty_accounts.add(account)

@@ -92,7 +92,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--record-proof", action="append", default=[], metavar="FILE",
                    help="a record and its Merkle proof (JSON, see `govshare audit prove`) to check (repeatable)")
     p.add_argument("--max-decision-age", type=int, metavar="BLOCKS",
-                   help="also flag served records anchored more than BLOCKS blocks after their decision")
+                   help="tighten the bound on a served record's decision age: flag records anchored more than BLOCKS "
+                        "blocks after their decision (the consortium's maxDecisionAgeBlocks, which the contract "
+                        "enforces, is always checked; a larger BLOCKS is refused)")
     p.add_argument("--report", metavar="FILE.html", help="also write the verification report as a standalone HTML page")
     p.set_defaults(handler=_cmd_verify)
 

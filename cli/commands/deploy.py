@@ -44,6 +44,10 @@ def add_options(p: argparse.ArgumentParser) -> None:
                    help="founding committee (default: the deployer); verified against the chain if it is already deployed")
     p.add_argument("--threshold", type=positive_int, default=None,
                    help="approvals a proposal needs (default 1); verified against the chain if it is already deployed")
+    p.add_argument("--max-decision-age-blocks", type=positive_int, default=None, metavar="BLOCKS",
+                   help="how many blocks a served audit record's decision may lie before its anchoring block "
+                        "(default 150: the oracle's default batching on 2 s blocks, with room; see docs/PROTOCOL.md); "
+                        "verified against the chain if it is already deployed")
     p.add_argument("--manifest-dir", default=None,
                    help="where to write (or find) the manifest (default: the deployments/ folder every command reads it from)")
     p.add_argument("--force-new", action="store_true",
@@ -65,7 +69,8 @@ def run(args: argparse.Namespace) -> int:
     signer = load_keystore(Path(args.key_file), read_password(args.password_file))
     chain = Chain(args.rpc, ca_file=ca_file)
     result = deploy_or_verify(chain, signer, Path(args.manifest_dir) if args.manifest_dir else DEFAULT_MANIFEST_DIR,
-                              committee=args.committee, threshold=args.threshold, force_new=args.force_new)
+                              committee=args.committee, threshold=args.threshold,
+                              max_decision_age_blocks=args.max_decision_age_blocks, force_new=args.force_new)
     data: dict[str, Any] = {
         "status": result.status, "manifest": str(result.manifest), "reasons": list(result.reasons),
         "superseded": str(result.superseded) if result.superseded else None, "export_written": result.export_written,

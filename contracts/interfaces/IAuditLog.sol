@@ -64,6 +64,7 @@ interface IAuditLog {
     error AuditLogDatasetNotOwned(uint64 sequence, uint64 datasetId, uint32 oracleDept);
     error AuditLogDatasetRequired(uint64 sequence);
     error AuditLogGrantRequired(uint64 sequence);
+    error AuditLogDecisionTooOld(uint64 sequence, uint64 decisionBlock, uint256 currentBlock, uint256 maxAgeBlocks);
 
     /// @notice Most records in one batch.
     /// @return The limit.
@@ -89,7 +90,9 @@ interface IAuditLog {
     /// @dev Requirements: the caller holds ORACLE_ROLE in an active department; 1..MAX_BATCH records
     /// of RECORD_SIZE bytes with reserved bits zero and a known outcome; `firstSequence` is exactly
     /// one past the caller's last; every dataset named belongs to the caller's department (datasetId
-    /// 0 only for denials); served records name a grant for their dataset.
+    /// 0 only for denials); served records name a grant for their dataset and were decided at most
+    /// `i_registry().maxDecisionAgeBlocks()` blocks before this one (`checkedAtBlock >= block.number - max`;
+    /// else {AuditLogDecisionTooOld}: a back-dated decision, or a record that waited too long).
     /// Emits {AuditRecordAppended} per record, {GrantUsed} per run of served records of one grant,
     /// and {AuditBatchAppended}.
     /// @param firstSequence The sequence number of the first record.

@@ -32,6 +32,9 @@ interface IConsortiumRegistry is IAccessControlEnumerable, IERC165, ICommitteeGo
     event AccountUnbound(uint32 indexed deptId, address indexed account);
     /// @notice Emitted when a department publishes or changes the URL of its oracle.
     event OracleUrlChanged(uint32 indexed deptId, string url);
+    /// @notice Emitted when the consortium's bound on a served record's decision age changes (and once
+    /// at deployment, from 0), so auditors can replay which bound held at every block.
+    event MaxDecisionAgeChanged(uint64 previous, uint64 current);
 
     error ConsortiumRegistryUnknownDepartment(uint32 deptId);
     error ConsortiumRegistryDepartmentCodeTaken(bytes32 code, uint32 deptId);
@@ -49,6 +52,7 @@ interface IConsortiumRegistry is IAccessControlEnumerable, IERC165, ICommitteeGo
     error ConsortiumRegistryNotCommitteeMember(address account);
     error ConsortiumRegistryDirectRoleChange(address account, bytes32 role);
     error ConsortiumRegistryUrlTooLong(uint256 length, uint256 max);
+    error ConsortiumRegistryDecisionAgeOutOfRange(uint64 blocks, uint64 min, uint64 max);
 
     /// @notice Votes on admitting and removing departments and on the committee itself.
     /// @return The role's id, keccak256("govshare.role.COMMITTEE").
@@ -73,6 +77,28 @@ interface IConsortiumRegistry is IAccessControlEnumerable, IERC165, ICommitteeGo
     /// @notice Longest oracle URL, in bytes.
     /// @return The limit, in bytes.
     function MAX_URL_LENGTH() external view returns (uint256);
+
+    /// @notice Smallest value `maxDecisionAgeBlocks` may take: fewer blocks leave an oracle no room to
+    /// batch its records and wait for one block.
+    /// @return The limit, in blocks.
+    function MIN_DECISION_AGE_BLOCKS() external view returns (uint64);
+
+    /// @notice Largest value `maxDecisionAgeBlocks` may take, so that the bound can never be switched off.
+    /// @return The limit, in blocks.
+    function MAX_DECISION_AGE_BLOCKS() external view returns (uint64);
+
+    /// @notice How many blocks a served audit record's decision block may lie before the block that
+    /// anchors it: `AuditLog.appendRecords` refuses a served record with
+    /// `block.number - checkedAtBlock > maxDecisionAgeBlocks()` (a back-dated decision), and auditors
+    /// check the bound in force at each record's anchoring block.
+    /// @return The bound, in blocks.
+    function maxDecisionAgeBlocks() external view returns (uint64);
+
+    /// @notice Sets the consortium's bound on a served record's decision age. Governance only.
+    /// Requirements: MIN_DECISION_AGE_BLOCKS <= `blocks` <= MAX_DECISION_AGE_BLOCKS.
+    /// Emits {MaxDecisionAgeChanged} if the value changes.
+    /// @param blocks The new bound, in blocks.
+    function setMaxDecisionAgeBlocks(uint64 blocks) external;
 
     /// @notice Admits a department with its first accounts. Governance only.
     /// Requirements: non-empty name and code; the code is unused; `accounts` and `roles` have the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Sequence
@@ -12,6 +13,36 @@ from eth_utils import keccak, to_checksum_address
 from ledger.chain import TxResult
 from ledger.contracts.base import ContractClient
 from ledger.keys import Signer
+
+
+#: ``ConsortiumRegistry.MIN_DECISION_AGE_BLOCKS`` and ``MAX_DECISION_AGE_BLOCKS``: the bounds of ``maxDecisionAgeBlocks``.
+MIN_DECISION_AGE_BLOCKS, MAX_DECISION_AGE_BLOCKS = 8, 1_000_000
+
+#: The ``maxDecisionAgeBlocks`` a deployment starts with unless told otherwise: room for an oracle
+#: with the default batching limits (``batch_max_age_seconds`` 2, ``batch_max_in_flight`` 3, a
+#: 120 s receipt timeout) on a chain with 2 s blocks (Besu QBFT's default period), which
+#: :func:`decision_age_blocks_needed` puts at 126 blocks, with about a fifth more. Five minutes of
+#: 2 s blocks: a revocation binds even a dishonest oracle of the owning department within that.
+DEFAULT_MAX_DECISION_AGE_BLOCKS = 150
+
+#: Seconds the oracle's batcher waits before it tries a failed step again (``oracle.batcher``).
+ANCHOR_RETRY_SECONDS = 1.0
+
+
+def decision_age_blocks_needed(*, block_seconds: float, batch_max_age_seconds: float, batch_max_in_flight: int,
+                               receipt_timeout_seconds: float, head_poll_interval_seconds: float = 0.0,
+                               retry_delay_seconds: float = ANCHOR_RETRY_SECONDS) -> int:
+    """The most blocks an honest oracle's served record may lie between its decision and its
+    anchoring, on a chain that makes a block every ``block_seconds`` at most, when one transaction
+    is lost on the way: the head it decided at may be ``head_poll_interval_seconds`` old; its batch
+    falls due after ``batch_max_age_seconds``; a batch ahead of it that never mines is given up after
+    ``receipt_timeout_seconds``, then its own batch, sent again after ``retry_delay_seconds``, may
+    take as long again; plus one block per batch in flight ahead of it and the block it is mined in.
+    ``maxDecisionAgeBlocks`` must be at least this for the oracle to anchor what it serves."""
+    if block_seconds <= 0:
+        raise ValueError("block_seconds must be more than 0")
+    seconds = head_poll_interval_seconds + batch_max_age_seconds + 2 * receipt_timeout_seconds + retry_delay_seconds
+    return math.ceil(seconds / block_seconds) + max(1, batch_max_in_flight) + 1
 
 
 class Role:
@@ -152,6 +183,9 @@ class ConsortiumRegistryClient(ContractClient):
     def set_threshold_call(self, threshold: int) -> bytes:
         return self._encode("setThreshold", threshold)
 
+    def set_max_decision_age_blocks_call(self, blocks: int) -> bytes:
+        return self._encode("setMaxDecisionAgeBlocks", blocks)
+
     def _encode(self, fn: str, *args: object) -> bytes:
         return bytes.fromhex(self.contract.encode_abi(fn, args=list(args))[2:])
 
@@ -200,6 +234,11 @@ class ConsortiumRegistryClient(ContractClient):
 
     def has_role(self, role: bytes, account: str, *, block: int | str = "latest") -> bool:
         return bool(self._call("hasRole", role, to_checksum_address(account), block=block))
+
+    def max_decision_age_blocks(self, *, block: int | str = "latest") -> int:
+        """How many blocks a served record's decision may lie before its anchoring block (the
+        consortium's bound, which ``AuditLog.appendRecords`` enforces)."""
+        return int(self._call("maxDecisionAgeBlocks", block=block))
 
     def department_accounts(self, dept_id: int) -> list[ChecksumAddress]:
         return [to_checksum_address(a) for a in self._call("departmentAccounts", dept_id)]

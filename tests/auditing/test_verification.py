@@ -40,8 +40,10 @@ from tests.support.audit_trail import (
     company_rows,
     make_secret_oracle,
     random_hash,
+    read_slot,
     set_oracle_head,
     set_oracle_last_sequence,
+    write_slot,
 )
 
 
@@ -181,7 +183,7 @@ def test_served_records_the_grant_did_not_allow_are_unauthorised(tmp_path: Path,
     for name in ("sequence", "hash_chain", "writer"):
         assert report.check(name).failed == 0
     assert "FAILED: 8 violation(s)" in report.summary()
-    # without the age limit a back-dated decision within the grant's life is accepted
+    # with the consortium's bound alone (150 blocks), a decision 20 blocks old is accepted
     assert 16 not in {v.sequence for v in verify(trail, tmp_path).violations}
 
 
@@ -362,6 +364,63 @@ def test_audit_commands_index_list_verify_and_fail_on_a_violation(tmp_path: Path
     checks = json.loads(out.stdout)["checks"]
     assert (checks["record_proof"]["passed"], checks["data_file"]["passed"]) == (1, 1)
     assert out.code == 1  # the unauthorised record is still there
+
+
+def test_a_back_dated_served_record_after_a_revocation_fails_the_default_audit(tmp_path: Path, trail: Trail, ganache,
+                                                                              committee, capsys) -> None:
+    """Issue 15's finding: SAMR's oracle anchors a SERVED record claiming it checked the grant at a block
+    before the grant's revocation, 200 blocks back. The contract refuses it (the consortium's bound is
+    150 blocks); with the bound rewritten in the registry's storage (a state compromised below the
+    contracts: no event), it goes on chain, and ``govshare audit verify`` without any option fails
+    with ``stale_decision`` (exit 1). ``--max-decision-age`` may tighten the bound, not loosen it
+    (exit 2). A late record anchored after a committee vote raised the bound, in the open, passes."""
+    consortium, members = trail.consortium, trail.members
+    registry, samr = consortium.registry, members.samr.oracle
+    trail.honest_history()
+    limit = registry.max_decision_age_blocks()
+    before_revocation = consortium.chain.block_number()
+    consortium.grants.revoke(members.samr.operator, trail.grant, "purpose fulfilled")
+    ganache.rpc("evm_mine", [{"blocks": 200}])
+    back_dated = trail.entry(checked=before_revocation)
+    packed = pack_entries([back_dated])
+    expect_revert(consortium.chain, lambda: consortium.chain.transact(samr, consortium.audit_log.contract.functions.appendRecords(8, packed)),
+                  "AuditLogDecisionTooOld", {"sequence": 8, "decisionBlock": before_revocation,
+                                             "currentBlock": consortium.chain.block_number() + 1, "maxAgeBlocks": limit})
+    slot = next(s for s in range(64) if read_slot(consortium, registry.address, s) == limit)
+    write_slot(ganache, registry.address, slot, 10**6)
+    assert registry.max_decision_age_blocks() == 10**6
+    trail.append(samr, [back_dated])  # sequence 8
+    write_slot(ganache, registry.address, slot, limit)
+    assert registry.max_decision_age_blocks() == limit
+
+    manifest = str(consortium.deployment.save(tmp_path / "deployments"))
+    chain = ["--rpc", consortium.chain.url, "--manifest", manifest]
+    index = str(tmp_path / "index.sqlite")
+    out = govshare(capsys, "audit", "verify", *chain, "--index", index, "--json")
+    assert out.code == 1, out.stdout + out.stderr
+    data = json.loads(out.stdout)
+    assert data["ok"] is False and data["violation_counts"] == {"stale_decision": 1}
+    (violation,) = data["violations"]
+    assert (violation["check"], violation["oracle"], violation["sequence"]) == ("authorisation", samr.address, 8)
+    assert f"decision at block {before_revocation}" in violation["message"] and f"the {limit} allowed" in violation["message"]
+    out = govshare(capsys, "audit", "verify", *chain, "--index", index)
+    assert out.code == 1 and "stale_decision" in out.stdout, out.stdout + out.stderr
+    # the option only tightens: a larger value is a usage error, a smaller one applies
+    out = govshare(capsys, "audit", "verify", *chain, "--index", index, "--max-decision-age", str(limit + 1))
+    assert out.code == 2 and f"larger than the consortium's maxDecisionAgeBlocks {limit}" in out.stderr, out.stderr
+    report = verify(trail, tmp_path, max_decision_age=limit)
+    assert found(report) == [("authorisation", "stale_decision", 8)]
+
+    # a committee vote raises the bound (an outage, say): a late record anchored then is within the rules
+    registry.pass_proposal(committee[:2], registry.set_max_decision_age_blocks_call(400), "catch up after an outage")
+    fresh = active_grant(consortium, members.tax.operator, members.samr.operator, trail.companies)
+    decided = consortium.chain.block_number()
+    ganache.rpc("evm_mine", [{"blocks": 200}])
+    trail.append(samr, [trail.entry(grant=fresh, checked=decided)])  # sequence 9, 201 blocks old
+    report = verify(trail, tmp_path)
+    assert found(report) == [("authorisation", "stale_decision", 8)]
+    assert found(verify(trail, tmp_path, max_decision_age=limit)) == [("authorisation", "stale_decision", 8),
+                                                                      ("authorisation", "stale_decision", 9)]
 
 
 def test_audit_commands_refuse_bad_input_with_a_usage_error(tmp_path: Path, capsys) -> None:

@@ -108,17 +108,20 @@ def test_deploy_or_verify_deploys_once_then_verifies_without_sending(
     from ledger.deployment import deploy_or_verify
 
     committee = [a.address for a in accounts[:3]]
-    first = deploy_or_verify(chain, accounts[0], tmp_path, committee=committee, threshold=2, compilation=compilation)
+    first = deploy_or_verify(chain, accounts[0], tmp_path, committee=committee, threshold=2, max_decision_age_blocks=300,
+                             compilation=compilation)
     assert (first.status, first.ok, first.export_written) == ("deployed", True, True)
+    assert Consortium(chain, first.deployment, compilation).registry.max_decision_age_blocks() == 300
     assert first.manifest == tmp_path / "1337.json" and Deployment.load(first.manifest) == first.deployment
     head = chain.block_number()
     again = deploy_or_verify(chain, accounts[0], tmp_path, committee=list(reversed(committee)), threshold=2, compilation=compilation)
     assert (again.status, again.deployment, again.export_written) == ("verified", first.deployment, False)
     assert "the threshold is 2" in again.reasons
-    other = deploy_or_verify(chain, accounts[5], tmp_path, committee=committee[:2], threshold=3, compilation=compilation)
+    other = deploy_or_verify(chain, accounts[5], tmp_path, committee=committee[:2], threshold=3, max_decision_age_blocks=150,
+                             compilation=compilation)
     assert other.status == "mismatch" and not other.ok
     assert other.reasons == (f"the committee on chain is {', '.join(committee)}; asked for {', '.join(committee[:2])}",
-                             "the threshold on chain is 2; asked for 3")
+                             "the threshold on chain is 2; asked for 3", "maxDecisionAgeBlocks on chain is 300; asked for 150")
     assert chain.block_number() == head
 
 

@@ -62,6 +62,9 @@ def oracle_config(tmp_path: Path, consortium: Consortium, department: str, datas
         datasets=datasets,
         batch_max_records=100,
         batch_max_age_seconds=3600.0,  # tests anchor explicitly unless they say otherwise
+        # ganache mines a block per transaction, not per period, and the tests' chain makes few: an hour's
+        # batch age fits the consortium's default decision-age bound (150 blocks) at one block a minute
+        chain_block_seconds=60.0,
         anchoring="thread",  # so that tests can drive the batcher by hand (test_anchoring.py runs the process)
         masking={Classification.SENSITIVE: {"id_number": MaskRule.parse("keep:6:4"), "address": MaskRule.parse("keep:3:0")}},
     )

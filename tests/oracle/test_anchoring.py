@@ -11,8 +11,10 @@ from pathlib import Path
 from typing import Callable
 
 import httpx
+import pytest
 
 from devtools.sample_data import companies
+from oracle.errors import ConfigError
 from tests.oracle.conftest import RunningOracle
 
 
@@ -30,6 +32,22 @@ def _wait(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> No
 
 def _on_chain(consortium, oracle: str) -> list[int]:
     return [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle]
+
+
+def test_an_oracle_whose_batching_cannot_meet_the_decision_age_bound_does_not_start(
+        consortium, members, published, start, committee, tmp_path: Path) -> None:
+    """The consortium lowers maxDecisionAgeBlocks by a vote below what the oracle's batching needs:
+    the oracle refuses to start (read from the chain at start-up), naming the settings and the bound,
+    before it opens its outbox; within the bound it starts."""
+    registry = consortium.registry
+    registry.pass_proposal(committee[:2], registry.set_max_decision_age_blocks_call(60), "tighter")
+    with pytest.raises(ConfigError) as refused:
+        start(batch_max_age_seconds=3600.0)  # needs ceil(3841 / 60) + 4 = 69 blocks
+    assert refused.value.key == "batch_max_age_seconds"
+    assert "up to 69 blocks" in str(refused.value) and "the consortium allows 60" in str(refused.value)
+    assert not (tmp_path / "SAMR-outbox.sqlite").exists()
+    running = start(batch_max_age_seconds=60.0)  # ceil(301 / 60) + 4 = 10 blocks
+    assert running.oracle.batcher.last_error is None
 
 
 def test_records_reach_the_chain_and_are_marked_in_the_outbox(consortium, members, published, start) -> None:

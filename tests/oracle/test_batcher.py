@@ -16,7 +16,9 @@ import pytest
 from devtools.devnet import GanacheNode
 from ledger.chain import Chain
 from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome
+from ledger.contracts.grants import AccessReason
 from ledger.deployment import Consortium
+from ledger.errors import ContractRevert
 from oracle.batcher import Batcher
 from oracle.outbox import Outbox
 from tests.conftest import Members
@@ -134,3 +136,70 @@ def test_a_batch_refused_in_flight_is_reconciled_and_nothing_is_anchored_twice(
     miner.rpc("miner_start")
     assert batcher.step() and batcher.in_flight == ()
     assert consortium.audit_log.oracle_state(oracle.address).last_sequence == 5
+
+
+# --------------------------------------------------------------------------- the decision-age bound
+
+
+def served(published, members: Members, decided: int, n: int) -> AuditEntry:
+    """A record of an answer served to TAX under its grant, decided at block ``decided``."""
+    return AuditEntry(published.tax_grant, members.tax.operator.address, published.companies, 1, Outcome.SERVED,
+                      int(AccessReason.GRANTED), decided, bytes([n]) * 32, bytes([n + 1]) * 32)
+
+
+def test_a_served_record_too_old_to_anchor_holds_anchoring_and_is_never_lost(
+    tmp_path: Path, consortium: Consortium, members: Members, published, committee, ganache: GanacheNode
+) -> None:
+    """A served record decided more than maxDecisionAgeBlocks before the next block cannot be anchored
+    as it stands (AuditLog refuses it; its receipt binds it, so it may not be changed; sequences are
+    contiguous, so it may not be skipped): the batcher anchors the records before it, holds at it, says
+    which record and why (``last_error``, for /v1/health), keeps it and the records after it in the
+    outbox, and resumes by itself once a committee vote raises the bound."""
+    oracle = members.samr.oracle
+    limit = consortium.registry.max_decision_age_blocks()
+    old = consortium.chain.block_number()
+    ganache.rpc("evm_mine", [{"blocks": limit + 10}])
+    head = consortium.chain.block_number()
+    outbox = outbox_with(tmp_path, consortium, oracle.address, 0)
+    for n, entry in enumerate([served(published, members, head, 1), DENIAL, served(published, members, old, 3),
+                               served(published, members, head, 5)]):
+        outbox.record(entry, request_salt=b"s" * 32, response_salt=None, nonce=("0x" + "cd" * 20, str(n)))
+    batcher = batcher_for(consortium, outbox, oracle, max_in_flight=1,
+                          decision_age_limit=consortium.registry.max_decision_age_blocks)
+    batcher.max_records = 10
+    assert batcher.step()  # records 1 and 2 only
+    assert consortium.audit_log.oracle_state(oracle.address).last_sequence == 2
+    assert not batcher.step() and not batcher.step()  # held: nothing is sent (no failed transaction either)
+    assert batcher.held is not None and (batcher.held.sequence, batcher.held.decision_block, batcher.held.max_age) == (
+        3, old, limit)
+    assert "anchoring held at record 3" in batcher.last_error and f"maxDecisionAgeBlocks ({limit})" in batcher.last_error
+    assert batcher.failures == 0 and consortium.audit_log.oracle_state(oracle.address).last_sequence == 2
+    assert outbox.pending_count() == 2 and [r.entry.checked_at_block for r in outbox.all_records()][2] == old
+    batcher.flush(timeout=5.0)  # a shutdown's flush gives up at once rather than spin
+    assert outbox.pending_count() == 2
+
+    consortium.registry.pass_proposal(committee[:2], consortium.registry.set_max_decision_age_blocks_call(limit * 2),
+                                      "anchor SAMR's records held since the outage")
+    batcher._age_checked = float("-inf")  # rather than wait DECISION_AGE_RECHECK_SECONDS
+    assert batcher.step()
+    assert batcher.held is None and batcher.last_error is None and outbox.pending_count() == 0
+    on_chain = [r for r in consortium.audit_log.records() if r.oracle == oracle.address]
+    assert [r.entry for r in on_chain] == [r.entry for r in outbox.all_records()]
+
+
+def test_without_a_bound_reader_the_contract_refuses_the_record_and_nothing_is_lost(
+    tmp_path: Path, consortium: Consortium, members: Members, published, ganache: GanacheNode
+) -> None:
+    """The contract is the arbiter: a batcher that does not look (as one whose view of the head is
+    stale) sends the record, the chain refuses it by name, and the record stays in the outbox."""
+    oracle = members.samr.oracle
+    old = consortium.chain.block_number()
+    ganache.rpc("evm_mine", [{"blocks": consortium.registry.max_decision_age_blocks() + 1}])
+    outbox = outbox_with(tmp_path, consortium, oracle.address, 0)
+    outbox.record(served(published, members, old, 1), request_salt=b"s" * 32, response_salt=None,
+                  nonce=("0x" + "cd" * 20, "1"))
+    batcher = batcher_for(consortium, outbox, oracle, max_in_flight=1)
+    with pytest.raises(ContractRevert) as refused:
+        batcher.step()
+    assert refused.value.name == "AuditLogDecisionTooOld" and refused.value.args["sequence"] == 1
+    assert outbox.pending_count() == 1 and consortium.audit_log.oracle_state(oracle.address).last_sequence == 0

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from ledger.contracts.catalog import Classification
+from ledger.contracts.registry import DEFAULT_MAX_DECISION_AGE_BLOCKS
 from ledger.errors import KeystoreError, LedgerError
 from oracle.config import OracleConfig
 from oracle.errors import ConfigError, UnknownDataset
@@ -64,7 +65,7 @@ def test_defaults(tmp_path: Path) -> None:
     assert (config.batch_max_records, config.batch_max_age_seconds, config.head_poll_interval_seconds) == (100, 2.0, 0.0)
     assert config.batch_max_in_flight == 3
     assert (config.max_request_bytes, config.request_deadline_max_seconds) == (65536, 300)
-    assert config.strict_timeout_seconds == 30.0
+    assert config.strict_timeout_seconds == 30.0 and config.chain_block_seconds == 2.0
     assert config.manifest is None and config.password_file is None and config.masking == {}
     dataset = config.dataset(1)
     assert (dataset.timeout_seconds, dataset.max_response_bytes, dataset.max_records) == (2.0, 1048576, 100)
@@ -146,6 +147,8 @@ INVALID: list[tuple[str, dict[str, Any] | None, dict[str, Any] | None, str, str]
     ("request bytes tiny", {"max_request_bytes": "10"}, None, "", "max_request_bytes"),
     ("deadline 0", {"request_deadline_max_seconds": "0"}, None, "", "request_deadline_max_seconds"),
     ("strict timeout 0", {"strict_timeout_seconds": "0"}, None, "", "strict_timeout_seconds"),
+    ("block period 0", {"chain_block_seconds": "0"}, None, "", "chain_block_seconds"),
+    ("block period a string", {"chain_block_seconds": '"2s"'}, None, "", "chain_block_seconds"),
     ("outbox not a string", {"outbox": "3"}, None, "", "outbox"),
     ("dataset without base_url", None, {"base_url": None}, "", "datasets.1.base_url"),
     ("base_url ftp", None, {"base_url": '"ftp://127.0.0.1"'}, "", "datasets.1.base_url"),
@@ -188,6 +191,23 @@ def test_invalid_settings_name_the_key(
     assert str(caught.value).startswith(f"{path}: {key}: ")
     assert "hunter2" not in str(caught.value)
     assert isinstance(caught.value, ValueError) and isinstance(caught.value, LedgerError)
+
+
+def test_batching_limits_are_checked_against_the_decision_age_bound(tmp_path: Path) -> None:
+    """The default batching on 2 s blocks fits the deployments' default bound (150 blocks) with a 120 s
+    receipt timeout; limits that do not are refused naming the settings and the numbers."""
+    config = OracleConfig.load(write(tmp_path, render()))
+    assert config.decision_age_blocks_needed(120.0) == 126  # ceil((2 + 240 + 1) / 2) + 3 in flight + 1
+    config.check_decision_age_bound(DEFAULT_MAX_DECISION_AGE_BLOCKS, 120.0)
+    config.check_decision_age_bound(126, 120.0)
+    with pytest.raises(ConfigError) as caught:
+        config.check_decision_age_bound(125, 120.0)
+    assert caught.value.key == "batch_max_age_seconds"
+    assert "up to 126 blocks" in str(caught.value) and "the consortium allows 125" in str(caught.value)
+    fast_chain = OracleConfig.load(write(tmp_path, render({"chain_block_seconds": "1"})))
+    with pytest.raises(ConfigError, match="chain_block_seconds 1, a served record may be anchored up to 247 blocks"):
+        fast_chain.check_decision_age_bound(DEFAULT_MAX_DECISION_AGE_BLOCKS, 120.0)
+    fast_chain.check_decision_age_bound(DEFAULT_MAX_DECISION_AGE_BLOCKS, 50.0)  # a shorter receipt timeout fits
 
 
 def test_no_datasets(tmp_path: Path) -> None:

@@ -188,6 +188,7 @@ def setup(tmp_path, consortium, members, published, company_api):
             f"outbox = {json.dumps(str(outbox_path))}",
             f"listen_port = {port}",
             f"batch_max_age_seconds = {batch_max_age_seconds}",
+            "chain_block_seconds = 60  # ganache: a block per transaction (see tests/oracle/conftest.py)",
             "request_poll_interval_seconds = 0.5",
             f"[datasets.{published.companies}]",
             f"base_url = {json.dumps(company_api.url)}",

@@ -858,3 +858,49 @@ def test_a_batch_that_needs_more_than_its_gas_limit_is_sent_again_with_an_estima
     assert result.gas_used > 60_000
     # two transactions went out: the one that ran out of gas, and the one that anchored
     assert world.consortium.chain.w3.eth.get_transaction_count(oracle.address) == nonce_before + 2
+
+
+# --------------------------------------------------------------------------- the decision-age bound
+
+
+def test_a_back_dated_served_record_is_refused_beyond_the_consortiums_bound(world: Ledger, ganache, committee) -> None:
+    """An oracle of the owning department claims, after a revocation, that it checked the grant at a
+    block before it: refused once that block lies more than ``maxDecisionAgeBlocks`` before the
+    anchoring block, whether the record is the first of its batch (Solidity path) or in the middle of
+    a run of one grant (assembly fast path); exactly at the bound it is accepted. Denials and source
+    failures are not bound (they serve nothing, and an oracle cut off from the chain records them
+    late honestly). A committee vote raising the bound lets the record in."""
+    c, m = world.consortium, world.members
+    oracle = m.samr.oracle
+    limit = c.registry.max_decision_age_blocks()
+    before_revocation = c.chain.block_number()
+    c.grants.revoke(m.samr.operator, world.grant, "purpose fulfilled")
+    ganache.rpc("evm_mine", [{"blocks": limit}])
+    anchoring = c.chain.block_number() + 1  # instamine: the next transaction's block
+    assert anchoring - before_revocation > limit
+    too_old = {"decisionBlock": before_revocation, "currentBlock": anchoring, "maxAgeBlocks": limit}
+    world.refused(oracle, 1, pack_entries([world.served(block=before_revocation)]), "AuditLogDecisionTooOld",
+                  {"sequence": 1, **too_old})
+    fresh = anchoring - 1
+    raw = pack_entries([world.served(block=fresh), world.served(block=fresh), world.served(block=before_revocation),
+                        world.served(block=fresh)])
+    world.refused(oracle, 1, raw, "AuditLogDecisionTooOld", {"sequence": 3, **too_old})
+    # mined anyway (a gas limit given, no estimate): it fails on chain with the same error (decoded by
+    # replaying it on the block before its own, whose number the error then carries)
+    world.refused(oracle, 1, raw, "AuditLogDecisionTooOld", {"sequence": 3, **too_old, "currentBlock": anchoring - 1},
+                  mined=True)
+    # at the bound exactly it is accepted; denials and source failures of any age are
+    edge = c.chain.block_number() + 1 - limit
+    world.append(oracle, [world.entry(Outcome.DENIED, block=1), world.served(block=edge),
+                          world.entry(Outcome.SOURCE_FAILURE, block=0), world.served(block=edge)])
+    # the committee raises the bound by a vote: the late record can be anchored, in the open
+    c.registry.pass_proposal(committee[:2], c.registry.set_max_decision_age_blocks_call(limit * 2), "outage of 2026-12-01")
+    world.append(oracle, [world.served(block=before_revocation)])
+
+
+def test_the_decision_age_bound_costs_little_gas(world: Ledger) -> None:
+    """The bound is one view call per batch and one comparison per record: a batch of 100 served
+    records of one grant stays within the per-record budget (test_gas_per_record_at_batch_100)."""
+    head = world.consortium.chain.block_number()
+    result = world.append(world.members.samr.oracle, [world.served(block=head) for _ in range(100)])
+    assert result.gas_used / 100 < 7_000

@@ -21,7 +21,17 @@ from eth_utils import keccak
 
 from ledger.chain import TxResult
 from ledger.contracts.catalog import Classification
-from ledger.contracts.registry import AccountRole, Department, ProposalState, Role, decode_code, encode_code
+from ledger.contracts.registry import (
+    DEFAULT_MAX_DECISION_AGE_BLOCKS,
+    MAX_DECISION_AGE_BLOCKS,
+    MIN_DECISION_AGE_BLOCKS,
+    AccountRole,
+    Department,
+    ProposalState,
+    Role,
+    decode_code,
+    encode_code,
+)
 from ledger.deployment import Consortium, deploy_consortium
 from ledger.errors import ContractRevert
 from ledger.events import EventDecoder
@@ -55,6 +65,10 @@ def send(consortium: Consortium, signer: Signer, fn: str, *args: Any) -> TxResul
 
 def view(consortium: Consortium, fn: str, *args: Any) -> Any:
     return consortium.registry._call(fn, *args)
+
+
+def view_of(registry: Any, fn: str, *args: Any) -> Any:
+    return registry._call(fn, *args)
 
 
 def logs(consortium: Consortium, result: TxResult) -> list[tuple[str, dict[str, Any]]]:
@@ -119,9 +133,10 @@ class TestConstructor:
             assert registry.department_of(member.address) == 0  # the secretariat belongs to no department
 
     def test_constructor_events(self, chain, accounts: list[Signer], compilation) -> None:
-        """The constructor emits RoleGranted for each founder (sender: the deployer) then ThresholdChanged(0, t)."""
+        """The constructor emits RoleGranted for each founder (sender: the deployer), ThresholdChanged(0, t),
+        then MaxDecisionAgeChanged(0, bound) (auditors replay the bound from block one)."""
         founders = [a.address for a in accounts[0:3]]
-        deployment = deploy_consortium(chain, accounts[0], founders, 3, compilation)
+        deployment = deploy_consortium(chain, accounts[0], founders, 3, compilation, max_decision_age_blocks=77)
         receipt = chain.w3.eth.get_transaction_receipt(
             chain.w3.eth.get_block(deployment.deployment_block, full_transactions=True)["transactions"][0]["hash"]
         )
@@ -129,7 +144,21 @@ class TestConstructor:
         assert events == [
             *(granted(Role.COMMITTEE, f, accounts[0].address) for f in founders),
             ("ThresholdChanged", {"previousThreshold": 0, "newThreshold": 3}),
+            ("MaxDecisionAgeChanged", {"previous": 0, "current": 77}),
         ]
+        registry = Consortium(chain, deployment, compilation).registry
+        assert registry.max_decision_age_blocks() == 77
+        assert (view_of(registry, "MIN_DECISION_AGE_BLOCKS"), view_of(registry, "MAX_DECISION_AGE_BLOCKS")) == (
+            MIN_DECISION_AGE_BLOCKS, MAX_DECISION_AGE_BLOCKS)
+
+    def test_default_decision_age_bound(self, consortium: Consortium) -> None:
+        assert consortium.registry.max_decision_age_blocks() == DEFAULT_MAX_DECISION_AGE_BLOCKS
+
+    @pytest.mark.parametrize("blocks", [0, MIN_DECISION_AGE_BLOCKS - 1, MAX_DECISION_AGE_BLOCKS + 1, 2**64 - 1])
+    def test_decision_age_out_of_range_refused(self, chain, accounts: list[Signer], compilation, blocks: int) -> None:
+        with reverts("ConsortiumRegistryDecisionAgeOutOfRange", blocks=blocks, min=MIN_DECISION_AGE_BLOCKS,
+                     max=MAX_DECISION_AGE_BLOCKS):
+            deploy_consortium(chain, accounts[0], [accounts[0].address], 1, compilation, max_decision_age_blocks=blocks)
 
     @pytest.mark.parametrize("threshold", [0, 4])
     def test_threshold_out_of_range_refused(self, chain, accounts: list[Signer], compilation, threshold: int) -> None:
@@ -440,16 +469,19 @@ class TestOnlyGovernance:
             ("addCommitteeMember", lambda a: (a,)),
             ("removeCommitteeMember", lambda a: (a,)),
             ("setThreshold", lambda a: (1,)),
+            ("setMaxDecisionAgeBlocks", lambda a: (1_000,)),
         ],
     )
     def test_direct_calls_refused(self, consortium: Consortium, committee, members: Members, fn: str, args) -> None:
-        """Governed functions called directly, by a committee member, an operator or an outsider: GovernanceOnlySelf."""
-        before = (consortium.registry.committee(), consortium.registry.threshold(), consortium.registry.departments())
-        for signer in (committee[0], members.samr.operator, members.outsider):
+        """Governed functions called directly, by a committee member, an operator, an oracle or an
+        outsider: GovernanceOnlySelf."""
+        registry = consortium.registry
+        before = (registry.committee(), registry.threshold(), registry.departments(), registry.max_decision_age_blocks())
+        for signer in (committee[0], members.samr.operator, members.samr.oracle, members.outsider):
             target = committee[1].address if fn == "removeCommitteeMember" else members.outsider.address
             with reverts("GovernanceOnlySelf", caller=signer.address):
                 send(consortium, signer, fn, *args(target))
-        assert (consortium.registry.committee(), consortium.registry.threshold(), consortium.registry.departments()) == before
+        assert (registry.committee(), registry.threshold(), registry.departments(), registry.max_decision_age_blocks()) == before
 
 
 # ---------------------------------------------------------------------------------------------- setThreshold
@@ -484,6 +516,41 @@ class TestSetThreshold:
         with reverts("GovernanceThresholdOutOfRange", threshold=value, committeeSize=3):
             consortium.registry.execute(committee[0], pid)
         assert consortium.registry.threshold() == 2
+        assert consortium.registry.proposal_state(pid) is ProposalState.OPEN
+
+
+# ---------------------------------------------------------------------------------------------- setMaxDecisionAgeBlocks
+
+
+class TestSetMaxDecisionAge:
+    def test_change_via_proposal(self, consortium: Consortium, committee) -> None:
+        """Only a committee vote changes the bound; the change is an event with the old and new value."""
+        registry = consortium.registry
+        result = pass_(consortium, committee[:2], registry.set_max_decision_age_blocks_call(400))
+        assert executed(consortium, result) == [("MaxDecisionAgeChanged", {"previous": DEFAULT_MAX_DECISION_AGE_BLOCKS,
+                                                                           "current": 400})]
+        assert registry.max_decision_age_blocks() == 400
+        assert registry.max_decision_age_blocks(block=result.block_number - 1) == DEFAULT_MAX_DECISION_AGE_BLOCKS
+        for bound in (MIN_DECISION_AGE_BLOCKS, MAX_DECISION_AGE_BLOCKS):  # both ends are allowed
+            result = pass_(consortium, committee[:2], registry.set_max_decision_age_blocks_call(bound))
+            assert executed(consortium, result)[0][1]["current"] == bound
+            assert registry.max_decision_age_blocks() == bound
+
+    def test_same_value_emits_nothing(self, consortium: Consortium, committee) -> None:
+        result = pass_(consortium, committee[:2], consortium.registry.set_max_decision_age_blocks_call(
+            DEFAULT_MAX_DECISION_AGE_BLOCKS))
+        assert executed(consortium, result) == []
+
+    @pytest.mark.parametrize("value", [0, MIN_DECISION_AGE_BLOCKS - 1, MAX_DECISION_AGE_BLOCKS + 1, 2**64 - 1])
+    def test_out_of_range_refused(self, consortium: Consortium, committee, value: int) -> None:
+        """Too small (no oracle could anchor) or too large (the bound switched off in effect): refused, and
+        the proposal stays open."""
+        pid, _ = propose(consortium, committee[0], consortium.registry.set_max_decision_age_blocks_call(value))
+        consortium.registry.approve(committee[1], pid)
+        with reverts("ConsortiumRegistryDecisionAgeOutOfRange", blocks=value, min=MIN_DECISION_AGE_BLOCKS,
+                     max=MAX_DECISION_AGE_BLOCKS):
+            consortium.registry.execute(committee[0], pid)
+        assert consortium.registry.max_decision_age_blocks() == DEFAULT_MAX_DECISION_AGE_BLOCKS
         assert consortium.registry.proposal_state(pid) is ProposalState.OPEN
 
 
