@@ -6,7 +6,8 @@ Unknown keys are refused too (a misspelt key would otherwise silently fall back 
 
 Relative paths (``manifest``, ``key_file``, ``password_file``, ``outbox``, the TLS files) are relative to the
 directory of the config file; ``~`` is expanded. The TLS files are loaded to check them; others are not opened at load: the keystore and the
-password are read when the oracle starts (:meth:`OracleConfig.password`).
+password are read when the oracle starts (:meth:`OracleConfig.password`). A private-key file (the
+keystore, a TLS key) that group or others may access is refused, as ssh refuses one (``chmod 600``).
 
 The keystore password is never in this file: a ``password`` key is refused; the password comes from
 ``password_file`` or, without one, from ``$GOVSHARE_KEY_PASSWORD`` (``ledger.keys.read_password``).
@@ -28,11 +29,14 @@ from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
 from ledger.contracts.catalog import Classification
-from ledger.http_client import check_ca_file, client_tls_context
+from ledger.errors import InsecureKeyFile
+from ledger.tls import ClientTls, check_ca_file, client_tls_context
 from ledger.keys import read_password
+from ledger.private_files import check_private_file
 from oracle.batcher import MAX_IN_FLIGHT
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
+from serving.tls import ServerTls
 
 __all__ = ["OracleConfig", "DatasetConfig", "Mode", "MODES", "Anchoring", "ANCHORINGS"]
 
@@ -51,10 +55,10 @@ _DEPT_CODE_MAX_BYTES = 32  # the registry stores a department's short code as by
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 
 _TOP_KEYS = frozenset({
-    "rpc_url", "rpc_ca_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
+    "rpc_url", "rpc_ca_file", "rpc_client_cert_file", "rpc_client_key_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "batch_max_in_flight", "head_poll_interval_seconds",
     "max_request_bytes", "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets",
-    "masking",
+    "masking", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "tls_require_client_cert",
 })
 _DATASET_KEYS = frozenset({
     "base_url", "path", "timeout_seconds", "max_response_bytes", "params", "fixed_params", "max_records",
@@ -106,7 +110,11 @@ class OracleConfig:
     for its head on every request. ``anchoring``: ``process`` runs the batcher in a process of its own
     (``oracle.anchoring``: its CPU stays off the answering process's GIL), ``thread`` on a thread
     beside the answering loop (tests that drive the batcher by hand use it). ``rpc_ca_file``: the
-    certificate authorities trusted for an https ``rpc_url`` instead of the system's.
+    certificate authorities trusted for an https ``rpc_url`` instead of the system's;
+    ``rpc_client_cert_file`` and ``rpc_client_key_file``: the certificate the oracle presents to a
+    node that asks for one (mutual TLS). ``tls``: serve https (``tls_cert_file``, ``tls_key_file``),
+    and with ``tls_client_ca_file`` ask requesters for a client certificate of that CA
+    (``tls_require_client_cert = true``: refuse those without one, in the handshake).
     """
 
     source: Path
@@ -117,6 +125,9 @@ class OracleConfig:
     datasets: Mapping[int, DatasetConfig]
     manifest: Path | None = None
     rpc_ca_file: Path | None = None
+    rpc_client_cert_file: Path | None = None
+    rpc_client_key_file: Path | None = None
+    tls: ServerTls | None = None
     password_file: Path | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 8700
@@ -145,6 +156,13 @@ class OracleConfig:
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(name, "", f"not valid TOML: {exc}") from None
         return _Loader(name, source.resolve().parent).load(data, source)
+
+    @property
+    def rpc_tls(self) -> ClientTls | None:
+        """The TLS files toward an https chain node (None: the system's CAs, no client certificate)."""
+        if self.rpc_ca_file is None and self.rpc_client_cert_file is None:
+            return None
+        return ClientTls(self.rpc_ca_file, self.rpc_client_cert_file, self.rpc_client_key_file)
 
     def dataset(self, dataset_id: int) -> DatasetConfig:
         """The configuration of ``dataset_id``; :class:`UnknownDataset` if this oracle does not serve it."""
@@ -259,6 +277,8 @@ class _Loader:
         key_file = self.path(data, "key_file", "key_file")
         if key_file is None:
             raise self.fail("key_file", "is required (the oracle account's keystore)")
+        self.private(key_file, "key_file", "keystore")
+        rpc_client = self.client_certificate(data, "rpc_client_cert_file", "rpc_client_key_file", rpc_url, "chain node")
         mode = self.string(data, "mode", "mode", "fast")
         if mode not in MODES:
             raise self.fail("mode", f"must be one of {', '.join(MODES)}, found {mode!r}")
@@ -284,6 +304,9 @@ class _Loader:
             datasets=MappingProxyType(datasets),
             manifest=self.path(data, "manifest", "manifest"),
             rpc_ca_file=self.ca_file(data, "rpc_ca_file", "rpc_ca_file", rpc_url, "chain node"),
+            rpc_client_cert_file=rpc_client[0],
+            rpc_client_key_file=rpc_client[1],
+            tls=self.server_tls(data),
             password_file=self.path(data, "password_file", "password_file"),
             listen_host=self.string(data, "listen_host", "listen_host", "127.0.0.1"),
             listen_port=self.integer(data, "listen_port", "listen_port", 8700, 1, 65_535),
@@ -348,6 +371,61 @@ class _Loader:
             raise self.fail(dotted, str(exc)) from None
         return path
 
+    def private(self, path: Path, dotted: str, what: str) -> None:
+        """Refuse a private-key file that group or others may access (as ssh does)."""
+        try:
+            check_private_file(path, what)
+        except InsecureKeyFile as exc:
+            raise self.fail(dotted, str(exc)) from None
+
+    def client_certificate(self, table: Mapping[str, Any], cert_key: str, key_key: str, url: str,
+                           what: str) -> tuple[Path | None, Path | None]:
+        """A client certificate and its key toward an https ``url``, both or neither, loaded now."""
+        cert, key = self.path(table, cert_key, cert_key), self.path(table, key_key, key_key)
+        for dotted, path in ((cert_key, cert), (key_key, key)):
+            if path is not None and not url.startswith("https://"):
+                raise self.fail(dotted, f"is for an https {what}; the URL is http")
+        if (cert is None) != (key is None):
+            raise self.fail(key_key if key is None else cert_key, "is required with the other: a client certificate needs its key")
+        if cert is not None and key is not None:
+            self.private(key, key_key, "TLS client key file")
+            try:
+                ClientTls(None, cert, key).check()
+            except ValueError as exc:
+                raise self.fail(cert_key, str(exc)) from None
+        return cert, key
+
+    def boolean(self, table: Mapping[str, Any], key: str, default: bool) -> bool:
+        if key not in table:
+            return default
+        if not isinstance(table[key], bool):
+            raise self.fail(key, f"must be true or false, found {_kind(table[key])}")
+        return table[key]
+
+    def server_tls(self, data: Mapping[str, Any]) -> ServerTls | None:
+        """https for the oracle's own interface: ``tls_cert_file`` and ``tls_key_file`` together,
+        optionally ``tls_client_ca_file`` and ``tls_require_client_cert``; every file loaded now."""
+        cert, key = self.path(data, "tls_cert_file", "tls_cert_file"), self.path(data, "tls_key_file", "tls_key_file")
+        client_ca = self.path(data, "tls_client_ca_file", "tls_client_ca_file")
+        require = self.boolean(data, "tls_require_client_cert", False)
+        if cert is None and key is None:
+            for other in ("tls_client_ca_file", "tls_require_client_cert"):
+                if other in data:
+                    raise self.fail(other, "needs tls_cert_file and tls_key_file: the oracle serves plain http without them")
+            return None
+        if cert is None or key is None:
+            raise self.fail("tls_key_file" if key is None else "tls_cert_file", "is required with the other: https needs both")
+        if require and client_ca is None:
+            raise self.fail("tls_require_client_cert", "needs tls_client_ca_file, the CA that issues the client certificates")
+        self.private(key, "tls_key_file", "TLS key file")
+        tls = ServerTls(cert, key, client_ca, require)
+        try:
+            tls.check()
+        except ValueError as exc:
+            dotted = "tls_client_ca_file" if "client CA" in str(exc) else "tls_key_file" if "key file" in str(exc) else "tls_cert_file"
+            raise self.fail(dotted, str(exc)) from None
+        return tls
+
     def source_tls(self, table: Mapping[str, Any], prefix: str, base_url: str) -> dict[str, Path | None]:
         """``ca_file``, ``client_cert_file`` and ``client_key_file`` of a dataset: only for an https
         source, the certificate and its key together, each loaded as the relay will load it."""
@@ -363,6 +441,7 @@ class _Loader:
             for key in ("client_cert_file", "client_key_file"):
                 if not files[key].is_file():  # type: ignore[union-attr]
                     raise self.fail(f"{prefix}.{key}", f"no such file: {files[key]}")
+            self.private(files["client_key_file"], f"{prefix}.client_key_file", "TLS client key file")  # type: ignore[arg-type]
             try:
                 client_tls_context(None, files["client_cert_file"], files["client_key_file"])
             except (ssl.SSLError, OSError, ValueError) as exc:

@@ -27,7 +27,8 @@ __all__ = ["ServerThread", "serve", "uvicorn_config"]
 def uvicorn_config(app: Any, host: str, port: int, limits: ServeLimits = ServeLimits(), *,
                    tls: Mapping[str, Any] | None = None, log_level: str = "warning") -> uvicorn.Config:
     """The uvicorn configuration of a govshare service. ``tls``: uvicorn's ``ssl_*`` options
-    (``ssl_certfile``, ``ssl_keyfile``, ``ssl_ca_certs``, ``ssl_cert_reqs``) for https."""
+    (``ssl_certfile``, ``ssl_keyfile``, ``ssl_ca_certs``, ``ssl_cert_reqs``, ``ssl_context_factory``)
+    for https, as :meth:`serving.tls.ServerTls.uvicorn_options` gives them."""
     config = uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http=LimitedHttpToolsProtocol, ws="none", lifespan="off",
         access_log=False, log_level=log_level, server_header=False, proxy_headers=False,

@@ -313,7 +313,7 @@ def test_an_https_node_is_reached_through_its_ca_on_both_paths(
     authority, server_context = consortium_ca
     gateway = RpcGateway(consortium.chain.url, tls=server_context).start()
     try:
-        over_tls = Consortium(Chain(gateway.url, ca_file=authority.ca_file), consortium.deployment, compilation)
+        over_tls = Consortium(Chain(gateway.url, tls=ClientTls(authority.ca_file)), consortium.deployment, compilation)
         assert over_tls.chain.head() == consortium.chain.block_number()  # plain path
         result = over_tls.registry.set_oracle_url(members.samr.operator, "https://oracle.samr.example/tls")  # both
         assert over_tls.registry.department(members.samr.id).oracle_url == "https://oracle.samr.example/tls"

@@ -240,14 +240,21 @@ def test_an_https_source_takes_its_ca_and_a_client_certificate(tmp_path: Path) -
     key = serialization.load_pem_private_key(issued.key_file.read_bytes(), None)
     (tmp_path / "tls" / "encrypted-key.pem").write_bytes(key.private_bytes(  # refused, never prompted for
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"hunter2")))
+    (tmp_path / "tls" / "encrypted-key.pem").chmod(0o600)
+    (tmp_path / "tls" / "ca-as-key.pem").write_bytes(authority.ca_file.read_bytes())
+    (tmp_path / "tls" / "ca-as-key.pem").chmod(0o600)
+    (tmp_path / "tls" / "readable-key.pem").write_bytes(issued.key_file.read_bytes())
+    (tmp_path / "tls" / "readable-key.pem").chmod(0o640)
     refused = [
         ({"ca_file": files["ca_file"]}, "datasets.1.ca_file", "is for an https source"),  # base_url stays http
         ({**https, "client_cert_file": files["client_cert_file"]}, "datasets.1.client_key_file", "needs its key"),
         ({**https, "client_key_file": files["client_key_file"]}, "datasets.1.client_cert_file", "needs its key"),
         ({**https, "ca_file": '"tls/missing.pem"'}, "datasets.1.ca_file", "no such file"),
         ({**https, "ca_file": '"tls/garbage.pem"'}, "datasets.1.ca_file", "cannot be loaded as PEM certificates"),
-        ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": files["ca_file"]},
+        ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/ca-as-key.pem"'},
          "datasets.1.client_cert_file", "matching unencrypted key"),  # a certificate where the key should be
+        ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/readable-key.pem"'},
+         "datasets.1.client_key_file", "accessible by group or others (mode 0640)"),  # as ssh refuses it
         ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/encrypted-key.pem"'},
          "datasets.1.client_cert_file", "matching unencrypted key"),
         ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/department-ca.pem"',
