@@ -63,7 +63,7 @@ from api.errors import ConfigError
 from ledger.errors import InsecureKeyFile
 from ledger.tls import ClientTls, check_ca_file
 from ledger.private_files import check_private_file
-from serving.tls import ServerTls
+from serving.tls import ServerTls, TlsSettingError, server_tls
 
 __all__ = ["ApiSettings", "KeystoreEntry", "TokenBinding", "token_sha256"]
 
@@ -285,20 +285,15 @@ def _check_tls(settings: ApiSettings) -> None:
         raise ValueError("rpc_client_cert_file is for an https rpc_url")
     if (settings.oracle_client_cert_file is None) != (settings.oracle_client_key_file is None):
         raise ValueError("oracle_client_cert_file and oracle_client_key_file go together: a client certificate needs its key")
-    if (settings.tls_cert_file is None) != (settings.tls_key_file is None):
-        raise ValueError("tls_cert_file and tls_key_file go together: https needs both")
-    if settings.tls_cert_file is None and (settings.tls_client_ca_file is not None or settings.tls_require_client_cert):
-        raise ValueError("tls_client_ca_file and tls_require_client_cert need tls_cert_file and tls_key_file")
-    if settings.tls_require_client_cert and settings.tls_client_ca_file is None:
-        raise ValueError("tls_require_client_cert needs tls_client_ca_file, the CA that issues the client certificates")
     _check_private(settings.rpc_client_key_file, "rpc_client_key_file", "TLS client key file")
     _check_private(settings.oracle_client_key_file, "oracle_client_key_file", "TLS client key file")
     _check_private(settings.tls_key_file, "tls_key_file", "TLS key file")
-    checks = [("rpc_client_cert_file", ClientTls(None, settings.rpc_client_cert_file, settings.rpc_client_key_file).check),
-              ("oracle", settings.oracle_tls.check)]
-    if settings.tls is not None:
-        checks.append(("tls", settings.tls.check))
-    for key, check in checks:
+    try:
+        server_tls(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file, settings.tls_require_client_cert)
+    except TlsSettingError as exc:
+        raise ValueError(str(exc)) from None
+    for key, check in [("rpc_client_cert_file", ClientTls(None, settings.rpc_client_cert_file, settings.rpc_client_key_file).check),
+                       ("oracle", settings.oracle_tls.check)]:
         try:
             check()
         except ValueError as exc:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,13 +29,13 @@ from urllib.parse import urlsplit
 
 from ledger.contracts.catalog import Classification
 from ledger.errors import InsecureKeyFile
-from ledger.tls import ClientTls, check_ca_file, client_tls_context
+from ledger.tls import ClientTls, check_ca_file
 from ledger.keys import read_password
 from ledger.private_files import check_private_file
 from oracle.batcher import MAX_IN_FLIGHT
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
-from serving.tls import ServerTls
+from serving.tls import ServerTls, TlsSettingError, server_tls
 
 __all__ = ["OracleConfig", "DatasetConfig", "Mode", "MODES", "Anchoring", "ANCHORINGS"]
 
@@ -77,7 +76,7 @@ class DatasetConfig:
     For an ``https`` source: ``ca_file`` (PEM) holds the certificate authorities trusted for the
     source's certificate instead of the system's (a department's internal CA); ``client_cert_file``
     and ``client_key_file`` (PEM, the key unencrypted) are the certificate the oracle presents when
-    the source asks for one (mutual TLS). See :func:`ledger.http_client.client_tls_context`.
+    the source asks for one (mutual TLS). See :func:`ledger.tls.client_tls_context`.
     """
 
     id: int
@@ -278,7 +277,7 @@ class _Loader:
         if key_file is None:
             raise self.fail("key_file", "is required (the oracle account's keystore)")
         self.private(key_file, "key_file", "keystore")
-        rpc_client = self.client_certificate(data, "rpc_client_cert_file", "rpc_client_key_file", rpc_url, "chain node")
+        rpc_client = self.client_files(data, "", "rpc_client_cert_file", "rpc_client_key_file", rpc_url, "chain node")
         mode = self.string(data, "mode", "mode", "fast")
         if mode not in MODES:
             raise self.fail("mode", f"must be one of {', '.join(MODES)}, found {mode!r}")
@@ -378,75 +377,46 @@ class _Loader:
         except InsecureKeyFile as exc:
             raise self.fail(dotted, str(exc)) from None
 
-    def client_certificate(self, table: Mapping[str, Any], cert_key: str, key_key: str, url: str,
-                           what: str) -> tuple[Path | None, Path | None]:
-        """A client certificate and its key toward an https ``url``, both or neither, loaded now."""
-        cert, key = self.path(table, cert_key, cert_key), self.path(table, key_key, key_key)
-        for dotted, path in ((cert_key, cert), (key_key, key)):
+    def client_files(self, table: Mapping[str, Any], prefix: str, cert_key: str, key_key: str, url: str,
+                     what: str) -> tuple[Path | None, Path | None]:
+        """A client certificate and its key toward an https ``url``: both or neither, the key private
+        to its owner, loaded now as a connection will load them."""
+        dotted = {cert_key: prefix + cert_key, key_key: prefix + key_key}
+        cert, key = self.path(table, cert_key, dotted[cert_key]), self.path(table, key_key, dotted[key_key])
+        for name, path in ((cert_key, cert), (key_key, key)):
             if path is not None and not url.startswith("https://"):
-                raise self.fail(dotted, f"is for an https {what}; the URL is http")
+                raise self.fail(dotted[name], f"is for an https {what}; the URL is http")
+            if path is not None and not path.is_file():
+                raise self.fail(dotted[name], f"no such file: {path}")
         if (cert is None) != (key is None):
-            raise self.fail(key_key if key is None else cert_key, "is required with the other: a client certificate needs its key")
+            raise self.fail(dotted[key_key if key is None else cert_key], "is required with the other: a client certificate needs its key")
         if cert is not None and key is not None:
-            self.private(key, key_key, "TLS client key file")
+            self.private(key, dotted[key_key], "TLS client key file")
             try:
                 ClientTls(None, cert, key).check()
             except ValueError as exc:
-                raise self.fail(cert_key, str(exc)) from None
+                raise self.fail(dotted[cert_key], str(exc)) from None
         return cert, key
 
-    def boolean(self, table: Mapping[str, Any], key: str, default: bool) -> bool:
-        if key not in table:
-            return default
-        if not isinstance(table[key], bool):
-            raise self.fail(key, f"must be true or false, found {_kind(table[key])}")
-        return table[key]
-
     def server_tls(self, data: Mapping[str, Any]) -> ServerTls | None:
-        """https for the oracle's own interface: ``tls_cert_file`` and ``tls_key_file`` together,
-        optionally ``tls_client_ca_file`` and ``tls_require_client_cert``; every file loaded now."""
-        cert, key = self.path(data, "tls_cert_file", "tls_cert_file"), self.path(data, "tls_key_file", "tls_key_file")
-        client_ca = self.path(data, "tls_client_ca_file", "tls_client_ca_file")
-        require = self.boolean(data, "tls_require_client_cert", False)
-        if cert is None and key is None:
-            for other in ("tls_client_ca_file", "tls_require_client_cert"):
-                if other in data:
-                    raise self.fail(other, "needs tls_cert_file and tls_key_file: the oracle serves plain http without them")
-            return None
-        if cert is None or key is None:
-            raise self.fail("tls_key_file" if key is None else "tls_cert_file", "is required with the other: https needs both")
-        if require and client_ca is None:
-            raise self.fail("tls_require_client_cert", "needs tls_client_ca_file, the CA that issues the client certificates")
-        self.private(key, "tls_key_file", "TLS key file")
-        tls = ServerTls(cert, key, client_ca, require)
+        """https for the oracle's own interface (``tls_*``, :func:`serving.tls.server_tls`), loaded now."""
+        files = [self.path(data, key, key) for key in ("tls_cert_file", "tls_key_file", "tls_client_ca_file")]
+        require = data.get("tls_require_client_cert", False)
+        if not isinstance(require, bool):
+            raise self.fail("tls_require_client_cert", f"must be true or false, found {_kind(require)}")
+        if files[1] is not None:
+            self.private(files[1], "tls_key_file", "TLS key file")
         try:
-            tls.check()
-        except ValueError as exc:
-            dotted = "tls_client_ca_file" if "client CA" in str(exc) else "tls_key_file" if "key file" in str(exc) else "tls_cert_file"
-            raise self.fail(dotted, str(exc)) from None
-        return tls
+            return server_tls(*files, require)
+        except TlsSettingError as exc:
+            raise self.fail(exc.key, exc.problem) from None
 
     def source_tls(self, table: Mapping[str, Any], prefix: str, base_url: str) -> dict[str, Path | None]:
         """``ca_file``, ``client_cert_file`` and ``client_key_file`` of a dataset: only for an https
         source, the certificate and its key together, each loaded as the relay will load it."""
         files = {"ca_file": self.ca_file(table, "ca_file", f"{prefix}.ca_file", base_url, "source")}
-        for key in ("client_cert_file", "client_key_file"):
-            files[key] = self.path(table, key, f"{prefix}.{key}")
-            if files[key] is not None and not base_url.startswith("https://"):
-                raise self.fail(f"{prefix}.{key}", "is for an https source; the URL is http")
-        if (files["client_cert_file"] is None) != (files["client_key_file"] is None):
-            missing = "client_key_file" if files["client_key_file"] is None else "client_cert_file"
-            raise self.fail(f"{prefix}.{missing}", "is required with the other: a client certificate needs its key")
-        if files["client_cert_file"] is not None:
-            for key in ("client_cert_file", "client_key_file"):
-                if not files[key].is_file():  # type: ignore[union-attr]
-                    raise self.fail(f"{prefix}.{key}", f"no such file: {files[key]}")
-            self.private(files["client_key_file"], f"{prefix}.client_key_file", "TLS client key file")  # type: ignore[arg-type]
-            try:
-                client_tls_context(None, files["client_cert_file"], files["client_key_file"])
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                raise self.fail(f"{prefix}.client_cert_file", "with client_key_file cannot be loaded as a PEM certificate and "
-                                f"its matching unencrypted key ({type(exc).__name__}: {exc})") from None
+        files["client_cert_file"], files["client_key_file"] = self.client_files(
+            table, f"{prefix}.", "client_cert_file", "client_key_file", base_url, "source")
         return files
 
     def param_names(self, table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:

@@ -6,6 +6,6 @@ nothing else of govshare."""
 
 from serving.limits import ServeLimits
 from serving.server import ServerThread, serve
-from serving.tls import ServerTls
+from serving.tls import ServerTls, TlsSettingError, server_tls
 
-__all__ = ["ServeLimits", "ServerThread", "ServerTls", "serve"]
+__all__ = ["ServeLimits", "ServerThread", "ServerTls", "TlsSettingError", "serve", "server_tls"]

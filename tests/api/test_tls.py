@@ -162,12 +162,12 @@ def test_tls_settings_are_checked_at_start(tmp_path: Path, monkeypatch) -> None:
     (tmp_path / "api.toml").write_text(base)
     assert ApiSettings.load(tmp_path / "api.toml").tls is None and ApiSettings.load(tmp_path / "api.toml").rpc_tls is None
     refused = [
-        (base + 'tls_cert_file = "api.pem"\n', "tls_cert_file and tls_key_file go together"),
-        (base + 'tls_client_ca_file = "clients-ca.pem"\n', "need tls_cert_file and tls_key_file"),
-        (base + served + "tls_require_client_cert = true\n", "tls_require_client_cert needs tls_client_ca_file"),
+        (base + 'tls_cert_file = "api.pem"\n', "tls_key_file: is required with the other"),
+        (base + 'tls_client_ca_file = "clients-ca.pem"\n', "tls_client_ca_file: needs tls_cert_file and tls_key_file"),
+        (base + served + "tls_require_client_cert = true\n", "tls_require_client_cert: needs tls_client_ca_file"),
         (base + 'tls_cert_file = "api.pem"\ntls_key_file = "readable-key.pem"\n',
          f"tls_key_file: TLS key file {tmp_path / 'readable-key.pem'} is accessible by group or others (mode 0644)"),
-        (base + 'tls_cert_file = "not-pem.pem"\ntls_key_file = "api-key.pem"\n', "tls: the TLS certificate"),
+        (base + 'tls_cert_file = "not-pem.pem"\ntls_key_file = "api-key.pem"\n', "tls_cert_file: with tls_key_file cannot be loaded"),
         (base + served + 'tls_client_ca_file = "not-pem.pem"\n', "cannot be loaded as PEM certificates"),
         (base + served + 'tls_client_ca_file = "missing.pem"\n', "does not exist"),
         (base + 'oracle_client_cert_file = "client.pem"\n', "oracle_client_cert_file and oracle_client_key_file go together"),

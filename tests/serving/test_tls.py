@@ -72,11 +72,11 @@ def test_the_files_are_checked_before_serving(tmp_path: Path) -> None:
     (tmp_path / "not-pem.pem").write_text("hunter2\n")
     ServerTls(issued.cert_file, issued.key_file, authority.ca_file, True).check()
     for tls, problem in [
-        (ServerTls(issued.cert_file, issued.key_file, require_client_cert=True), "needs the client CA file"),
+        (ServerTls(issued.cert_file, issued.key_file, require_client_cert=True), "tls_require_client_cert: needs tls_client_ca_file"),
         (ServerTls(tmp_path / "missing.pem", issued.key_file), "does not exist"),
         (ServerTls(issued.cert_file, other.key_file), "matching unencrypted key"),
         (ServerTls(issued.cert_file, encrypted), "matching unencrypted key"),
-        (ServerTls(issued.cert_file, issued.key_file, tmp_path / "not-pem.pem"), "client CA file"),
+        (ServerTls(issued.cert_file, issued.key_file, tmp_path / "not-pem.pem"), "tls_client_ca_file: cannot be loaded"),
     ]:
         with pytest.raises(ValueError, match=problem) as refused:
             tls.check()
