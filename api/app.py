@@ -20,16 +20,18 @@ from fastapi_offline import FastAPIOffline
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 import serving
-from api.auth import ReplayGuard, TokenTable
+from api.auth import ReplayGuard
 from api.deps import ApiContext, ContextDep, load_signers, signer_map
 from api.errors import install_problem_handlers, problem_response
 from api.metrics import ApiMetrics, install_metrics
 from api.routes import ROUTERS
 from api.schemas import HealthPublic
 from api.settings import ApiSettings
+from api.tokens import TokenTable
 from ledger.deployment import Consortium
 from ledger.errors import ChainUnavailable
 from ledger.keys import Signer
+from serving.rate_limit import RateLimit
 
 __all__ = ["BodySizeLimit", "create_app", "serve"]
 
@@ -101,7 +103,9 @@ def create_app(settings: ApiSettings, *, consortium: Consortium | None = None,
     ``settings.keystores``; tests pass dev keys)."""
     held = signer_map(load_signers(settings) if signers is None else signers)
     metrics = ApiMetrics()
-    context = ApiContext(settings, held, TokenTable(settings.tokens), ReplayGuard(), metrics, _consortium=consortium)
+    tokens = TokenTable(settings.tokens, settings.tokens_file, development=settings.development)
+    rate_limit = RateLimit(settings.rate_limit) if settings.rate_limit else None
+    context = ApiContext(settings, held, tokens, ReplayGuard(), metrics, rate_limit, _consortium=consortium)
     app = FastAPIOffline(title="govshare API", version="1", description=DESCRIPTION, openapi_url="/openapi.json",
                          docs_url="/docs", redoc_url=None, static_url=DOCS_ASSETS)
     app.state.context = context

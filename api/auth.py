@@ -2,9 +2,10 @@
 
 A caller proves an account in one of two ways:
 
-* **Bearer token** — ``Authorization: Bearer <token>``. The settings hold only the SHA-256 of each
-  token with the account it is bound to; a presented token is hashed and compared with every stored
-  hash by ``hmac.compare_digest``.
+* **Bearer token** — ``Authorization: Bearer <token>``. The settings (and ``tokens_file``, read
+  again when it changes: :mod:`api.tokens`) hold only the SHA-256 of each token with the account it
+  is bound to and its expiry; a presented token is hashed and compared with every stored hash by
+  ``hmac.compare_digest``. An expired token is a 401 (``expired-token``).
 * **Signed request** — three headers::
 
       X-Govshare-Account:   0x… (the account)
@@ -16,7 +17,9 @@ A caller proves an account in one of two ways:
   message is accepted once: a replay within the window is refused (after the window the timestamp
   is stale anyway). :func:`sign_request` builds the headers.
 
-No credentials, or credentials that prove nothing, is a 401 with ``WWW-Authenticate``. Then the
+No credentials, or credentials that prove nothing, is a 401 with ``WWW-Authenticate``. Once an
+account is proven, it is counted against ``rate_limit`` (429 ``rate-limited`` with ``Retry-After``
+over it). Then the
 account must belong to an active department of the consortium (read on chain), else 403: that is
 :data:`CurrentCaller`, the dependency every route (the audit routes too) takes. Write actions also
 need the service to hold the account's key (:meth:`Caller.acting_signer`) and the on-chain role the
@@ -28,11 +31,9 @@ from __future__ import annotations
 
 import hashlib
 import heapq
-import hmac
 import re
 import threading
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -45,11 +46,11 @@ from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from api.deps import ApiContext, ContextDep
-from api.errors import Forbidden, Unauthenticated
-from api.settings import TokenBinding
+from api.errors import Forbidden, TooManyRequests, Unauthenticated
 from ledger.contracts.registry import Department, Role
 from ledger.deployment import Consortium
 from ledger.keys import Signer
+from serving.rate_limit import retry_after_header
 
 __all__ = [
     "HEADER_ACCOUNT",
@@ -59,7 +60,6 @@ __all__ = [
     "Caller",
     "CurrentCaller",
     "ReplayGuard",
-    "TokenTable",
     "authenticated_account",
     "current_caller",
     "request_message",
@@ -109,22 +109,6 @@ class ReplayGuard:
             return True
 
 
-class TokenTable:
-    """Bearer tokens by their SHA-256; compared in constant time with every stored hash."""
-
-    def __init__(self, bindings: Iterable[TokenBinding]) -> None:
-        self._bindings = [(bytes.fromhex(b.sha256), b.account) for b in bindings]
-
-    def account_for(self, token: str) -> str | None:
-        """The account ``token`` is bound to, or None."""
-        digest = hashlib.sha256(token.encode("utf-8")).digest()
-        found = None
-        for stored, account in self._bindings:  # no early exit: the time taken does not tell which entry matched
-            if hmac.compare_digest(stored, digest):
-                found = account
-        return found
-
-
 # ---------------------------------------------------------------- the caller
 
 @dataclass(frozen=True)
@@ -169,15 +153,32 @@ async def authenticated_account(
     if bearer is not None and signature is not None:
         raise Unauthenticated("send either a bearer token or a signed request, not both")
     if bearer is not None:
-        account = context.tokens.account_for(bearer.credentials)
-        if account is None:
+        binding = context.tokens.lookup(bearer.credentials)
+        if binding is None:
             raise Unauthenticated("the bearer token is not valid", slug="invalid-token")
-        return Authentication(account, "token")
+        if binding.expired(time.time()):
+            raise Unauthenticated(f"the bearer token expired at {binding.expires_at.isoformat()}",  # type: ignore[union-attr]
+                                  slug="expired-token")
+        return _within_rate(context, Authentication(binding.account, "token"))
     if signature is not None:
         body = await request.body()
-        return Authentication(_verify_signature(request, context, signature, body), "signature")
+        return _within_rate(context, Authentication(_verify_signature(request, context, signature, body), "signature"))
     raise Unauthenticated("authenticate with a bearer token (Authorization: Bearer …) or a signed request "
                           f"({HEADER_ACCOUNT}, {HEADER_TIMESTAMP}, {HEADER_SIGNATURE})")
+
+
+def _within_rate(context: ApiContext, authentication: Authentication) -> Authentication:
+    """``authentication``, counted against its account's rate limit (429 over it). Counted once the
+    credentials are proven, by account: nobody spends another's budget, and a caller gains nothing
+    by holding several tokens or by switching to signed requests."""
+    limit = context.rate_limit
+    if limit is not None:
+        wait = limit.acquire(authentication.account)
+        if wait is not None:
+            raise TooManyRequests(f"{authentication.account} made more requests than this service allows ({limit.spec}); "
+                                  f"retry in {retry_after_header(wait)} s", headers={"Retry-After": retry_after_header(wait)},
+                                  account=authentication.account, rate_limit=limit.spec)
+    return authentication
 
 
 def _verify_signature(request: Request, context: ApiContext, signature: str, body: bytes) -> str:

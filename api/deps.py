@@ -21,9 +21,11 @@ from api.settings import ApiSettings
 from ledger.contracts.registry import Department
 from ledger.deployment import Consortium
 from ledger.keys import Signer, load_keystore, read_password
+from serving.rate_limit import RateLimit
 
 if TYPE_CHECKING:
-    from api.auth import ReplayGuard, TokenTable
+    from api.auth import ReplayGuard
+    from api.tokens import TokenTable
 
 __all__ = ["ApiContext", "ConsortiumDep", "ContextDep", "get_consortium", "get_context", "load_signers"]
 
@@ -43,6 +45,7 @@ class ApiContext:
     tokens: TokenTable
     replays: ReplayGuard
     metrics: ApiMetrics = field(default_factory=ApiMetrics)
+    rate_limit: RateLimit | None = None  # per authenticated account (settings.rate_limit)
     _consortium: Consortium | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fields: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False)

@@ -15,7 +15,7 @@ and signed ``receipt``; a validation error the list of ``errors``.
 :func:`install_problem_handlers` maps, once for the whole app:
 
 ==========================================  ======================================================
-:class:`ApiError` and its subclasses        their own status (401 adds ``WWW-Authenticate``)
+:class:`ApiError` and its subclasses        their own status (401 adds ``WWW-Authenticate``, 429 ``Retry-After``)
 ``ContractRevert``                          404 for an unknown id, 403 for a role, 422 for a bad
                                             argument, 409 for any other refusal (the chain's state)
 ``DataFileError``, ``UnknownField``         422
@@ -61,6 +61,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "ServiceUnavailable",
+    "TooManyRequests",
     "Unauthenticated",
     "UnprocessableContent",
     "UnsupportedMediaType",
@@ -141,6 +142,12 @@ class UnsupportedMediaType(ApiError):
 
 class UnprocessableContent(ApiError):
     status, slug, title = 422, "invalid-request", "Invalid request"
+
+
+class TooManyRequests(ApiError):
+    """Over the caller's rate limit (answered with ``Retry-After``)."""
+
+    status, slug, title = 429, "rate-limited", "Too many requests"
 
 
 class BadGateway(ApiError):

@@ -12,7 +12,13 @@ this file.
   ``password_file``, else ``$GOVSHARE_KEY_PASSWORD`` (``ledger.keys.read_password``).
 * ``tokens`` binds bearer tokens to accounts. Only the SHA-256 of a token is stored
   (``printf %s "$TOKEN" | sha256sum``); the hash of a well-known placeholder (``changeme``,
-  ``secret``...) is refused unless ``development = true``.
+  ``secret``...) is refused unless ``development = true``. A token may have an ``expires_at`` (a
+  TOML date-time with its offset); past it, the token is refused (401 ``expired-token``).
+* ``tokens_file``: more ``[[tokens]]`` in a file of their own, read again whenever it changes, so
+  tokens are added, rotated and revoked without a restart (``api.tokens``).
+* ``rate_limit`` (``"120/minute"``, ``serving.rate_limit``; default none): the requests one
+  authenticated account may make in a moving window, whatever its credentials; one more is
+  answered 429 (``rate-limited``) with ``Retry-After``.
 * ``oracle_urls`` overrides, per department code, the oracle URL a department publishes in the
   consortium registry.
 * ``index_path`` is the audit index's SQLite file (used by the audit routes).
@@ -39,7 +45,9 @@ from __future__ import annotations
 import hashlib
 import os
 import tomllib
+from collections.abc import Iterable
 from contextvars import ContextVar
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +69,13 @@ from pydantic_settings import (
 
 from api.errors import ConfigError
 from ledger.errors import InsecureKeyFile
-from ledger.tls import ClientTls, check_ca_file
 from ledger.private_files import check_private_file
+from ledger.tls import ClientTls, check_ca_file
+from serving.rate_limit import parse_rate
 from serving.tls import ServerTls, TlsSettingError, server_tls
 
-__all__ = ["ApiSettings", "KeystoreEntry", "TokenBinding", "token_sha256"]
+__all__ = ["ApiSettings", "KeystoreEntry", "TokenBinding", "check_token_bindings", "describe_validation_error",
+           "token_sha256"]
 
 ENV_PREFIX = "GOVSHARE_API_"
 
@@ -92,6 +102,18 @@ class TokenBinding(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-fA-F]{64}$", description="hex SHA-256 of the token")
     account: str = Field(description="the account the token is bound to")
     label: str = Field(default="", max_length=100, description="who holds the token (for logs)")
+    expires_at: datetime | None = Field(default=None, description="when the token stops being accepted (with its offset)")
+
+    @field_validator("expires_at")
+    @classmethod
+    def _with_offset(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.utcoffset() is None:
+            raise ValueError("must have a UTC offset, e.g. 2027-06-30T00:00:00Z")
+        return value
+
+    def expired(self, now: float) -> bool:
+        """Whether the token is past its expiry at unix time ``now``."""
+        return self.expires_at is not None and self.expires_at.timestamp() <= now
 
     @field_validator("sha256")
     @classmethod
@@ -138,6 +160,9 @@ class ApiSettings(BaseSettings):
     keystores: tuple[KeystoreEntry, ...] = Field(default=(), description="the accounts the service acts with")
     password_file: Path | None = Field(default=None, description="keystore password file (else $GOVSHARE_KEY_PASSWORD)")
     tokens: tuple[TokenBinding, ...] = Field(default=(), description="bearer tokens (SHA-256) and their accounts")
+    tokens_file: Path | None = Field(default=None, description="more [[tokens]], read again whenever the file changes")
+    rate_limit: str | None = Field(default=None, description="requests per authenticated account, e.g. '120/minute' "
+                                                             "(default: no limit)")
     oracle_urls: dict[str, str] = Field(default_factory=dict, description="oracle URL per department code, over the registry's")
     index_path: Path | None = Field(default=None, description="the audit index's SQLite file")
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3, description="largest request body accepted")
@@ -168,6 +193,13 @@ class ApiSettings(BaseSettings):
                 raise ValueError(f"oracle URL of {code} must start with http:// or https://")
         return {code.upper(): url.rstrip("/") for code, url in value.items()}
 
+    @field_validator("rate_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_rate(value)  # ValueError says what is wrong
+        return value
+
     @field_validator("metrics_token_sha256")
     @classmethod
     def _lower_hash(cls, value: str | None) -> str | None:
@@ -175,16 +207,10 @@ class ApiSettings(BaseSettings):
 
     @model_validator(mode="after")
     def _check(self) -> ApiSettings:
-        if not self.development:
-            for binding in self.tokens:
-                if binding.sha256 in _PLACEHOLDER_HASHES:
-                    raise ValueError(f"token {binding.label or binding.account} is a well-known placeholder; "
-                                     "generate a random token (e.g. `openssl rand -hex 32`)")
-            if self.metrics_token_sha256 in _PLACEHOLDER_HASHES:
-                raise ValueError("metrics_token_sha256 is the hash of a well-known placeholder; "
-                                 "generate a random token (e.g. `openssl rand -hex 32`)")
-        if len({b.sha256 for b in self.tokens}) != len(self.tokens):
-            raise ValueError("two tokens have the same hash")
+        check_token_bindings(self.tokens, development=self.development)
+        if not self.development and self.metrics_token_sha256 in _PLACEHOLDER_HASHES:
+            raise ValueError("metrics_token_sha256 is the hash of a well-known placeholder; "
+                             "generate a random token (e.g. `openssl rand -hex 32`)")
         base = _TOML_FILE.get()
         root = base.parent if base is not None else None
         resolve = lambda p: _resolve(p, root)
@@ -203,6 +229,7 @@ class ApiSettings(BaseSettings):
         _check_tls(self)
         object.__setattr__(self, "password_file", resolve(self.password_file))
         object.__setattr__(self, "index_path", resolve(self.index_path))
+        object.__setattr__(self, "tokens_file", resolve(self.tokens_file))
         object.__setattr__(self, "keystores", tuple(
             KeystoreEntry(path=resolve(k.path), password_file=resolve(k.password_file)) for k in self.keystores))
         for i, entry in enumerate(self.keystores):
@@ -263,7 +290,7 @@ class ApiSettings(BaseSettings):
         try:
             return cls(**overrides)
         except ValidationError as exc:
-            raise ConfigError(f"{name}: {_describe(exc)}") from None
+            raise ConfigError(f"{name}: {describe_validation_error(exc)}") from None
         finally:
             _TOML_FILE.reset(token)
 
@@ -300,6 +327,18 @@ def _check_tls(settings: ApiSettings) -> None:
             raise ValueError(f"{key}: {exc}") from None
 
 
+def check_token_bindings(bindings: Iterable[TokenBinding], *, development: bool) -> None:
+    """``ValueError`` for a placeholder token (outside development) or two tokens with one hash."""
+    bindings = list(bindings)
+    if not development:
+        for binding in bindings:
+            if binding.sha256 in _PLACEHOLDER_HASHES:
+                raise ValueError(f"token {binding.label or binding.account} is a well-known placeholder; "
+                                 "generate a random token (e.g. `openssl rand -hex 32`)")
+    if len({b.sha256 for b in bindings}) != len(bindings):
+        raise ValueError("two tokens have the same hash")
+
+
 def _resolve(path: Path | None, root: Path | None) -> Path | None:
     if path is None:
         return None
@@ -309,7 +348,7 @@ def _resolve(path: Path | None, root: Path | None) -> Path | None:
     return path
 
 
-def _describe(exc: ValidationError) -> str:
+def describe_validation_error(exc: ValidationError) -> str:
     """The first problem of a validation error, with its dotted key; never the value (it may be secret)."""
     problems = []
     for error in exc.errors():

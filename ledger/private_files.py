@@ -1,7 +1,7 @@
 """Private-key files are read only when nobody but their owner can reach them, as ssh insists.
 
 :func:`check_private_file` is called before any private key is read: a keystore
-(``ledger.keys.load_keystore``), a TLS client key (``ledger.http_client.client_tls_context``) and the
+(``ledger.keys.load_keystore``), a TLS client key (``ledger.tls.client_tls_context``) and the
 TLS server keys the oracle's and the API's settings name. A file whose mode grants group or others
 any access (``mode & 0o077``) is refused with :class:`ledger.errors.InsecureKeyFile`, naming the file
 and the fix; the key is never read, so it never reaches memory it should not.

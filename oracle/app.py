@@ -29,6 +29,7 @@ from oracle.metrics import OracleMetrics
 from oracle.service import OracleService, QueryAnswer
 from protocol.query import SignedQuery
 from protocol.results import result_requester
+from serving.rate_limit import retry_after_header
 
 PROBLEM = "application/problem+json"
 
@@ -88,23 +89,29 @@ class OracleHttpApp:
             more = message.get("more_body", False)
         await _send(send, *await self.answer_query(body))
 
-    async def answer_query(self, body: bytes | bytearray) -> tuple[int, bytes, bytes]:
-        """The answer to a ``POST /v1/query`` body (within the size limit): status, JSON body, content type."""
+    async def answer_query(self, body: bytes | bytearray) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]] | None]:
+        """The answer to a ``POST /v1/query`` body (within the size limit): status, JSON body, content
+        type, and extra headers (``Retry-After`` for a 429)."""
         received = time.perf_counter()
         try:
             signed = SignedQuery.from_body(body)
         except (ValueError, ValidationError) as exc:  # InvalidQuery is a ValueError
             self.metrics.malformed()
-            return problem_body(400, "malformed request", _short(exc))
+            return (*problem_body(400, "malformed request", _short(exc)), None)
         answer = await self.service.answer_async(signed)
         if answer.withhold is not None:  # strict mode: the records leave only once the access is on chain
             answer = await self._once_anchored(answer)
         self.metrics.answered(answer, time.perf_counter() - received)
         receipt = answer.receipt.as_dict()
         if answer.status == 200:
-            return 200, orjson.dumps({"records": answer.records, "receipt": receipt}), JSON
-        return problem_body(answer.status, answer.reason_name or "refused", answer.error or "",
-                        reason=answer.reason_name, receipt=receipt)
+            return 200, orjson.dumps({"records": answer.records, "receipt": receipt}), JSON, None
+        if answer.retry_after is not None:  # RATE_LIMITED: the wait in the header and in the problem
+            wait = retry_after_header(answer.retry_after)
+            return (*problem_body(answer.status, answer.reason_name or "refused", answer.error or "",
+                                  reason=answer.reason_name, receipt=receipt, retry_after=int(wait)),
+                    [(b"retry-after", wait.encode())])
+        return (*problem_body(answer.status, answer.reason_name or "refused", answer.error or "",
+                              reason=answer.reason_name, receipt=receipt), None)
 
     async def _once_anchored(self, answer: QueryAnswer) -> QueryAnswer:
         """Wait, on the event loop, until the answer's record is on chain; past

@@ -35,6 +35,7 @@ from ledger.private_files import check_private_file
 from oracle.batcher import MAX_IN_FLIGHT
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
+from serving.rate_limit import parse_rate
 from serving.tls import ServerTls, TlsSettingError, server_tls
 
 __all__ = ["OracleConfig", "DatasetConfig", "Mode", "MODES", "Anchoring", "ANCHORINGS"]
@@ -57,7 +58,7 @@ _TOP_KEYS = frozenset({
     "rpc_url", "rpc_ca_file", "rpc_client_cert_file", "rpc_client_key_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "batch_max_in_flight", "head_poll_interval_seconds",
     "max_request_bytes", "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets",
-    "masking", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "tls_require_client_cert",
+    "masking", "requester_rate_limit", "tls_cert_file", "tls_key_file", "tls_client_ca_file", "tls_require_client_cert",
 })
 _DATASET_KEYS = frozenset({
     "base_url", "path", "timeout_seconds", "max_response_bytes", "params", "fixed_params", "max_records",
@@ -114,6 +115,9 @@ class OracleConfig:
     node that asks for one (mutual TLS). ``tls``: serve https (``tls_cert_file``, ``tls_key_file``),
     and with ``tls_client_ca_file`` ask requesters for a client certificate of that CA
     (``tls_require_client_cert = true``: refuse those without one, in the handshake).
+    ``requester_rate_limit`` (``"60/minute"``, ``serving.rate_limit``; default none): the signed
+    queries one requester account may send in a moving window, counted once its signature is
+    verified; one more is refused ``RATE_LIMITED`` (429 with ``Retry-After``) and recorded.
     """
 
     source: Path
@@ -141,6 +145,7 @@ class OracleConfig:
     strict_timeout_seconds: float = 30.0
     request_poll_interval_seconds: float = 1.0  # how often the on-chain request follower looks for new requests
     masking: Mapping[Classification, Mapping[str, MaskRule]] = field(default_factory=lambda: MappingProxyType({}))
+    requester_rate_limit: str | None = None  # per requester account, e.g. "60/minute"; None: no limit
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> OracleConfig:
@@ -246,6 +251,16 @@ class _Loader:
             raise self.fail(dotted, f"must be {'at least 0' if allow_zero else 'more than 0'} seconds, found {value}")
         return value
 
+    def rate(self, table: Mapping[str, Any], key: str, dotted: str) -> str | None:
+        if key not in table:
+            return None
+        value = self.string(table, key, dotted)
+        try:
+            parse_rate(value)
+        except ValueError as exc:
+            raise self.fail(dotted, str(exc)) from None
+        return value
+
     def path(self, table: Mapping[str, Any], key: str, dotted: str) -> Path | None:
         if key not in table:
             return None
@@ -325,6 +340,7 @@ class _Loader:
             strict_timeout_seconds=self.seconds(data, "strict_timeout_seconds", "strict_timeout_seconds", 30.0),
             request_poll_interval_seconds=self.seconds(data, "request_poll_interval_seconds", "request_poll_interval_seconds", 1.0),
             masking=self.masking(data.get("masking", {})),
+            requester_rate_limit=self.rate(data, "requester_rate_limit", "requester_rate_limit"),
         )
 
     def dataset(self, key: str, value: Any) -> DatasetConfig:

@@ -77,3 +77,14 @@ class QuotaUsedUp(OracleError):
     """A served access would overrun its grant's quota, counting accesses not yet on chain."""
 
     reason, http_status = int(OracleReason.QUOTA_PENDING), 403
+
+
+class RateLimited(OracleError):
+    """The requester sent more signed queries than ``requester_rate_limit`` allows; ``retry_after``
+    is the seconds until its window has room again."""
+
+    reason, http_status = int(OracleReason.RATE_LIMITED), 429
+
+    def __init__(self, message: str, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

@@ -52,6 +52,7 @@ from oracle.errors import (
     NonceReplayed,
     OracleError,
     QuotaUsedUp,
+    RateLimited,
     SourceBadResponse,
     SourceUnavailable,
     UnknownDataset,
@@ -65,6 +66,7 @@ from protocol import commitments
 from protocol.commitments import ZERO_HASH
 from protocol.query import InvalidSignature, SignedQuery, recover_query_signer
 from protocol.receipt import Receipt
+from serving.rate_limit import RateLimit
 
 
 class AccessDenied(OracleError):
@@ -90,6 +92,7 @@ class QueryAnswer:
     records: list[dict[str, Any]] | None = None
     error: str | None = None
     reason_name: str | None = None
+    retry_after: float | None = None  # RATE_LIMITED: seconds until the requester's window has room
     # strict mode, answered with ``hold=False``: the records may leave only once the record with the
     # receipt's sequence is on chain; otherwise call this to record and get the withheld answer.
     withhold: Callable[[], QueryAnswer] | None = field(default=None, repr=False, compare=False)
@@ -146,6 +149,7 @@ class OracleService:
         self._datasets_lock = threading.Lock()
         self._chain_threads = ThreadPoolExecutor(CHAIN_THREADS, thread_name_prefix="govshare-chain")
         self.checks = AccessChecks(consortium, config.head_poll_interval_seconds, self._chain_threads)
+        self.rate_limit = RateLimit(config.requester_rate_limit) if config.requester_rate_limit else None
         # records waiting for their event loop's next group commit (each list only touched on its loop's thread)
         self._groups: dict[asyncio.AbstractEventLoop, list[tuple[RecordWrite, asyncio.Future[int]]]] = {}
 
@@ -235,6 +239,7 @@ class OracleService:
             requester = self._authenticate(request)
             progress.access = Access(requester, q.requester_dept, q.dataset_id, q.grant_id, q.fields, request.params, str(q.nonce))
             self._check_freshness(request)
+            self._check_rate(requester)
         except OracleError as exc:
             return self._refuse(exc, request_hash, request_salt, progress)
         return (yield from self._serve(progress, request_hash, request_salt))
@@ -322,6 +327,19 @@ class OracleService:
         if commitments.params_hash(request.params, request.params_salt) != query.params_hash:
             raise MalformedRequest("the parameters do not match the signed paramsHash")
 
+    def _check_rate(self, requester: str) -> None:
+        """Count the query against its requester's rate limit. Only after the signature is verified
+        (a forged query cannot spend another account's budget) and the query is fresh; keyed by the
+        signing account, which only its key holder can spend (the department is checked on chain
+        later, so a department's accounts each have their own budget). A captured query replayed
+        within its deadline counts against its signer (and is then refused NONCE_REPLAYED)."""
+        if self.rate_limit is None:
+            return
+        wait = self.rate_limit.acquire(requester)
+        if wait is not None:
+            raise RateLimited(f"{requester} sent more signed queries than this oracle allows "
+                              f"({self.rate_limit.spec}); retry in {wait:.1f} s", wait)
+
     def dataset_info(self, dataset_id: int) -> DatasetInfo:
         info = self._datasets.get(dataset_id)
         if info is not None:
@@ -364,7 +382,8 @@ class OracleService:
                            int(exc.reason), progress.checked_at or self.checks.last_head, request_hash, ZERO_HASH)
 
         def answer_of(receipt: Receipt) -> QueryAnswer:
-            return QueryAnswer(exc.http_status, receipt, None, exc.message, reason_name(exc.reason))
+            return QueryAnswer(exc.http_status, receipt, None, exc.message, reason_name(exc.reason),
+                               exc.retry_after if isinstance(exc, RateLimited) else None)
 
         try:
             return self._record(entry, progress, request_salt, None, answer_of, nonce=progress.nonce)

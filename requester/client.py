@@ -47,6 +47,8 @@ class QueryRefused(LedgerError):
         self.problem = dict(problem)
         self.reason = problem.get("reason")
         self.receipt = problem.get("receipt")
+        retry_after = problem.get("retry_after")  # a 429 (RATE_LIMITED): seconds to wait, as its Retry-After says
+        self.retry_after = retry_after if isinstance(retry_after, int) and not isinstance(retry_after, bool) else None
         super().__init__(f"{status} {problem.get('title')}: {problem.get('detail')}")
 
 

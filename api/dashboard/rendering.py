@@ -72,8 +72,13 @@ def render(request: Request, template: str, *, status: int = 200, **context: Any
 
 
 def current_viewer(request: Request, context: Any) -> AuditViewer:
-    account = sessions_of(request).account(request.cookies.get(COOKIE))
-    if account is None:
+    sessions = sessions_of(request)
+    session = sessions.session(request.cookies.get(COOKIE))
+    if session is None:
+        raise LoginRequired
+    account, digest = session
+    if context.tokens.account_for_digest(digest) != account:  # the token was revoked or expired meanwhile
+        sessions.close(request.cookies.get(COOKIE))
         raise LoginRequired
     caller = current_caller(Authentication(account, "token"), context)  # membership re-checked on chain
     return viewer_for(caller, context)

@@ -6,7 +6,8 @@ status with the last block verified, recent denials), **datasets** (owner, level
 view** (its transaction, block, hashes, grant and verification result). Read from the service's
 audit index (``api.audit_service``), which the overview's button (or ``POST /v1/audit/sync``) feeds.
 
-Sign-in: the login form takes the same bearer token as the API (``settings.tokens``). The service
+Sign-in: the login form takes the same bearer token as the API (``settings.tokens``, ``tokens_file``);
+a session ends as soon as its token is revoked or expires (checked at every page). The service
 then keeps a server-side session (a random id in an ``HttpOnly``, ``SameSite=Strict`` cookie,
 ``Secure`` over HTTPS, 8 hours) and re-checks the account's membership and role on chain at every
 page, so a removed department loses the dashboard at once. Auditors of an audit office see
@@ -45,6 +46,7 @@ from api.dashboard.rendering import (
 from api.dashboard.sessions import COOKIE, SESSION_SECONDS, sessions_of
 from api.deps import ContextDep
 from api.errors import ApiError, Forbidden, NotFound
+from api.tokens import token_digest
 from auditing.index import AuditQueryError
 from ledger.errors import ChainUnavailable
 
@@ -92,7 +94,8 @@ def login(request: Request, context: ContextDep, token: str = Form(default="", m
     except ChainUnavailable:
         return refuse(503, "链不可达，请稍后再试 The chain cannot be reached; try again later.")
     response = RedirectResponse(target, status_code=303)
-    response.set_cookie(COOKIE, sessions_of(request).open(account), max_age=SESSION_SECONDS, path="/dashboard",
+    session = sessions_of(request).open(account, token_digest(token.strip()))
+    response.set_cookie(COOKIE, session, max_age=SESSION_SECONDS, path="/dashboard",
                         httponly=True, samesite="strict", secure=request.url.scheme == "https")
     return response
 

@@ -37,7 +37,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/v1/queries", tags=["queries"], responses=problem_responses(401, 403, 503))
 
 #: The oracle's status → this API's status for a refusal (anything else: 502, the oracle misbehaved).
-_REFUSAL_STATUS = {400: 422, 403: 403, 404: 404, 409: 409, 413: 422, 502: 502, 503: 503, 504: 504}
+_REFUSAL_STATUS = {400: 422, 403: 403, 404: 404, 409: 409, 413: 422, 429: 429, 502: 502, 503: 503, 504: 504}
 
 
 class OracleRefused(ApiError):
@@ -88,9 +88,10 @@ def query(body: QueryCreate, caller: CurrentCaller, context: ContextDep) -> Quer
         signed_by = _check_receipt(receipt, oracles, owner.code)
         outcome = "refused"
         status = _REFUSAL_STATUS.get(refused.status, 502)
+        wait = {"Retry-After": str(max(1, refused.retry_after or 1))} if status == 429 else None  # the oracle's limit
         raise OracleRefused(status, f"{owner.code}'s oracle refused: {refused.problem.get('detail') or refused.reason}",
-                            reason=refused.reason, receipt=receipt, oracle=signed_by, oracle_status=refused.status,
-                            oracle_url=url) from None
+                            headers=wait, reason=refused.reason, receipt=receipt, oracle=signed_by,
+                            oracle_status=refused.status, oracle_url=url) from None
     except OracleTimeout:
         outcome = "timeout"
         raise BadGateway(f"{owner.code}'s oracle at {url} did not answer within {context.settings.oracle_timeout_seconds} s",

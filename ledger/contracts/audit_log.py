@@ -54,6 +54,7 @@ class OracleReason(IntEnum):
     SOURCE_BAD_RESPONSE = 72
     QUOTA_PENDING = 73
     WITHHELD = 74  # strict mode: recorded as served, but not anchored in time, so the data was withheld
+    RATE_LIMITED = 75  # the requester (the signer) sent more queries than the oracle's rate limit allows
 
 
 def reason_name(reason: int) -> str:
