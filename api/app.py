@@ -162,6 +162,8 @@ def serve(config_path: Path) -> None:
         context.consortium()
     except ChainUnavailable:
         log.warning("the chain at the configured rpc_url is unreachable; requests will be answered 503 until it is back")
-    log.info("govshare API for %s listening on %s:%d", ", ".join(sorted(context.signers)) or "no account",
-             settings.listen_host, settings.listen_port)
-    serving.serve(app, settings.listen_host, settings.listen_port, settings.serving.limits())  # govshare's limits (head size, slow clients)
+    tls = settings.tls
+    log.info("govshare API for %s listening on %s://%s:%d", ", ".join(sorted(context.signers)) or "no account",
+             "https" if tls else "http", settings.listen_host, settings.listen_port)
+    serving.serve(app, settings.listen_host, settings.listen_port, settings.serving.limits(),  # govshare's limits (head size, slow clients)
+                  tls=tls.uvicorn_options() if tls else None)

@@ -7,6 +7,7 @@ chain. Routes take ``CurrentCaller`` (``api.auth``) to know who asks.
 from __future__ import annotations
 
 import logging
+import ssl
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -48,6 +49,7 @@ class ApiContext:
     _consortium: Consortium | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
     _fields: dict[int, tuple[str, ...]] = field(default_factory=dict, repr=False)
+    _oracle_ssl: ssl.SSLContext | None = field(default=None, repr=False)
 
     def consortium(self) -> Consortium:
         """The connection to the chain; raises ``ChainUnavailable`` (503) while the node is down."""
@@ -55,7 +57,7 @@ class ApiContext:
             with self._lock:
                 if self._consortium is None:
                     self._consortium = Consortium.connect(self.settings.rpc_url, self.settings.manifest,
-                                                          ca_file=self.settings.rpc_ca_file)
+                                                          tls=self.settings.rpc_tls)
         return self._consortium
 
     def signer_for(self, account: str) -> Signer | None:
@@ -70,6 +72,13 @@ class ApiContext:
             if cached:
                 self._fields[dataset_id] = cached
         return cached
+
+    def oracle_ssl_context(self) -> ssl.SSLContext:
+        """The TLS client context toward providers' https oracles (the settings' ``oracle_*`` files),
+        built once: every query's client shares it."""
+        if self._oracle_ssl is None:
+            self._oracle_ssl = self.settings.oracle_tls.context()
+        return self._oracle_ssl
 
     def oracle_url(self, department: Department) -> str:
         """The provider's oracle URL: the configured override for its code, else the registry's ('' if none)."""

@@ -23,7 +23,15 @@ this file.
   consortium registry.
 * ``index_path`` is the audit index's SQLite file (used by the audit routes).
 * ``rpc_ca_file`` (PEM) holds the certificate authorities trusted for an https ``rpc_url`` instead of
-  the system's (a consortium's own CA).
+  the system's (a consortium's own CA); ``rpc_client_cert_file`` and ``rpc_client_key_file`` (PEM,
+  the key unencrypted) are the certificate presented to a node that asks for one (mutual TLS).
+* ``tls_cert_file`` and ``tls_key_file`` make the service serve https; ``tls_client_ca_file`` asks
+  clients for a certificate that CA issued, and ``tls_require_client_cert = true`` refuses, in the
+  TLS handshake, a client without one (mutual TLS).
+* ``oracle_ca_file``, ``oracle_client_cert_file`` and ``oracle_client_key_file``: the same, toward
+  providers' https oracles (the CAs trusted for them, the certificate presented to them).
+* A private-key file (keystore, TLS key) that group or others may access is refused, as ssh
+  refuses one: ``chmod 600`` it.
 * ``[serving]`` bounds what a client may hold (``max_head_bytes``, ``max_headers``, ``max_connections``,
   ``keep_alive_seconds``, ``request_seconds``): the same keys and defaults as the oracle's ``[serving]``.
 * ``max_json_depth`` (default 64) bounds how deeply a JSON body may nest (deeper: 400, before parsing).
@@ -63,10 +71,13 @@ from pydantic_settings import (
 )
 
 from api.errors import ConfigError
-from ledger.http_client import check_ca_file
+from ledger.errors import InsecureKeyFile
 from ledger.json_limits import MAX_DEPTH
+from ledger.private_files import check_private_file
+from ledger.tls import ClientTls, check_ca_file
 from serving import ServeLimits
 from serving.rate_limit import parse_rate
+from serving.tls import ServerTls, TlsSettingError, server_tls
 
 __all__ = ["ApiSettings", "KeystoreEntry", "ServingSettings", "TokenBinding", "check_token_bindings",
            "describe_validation_error", "token_sha256"]
@@ -167,6 +178,15 @@ class ApiSettings(BaseSettings):
     manifest: Path | None = Field(default=None, description="deployment manifest (default deployments/<chain-id>.json)")
     rpc_ca_file: Path | None = Field(default=None, description="PEM certificate authorities trusted for an https rpc_url "
                                                                "(default: the system's)")
+    rpc_client_cert_file: Path | None = Field(default=None, description="PEM client certificate for an https rpc_url")
+    rpc_client_key_file: Path | None = Field(default=None, description="its PEM key, unencrypted, mode 0600")
+    tls_cert_file: Path | None = Field(default=None, description="PEM certificate served (https)")
+    tls_key_file: Path | None = Field(default=None, description="its PEM key, unencrypted, mode 0600")
+    tls_client_ca_file: Path | None = Field(default=None, description="PEM CAs whose client certificates are accepted")
+    tls_require_client_cert: bool = Field(default=False, description="refuse clients without such a certificate")
+    oracle_ca_file: Path | None = Field(default=None, description="PEM CAs trusted for https oracles (default: the system's)")
+    oracle_client_cert_file: Path | None = Field(default=None, description="PEM client certificate presented to oracles")
+    oracle_client_key_file: Path | None = Field(default=None, description="its PEM key, unencrypted, mode 0600")
     keystores: tuple[KeystoreEntry, ...] = Field(default=(), description="the accounts the service acts with")
     password_file: Path | None = Field(default=None, description="keystore password file (else $GOVSHARE_KEY_PASSWORD)")
     tokens: tuple[TokenBinding, ...] = Field(default=(), description="bearer tokens (SHA-256) and their accounts")
@@ -235,12 +255,37 @@ class ApiSettings(BaseSettings):
                 check_ca_file(self.rpc_ca_file)
             except ValueError as exc:
                 raise ValueError(f"rpc_ca_file: {exc}") from None
+        for name in ("rpc_client_cert_file", "rpc_client_key_file", "tls_cert_file", "tls_key_file", "tls_client_ca_file",
+                     "oracle_ca_file", "oracle_client_cert_file", "oracle_client_key_file"):
+            object.__setattr__(self, name, resolve(getattr(self, name)))
+        _check_tls(self)
         object.__setattr__(self, "password_file", resolve(self.password_file))
         object.__setattr__(self, "index_path", resolve(self.index_path))
         object.__setattr__(self, "tokens_file", resolve(self.tokens_file))
         object.__setattr__(self, "keystores", tuple(
             KeystoreEntry(path=resolve(k.path), password_file=resolve(k.password_file)) for k in self.keystores))
+        for i, entry in enumerate(self.keystores):
+            _check_private(entry.path, f"keystores.{i}.path", "keystore")
         return self
+
+    @property
+    def rpc_tls(self) -> ClientTls | None:
+        """The TLS files toward an https chain node (None: the system's CAs, no client certificate)."""
+        if self.rpc_ca_file is None and self.rpc_client_cert_file is None:
+            return None
+        return ClientTls(self.rpc_ca_file, self.rpc_client_cert_file, self.rpc_client_key_file)
+
+    @property
+    def oracle_tls(self) -> ClientTls:
+        """The TLS files toward providers' https oracles."""
+        return ClientTls(self.oracle_ca_file, self.oracle_client_cert_file, self.oracle_client_key_file)
+
+    @property
+    def tls(self) -> ServerTls | None:
+        """https for the service itself (None: plain http)."""
+        if self.tls_cert_file is None or self.tls_key_file is None:
+            return None
+        return ServerTls(self.tls_cert_file, self.tls_key_file, self.tls_client_ca_file, self.tls_require_client_cert)
 
     @classmethod
     def settings_customise_sources(
@@ -284,6 +329,38 @@ class ApiSettings(BaseSettings):
             raise ConfigError(f"{name}: a setting's value nests too deeply") from None
         finally:
             _TOML_FILE.reset(token)
+
+
+def _check_private(path: Path | None, key: str, what: str) -> None:
+    if path is None:
+        return
+    try:
+        check_private_file(path, what)
+    except InsecureKeyFile as exc:
+        raise ValueError(f"{key}: {exc}") from None
+
+
+def _check_tls(settings: ApiSettings) -> None:
+    """The TLS settings make sense together and every file loads now (a mistake shows at start-up)."""
+    if (settings.rpc_client_cert_file is None) != (settings.rpc_client_key_file is None):
+        raise ValueError("rpc_client_cert_file and rpc_client_key_file go together: a client certificate needs its key")
+    if settings.rpc_client_cert_file is not None and not settings.rpc_url.startswith("https://"):
+        raise ValueError("rpc_client_cert_file is for an https rpc_url")
+    if (settings.oracle_client_cert_file is None) != (settings.oracle_client_key_file is None):
+        raise ValueError("oracle_client_cert_file and oracle_client_key_file go together: a client certificate needs its key")
+    _check_private(settings.rpc_client_key_file, "rpc_client_key_file", "TLS client key file")
+    _check_private(settings.oracle_client_key_file, "oracle_client_key_file", "TLS client key file")
+    _check_private(settings.tls_key_file, "tls_key_file", "TLS key file")
+    try:
+        server_tls(settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file, settings.tls_require_client_cert)
+    except TlsSettingError as exc:
+        raise ValueError(str(exc)) from None
+    for key, check in [("rpc_client_cert_file", ClientTls(None, settings.rpc_client_cert_file, settings.rpc_client_key_file).check),
+                       ("oracle", settings.oracle_tls.check)]:
+        try:
+            check()
+        except ValueError as exc:
+            raise ValueError(f"{key}: {exc}") from None
 
 
 def check_token_bindings(bindings: Iterable[TokenBinding], *, development: bool) -> None:

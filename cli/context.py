@@ -6,7 +6,13 @@ First found wins:
   data directory is ``$GOVSHARE_DEVNET_DIR`` or ``.devnet/chain``).
 * **manifest**: ``--manifest``, ``$GOVSHARE_MANIFEST``, the devnet's own when the RPC URL is the
   devnet's, else ``deployments/<chain-id>.json``.
-* **the CAs trusted for an https node**: ``--rpc-ca-file``, ``$GOVSHARE_RPC_CA_FILE``, else the system's.
+* **the CAs trusted for an https node**: ``--rpc-ca-file``, ``$GOVSHARE_RPC_CA_FILE``, else the system's;
+  **the client certificate it is shown** (mutual TLS): ``--rpc-client-cert`` and ``--rpc-client-key``,
+  ``$GOVSHARE_RPC_CLIENT_CERT`` and ``$GOVSHARE_RPC_CLIENT_KEY``.
+* **TLS toward providers' https oracles** (``govshare query``): ``--oracle-ca-file``,
+  ``--oracle-client-cert``, ``--oracle-client-key``, or ``$GOVSHARE_ORACLE_CA_FILE``,
+  ``$GOVSHARE_ORACLE_CLIENT_CERT``, ``$GOVSHARE_ORACLE_CLIENT_KEY``.
+* A private-key file (keystore, TLS key) that group or others may access is refused (``chmod 600``).
 * **acting key**: ``--key-file``, ``--as NAME`` (a devnet dev key: ``samr``, ``tax``, ``audit-auditor``,
   ``committee-1`` …), ``$GOVSHARE_KEY_FILE``.
 * **keystore password**: ``--password-file``; for a devnet dev key the devnet's dev password file;
@@ -28,8 +34,11 @@ from typing import TYPE_CHECKING
 from ledger.errors import LedgerError
 
 if TYPE_CHECKING:
+    import ssl
+
     from devtools.devnet import Devnet
     from ledger.deployment import Consortium
+    from ledger.tls import ClientTls
     from ledger.keys import Signer
 
 __all__ = [
@@ -37,6 +46,8 @@ __all__ = [
     "ENV_MANIFEST",
     "ENV_RPC",
     "ENV_RPC_CA_FILE",
+    "ENV_RPC_CLIENT_CERT",
+    "ENV_RPC_CLIENT_KEY",
     "EXIT_INCOMPLETE",
     "EXIT_OK",
     "EXIT_REFUSED",
@@ -46,10 +57,13 @@ __all__ = [
     "Endpoint",
     "ServiceUnreachable",
     "add_connection_options",
+    "add_oracle_tls_options",
+    "add_rpc_client_cert_options",
     "add_output_options",
     "add_signer_options",
     "connect",
     "has_signer",
+    "oracle_ssl_context",
     "resolve_endpoint",
     "resolve_signer",
 ]
@@ -62,6 +76,11 @@ EXIT_INCOMPLETE = 4
 ENV_RPC = "GOVSHARE_RPC"
 ENV_MANIFEST = "GOVSHARE_MANIFEST"
 ENV_RPC_CA_FILE = "GOVSHARE_RPC_CA_FILE"
+ENV_RPC_CLIENT_CERT = "GOVSHARE_RPC_CLIENT_CERT"
+ENV_RPC_CLIENT_KEY = "GOVSHARE_RPC_CLIENT_KEY"
+ENV_ORACLE_CA_FILE = "GOVSHARE_ORACLE_CA_FILE"
+ENV_ORACLE_CLIENT_CERT = "GOVSHARE_ORACLE_CLIENT_CERT"
+ENV_ORACLE_CLIENT_KEY = "GOVSHARE_ORACLE_CLIENT_KEY"
 ENV_KEY_FILE = "GOVSHARE_KEY_FILE"
 
 _DEV_KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -82,7 +101,7 @@ class Endpoint:
     rpc_url: str
     manifest: Path | None  # None: deployments/<chain-id>.json
     source: str  # where the RPC URL came from: "--rpc", "$GOVSHARE_RPC" or "devnet"
-    ca_file: Path | None = None  # the CAs trusted for an https node (None: the system's)
+    tls: ClientTls | None = None  # the CAs trusted for an https node (None: the system's), the client certificate
 
 
 # ---------------------------------------------------------------------------- options
@@ -96,6 +115,27 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
                        help=f"deployment manifest (default: ${ENV_MANIFEST}, the devnet's, else deployments/<chain-id>.json)")
     group.add_argument("--rpc-ca-file", metavar="FILE",
                        help=f"PEM certificate authorities trusted for an https node (default: ${ENV_RPC_CA_FILE}, else the system's)")
+    add_rpc_client_cert_options(group)
+
+
+def add_rpc_client_cert_options(group: argparse._ActionsContainer) -> None:
+    """``--rpc-client-cert`` and ``--rpc-client-key``: the certificate shown to an https node (mutual TLS)."""
+    group.add_argument("--rpc-client-cert", metavar="FILE",
+                       help=f"PEM client certificate shown to an https node that asks for one (default: ${ENV_RPC_CLIENT_CERT})")
+    group.add_argument("--rpc-client-key", metavar="FILE",
+                       help=f"its PEM key, unencrypted, mode 0600 (default: ${ENV_RPC_CLIENT_KEY})")
+
+
+def add_oracle_tls_options(parser: argparse.ArgumentParser) -> None:
+    """``--oracle-ca-file``, ``--oracle-client-cert``, ``--oracle-client-key``: TLS toward an https oracle."""
+    group = parser.add_argument_group("oracle TLS")
+    group.add_argument("--oracle-ca-file", metavar="FILE",
+                       help=f"PEM certificate authorities trusted for an https oracle (default: ${ENV_ORACLE_CA_FILE}, "
+                            "else the system's)")
+    group.add_argument("--oracle-client-cert", metavar="FILE",
+                       help=f"PEM client certificate shown to an oracle that asks for one (default: ${ENV_ORACLE_CLIENT_CERT})")
+    group.add_argument("--oracle-client-key", metavar="FILE",
+                       help=f"its PEM key, unencrypted, mode 0600 (default: ${ENV_ORACLE_CLIENT_KEY})")
 
 
 def add_signer_options(parser: argparse.ArgumentParser) -> None:
@@ -145,8 +185,44 @@ def resolve_endpoint(args: argparse.Namespace, environ: Mapping[str, str] | None
         raise CliUsageError(f"the RPC URL must start with http:// or https://, not {rpc!r}")
     if manifest is None and devnet.exists() and rpc.rstrip("/") == devnet.rpc_url and devnet.manifest_path.is_file():
         manifest = devnet.manifest_path
+    return Endpoint(rpc, Path(manifest) if manifest else None, source, rpc_tls(args, rpc, environ))
+
+
+def rpc_tls(args: argparse.Namespace, rpc: str, environ: Mapping[str, str] | None = None) -> ClientTls | None:
+    """``--rpc-ca-file``, ``--rpc-client-cert`` and ``--rpc-client-key`` (or their variables), checked."""
+    env = _env(environ)
     ca_file = rpc_ca_file(getattr(args, "rpc_ca_file", None) or env.get(ENV_RPC_CA_FILE) or None, rpc)
-    return Endpoint(rpc, Path(manifest) if manifest else None, source, ca_file)
+    cert = getattr(args, "rpc_client_cert", None) or env.get(ENV_RPC_CLIENT_CERT) or None
+    key = getattr(args, "rpc_client_key", None) or env.get(ENV_RPC_CLIENT_KEY) or None
+    if (cert or key) and not rpc.startswith("https://"):
+        raise CliUsageError(f"--rpc-client-cert and --rpc-client-key are for an https node, not {rpc}")
+    if ca_file is None and cert is None and key is None:
+        return None
+    return _client_tls(ca_file, cert, key, "--rpc-client-cert", "--rpc-client-key")
+
+
+def oracle_ssl_context(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> ssl.SSLContext | None:
+    """The TLS client context toward an https oracle (``--oracle-*`` or their variables); None: the system's trust."""
+    env = _env(environ)
+    ca = getattr(args, "oracle_ca_file", None) or env.get(ENV_ORACLE_CA_FILE) or None
+    cert = getattr(args, "oracle_client_cert", None) or env.get(ENV_ORACLE_CLIENT_CERT) or None
+    key = getattr(args, "oracle_client_key", None) or env.get(ENV_ORACLE_CLIENT_KEY) or None
+    if ca is None and cert is None and key is None:
+        return None
+    return _client_tls(Path(ca) if ca else None, cert, key, "--oracle-client-cert", "--oracle-client-key").context()
+
+
+def _client_tls(ca_file: Path | None, cert: str | None, key: str | None, cert_option: str, key_option: str) -> ClientTls:
+    from ledger.tls import ClientTls
+
+    if (cert is None) != (key is None):
+        raise CliUsageError(f"{cert_option} and {key_option} go together: a client certificate needs its key")
+    tls = ClientTls(ca_file, Path(cert) if cert else None, Path(key) if key else None)
+    try:
+        tls.check()
+    except ValueError as exc:
+        raise CliUsageError(str(exc)) from None
+    return tls
 
 
 def rpc_ca_file(value: str | None, rpc: str) -> Path | None:
@@ -158,7 +234,7 @@ def rpc_ca_file(value: str | None, rpc: str) -> Path | None:
     path = Path(value)
     if not path.is_file():
         raise CliUsageError(f"the CA file {value} does not exist")
-    from ledger.http_client import check_ca_file
+    from ledger.tls import check_ca_file
 
     try:
         check_ca_file(path)
@@ -175,7 +251,7 @@ def connect(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     from ledger.errors import ChainUnavailable
 
     try:
-        return Consortium.connect(endpoint.rpc_url, endpoint.manifest, ca_file=endpoint.ca_file)
+        return Consortium.connect(endpoint.rpc_url, endpoint.manifest, tls=endpoint.tls)
     except ChainUnavailable:
         if endpoint.source == "devnet":
             raise ChainUnavailable(f"the devnet in {Devnet(devnet_dir(environ)).data_dir} is not running "

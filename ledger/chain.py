@@ -10,7 +10,6 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from eth_typing import ChecksumAddress
@@ -19,6 +18,7 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
 from ledger.errors import ChainUnavailable, ContractRevert, OutOfGas, TransactionFailed
+from ledger.tls import ClientTls
 from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
 from ledger.rpc import JsonRpc, RpcErrorAnswer, RpcUnanswered, Web3Provider
@@ -48,12 +48,13 @@ class TxResult:
 class Chain:
     """One JSON-RPC endpoint and the per-account state needed to send transactions to it."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0, ca_file: Path | None = None) -> None:
-        """``ca_file`` (PEM): the certificate authorities trusted for an https node instead of the
-        system's (a consortium's own CA). Every call, web3's included, goes through one
+    def __init__(self, url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0, tls: ClientTls | None = None) -> None:
+        """``tls`` for an https node (:class:`ledger.http_client.ClientTls`): the certificate
+        authorities trusted instead of the system's (a consortium's own CA) and the client
+        certificate presented (mutual TLS). Every call, web3's included, goes through one
         :class:`ledger.rpc.JsonRpc` (:attr:`rpc`)."""
         self.url = url
-        self.rpc = JsonRpc(url, timeout=timeout, ca_file=ca_file)
+        self.rpc = JsonRpc(url, timeout=timeout, tls=tls)
         # No silent retries inside web3: callers (the batcher, the oracle) decide how to retry,
         # and a node that is down is reported at once (deny by default).
         self.w3 = Web3(Web3Provider(self.rpc))

@@ -35,6 +35,7 @@ from ledger.contracts.registry import DEFAULT_MAX_DECISION_AGE_BLOCKS, Consortiu
 from ledger.errors import ContractRevert, ManifestError
 from ledger.events import EventDecoder
 from ledger.json_limits import loads
+from ledger.tls import ClientTls
 from ledger.keys import Signer
 
 DEFAULT_MANIFEST_DIR = PROJECT_ROOT / "deployments"
@@ -132,10 +133,10 @@ class Consortium:
 
     @classmethod
     def connect(cls, rpc_url: str, manifest: Path | None = None, *, verify_code: bool = True,
-                ca_file: Path | None = None) -> Consortium:
+                tls: ClientTls | None = None) -> Consortium:
         """Connect to ``rpc_url`` using its manifest (default ``deployments/<chain-id>.json``);
-        ``ca_file``: the CAs trusted for an https node (:class:`ledger.chain.Chain`)."""
-        chain = Chain(rpc_url, ca_file=ca_file)
+        ``tls``: the CAs trusted for an https node and the client certificate (:class:`ledger.chain.Chain`)."""
+        chain = Chain(rpc_url, tls=tls)
         deployment = Deployment.load(manifest) if manifest else Deployment.for_chain(chain.chain_id)
         consortium = cls(chain, deployment, compile_contracts())
         if verify_code:

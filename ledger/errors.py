@@ -30,6 +30,11 @@ class PasswordUnavailable(KeystoreError):
     password file named cannot be read or is empty: a usage error, not a wrong password."""
 
 
+class InsecureKeyFile(KeystoreError, PermissionError):
+    """A private-key file (a keystore, a TLS key) that group or others may read or write: refused
+    before it is read, as ssh refuses such a key (``chmod 600`` it)."""
+
+
 class ChainUnavailable(LedgerError, ConnectionError):
     """The JSON-RPC endpoint could not be reached."""
 

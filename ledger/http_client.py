@@ -31,7 +31,6 @@ import ssl
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import urlsplit
 
 import httptools
@@ -49,8 +48,6 @@ __all__ = [
     "KeepAlivePool",
     "Origin",
     "ResponseReader",
-    "check_ca_file",
-    "client_tls_context",
 ]
 
 
@@ -141,29 +138,6 @@ class ResponseReader:
 
 class _Stale(Exception):
     """A kept-alive socket the server had closed before we wrote: send again on a fresh one."""
-
-
-def client_tls_context(ca_file: Path | None = None, cert_file: Path | None = None, key_file: Path | None = None) -> ssl.SSLContext:
-    """A TLS client context that verifies the server's certificate and name: against ``ca_file``
-    (PEM; a department's internal CA) instead of the system's trust when given, presenting
-    ``cert_file``/``key_file`` (PEM, the key unencrypted) to a server that asks for a client
-    certificate. Raises ``ssl.SSLError`` (or ``OSError``) for a file that does not load."""
-    context = ssl.create_default_context(cafile=str(ca_file) if ca_file is not None else None)
-    if cert_file is not None:
-        # An encrypted key is refused (SSLError), never prompted for on a terminal by OpenSSL.
-        context.load_cert_chain(str(cert_file), str(key_file) if key_file is not None else None, password=lambda: b"")
-    return context
-
-
-def check_ca_file(path: Path) -> None:
-    """Refuse, with a ``ValueError`` saying why, a CA file that is missing or does not load as PEM
-    certificates (settings check theirs at start; OpenSSL's messages never quote a file's content)."""
-    if not path.is_file():
-        raise ValueError(f"no such file: {path}")
-    try:
-        client_tls_context(path)
-    except (ssl.SSLError, OSError) as exc:
-        raise ValueError(f"cannot be loaded as PEM certificates ({type(exc).__name__}: {exc})") from None
 
 
 class Origin:

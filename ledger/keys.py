@@ -25,6 +25,7 @@ from eth_utils import is_same_address
 from ledger.errors import KeystoreError, PasswordUnavailable
 from ledger.hashing import keccak
 from ledger.json_limits import JsonTooDeep, JsonTooLarge, read_json_file
+from ledger.private_files import check_private_file
 
 __all__ = [
     "PASSWORD_ENV_VAR",
@@ -151,12 +152,15 @@ def load_keystore(path: str | os.PathLike[str], password: str) -> Signer:
     """Decrypt the Web3 Secret Storage (v3) keystore at ``path``.
 
     Raises :class:`KeystoreError` when the file is missing or unreadable, not a keystore, the
-    password is wrong, or the decrypted key does not match the file's ``address`` field. The
-    message names the file but never the password or the key.
+    password is wrong, or the decrypted key does not match the file's ``address`` field; its
+    :class:`~ledger.errors.InsecureKeyFile` when group or others may access the file (it is not
+    read: ``chmod 600`` it, as ssh asks of a private key). The message names the file but never the
+    password or the key.
     """
     path = Path(path)
     if not isinstance(password, str):
         raise TypeError(f"password must be str, found {type(password).__name__}")
+    check_private_file(path, "keystore")
     try:
         keyfile = read_json_file(path, max_bytes=MAX_KEYSTORE_BYTES, max_depth=8, what=f"keystore {path}")
     except OSError as exc:

@@ -17,7 +17,6 @@ through web3, whose error carries the revert data).
 from __future__ import annotations
 
 import base64
-from pathlib import Path
 from typing import Any
 
 import httptools
@@ -26,7 +25,8 @@ from web3.providers import JSONBaseProvider
 from web3.types import RPCEndpoint, RPCResponse
 
 from ledger.errors import ChainUnavailable, TransactionFailed
-from ledger.http_client import AnswerTooLarge, KeepAlivePool, Origin, ResponseReader, client_tls_context
+from ledger.http_client import AnswerTooLarge, KeepAlivePool, Origin, ResponseReader
+from ledger.tls import ClientTls
 
 __all__ = ["MAX_RPC_ANSWER_BYTES", "JsonRpc", "RpcErrorAnswer", "RpcUnanswered", "Web3Provider"]
 
@@ -52,10 +52,10 @@ class RpcUnanswered(ChainUnavailable):
 class JsonRpc:
     """One JSON-RPC endpoint (``http://`` or ``https://``; ``user:password@`` in the URL is sent as
     HTTP basic authentication) over kept-alive HTTP/1.1 connections of govshare's one HTTP client;
-    thread-safe. ``ca_file`` (PEM): the certificate authorities trusted for an https node instead
-    of the system's (a consortium's own CA)."""
+    thread-safe. ``tls`` for an https node: the certificate authorities trusted instead of the
+    system's (a consortium's own CA), and the client certificate to present (mutual TLS)."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0, ca_file: Path | None = None, max_idle: int = 8) -> None:
+    def __init__(self, url: str, *, timeout: float = 30.0, tls: ClientTls | None = None, max_idle: int = 8) -> None:
         self.url = url
         self.timeout = timeout
         origin = Origin(url)
@@ -66,7 +66,7 @@ class JsonRpc:
         target = origin.path + (f"?{origin.query}" if origin.query else "")
         self._head = (f"POST {target} HTTP/1.1\r\nHost: {origin.host_header}\r\n"
                       "Content-Type: application/json\r\nAccept-Encoding: identity\r\n").encode() + credentials
-        self._pool = KeepAlivePool(origin, max_idle=max_idle, ssl_context=client_tls_context(ca_file) if origin.tls else None)
+        self._pool = KeepAlivePool(origin, max_idle=max_idle, ssl_context=(tls or ClientTls()).context() if origin.tls else None)
 
     def close(self) -> None:
         self._pool.close()

@@ -44,6 +44,7 @@ from ledger.chain import Chain
 from ledger.compiler import CompilationResult
 from ledger.deployment import Consortium, Deployment
 from ledger.errors import LedgerError
+from ledger.tls import ClientTls
 from ledger.keys import Signer
 from oracle.batcher import MAX_IN_FLIGHT, Batcher
 from oracle.outbox import Outbox
@@ -70,7 +71,7 @@ class AnchoringSettings:
     max_age: float
     max_in_flight: int = MAX_IN_FLIGHT
     retry_delay: float = 1.0
-    rpc_ca_file: Path | None = None  # the CAs trusted for an https rpc_url
+    rpc_tls: ClientTls | None = None  # the CAs trusted for an https rpc_url, the client certificate presented
 
 
 # ------------------------------------------------------------------------------ the answering side
@@ -293,7 +294,7 @@ def run_anchoring(conn: Connection) -> int:
         return 2
     signer = Signer(Account.from_key(key))
     del key
-    consortium = Consortium(Chain(settings.rpc_url, ca_file=settings.rpc_ca_file), Deployment.from_json(settings.deployment_json),
+    consortium = Consortium(Chain(settings.rpc_url, tls=settings.rpc_tls), Deployment.from_json(settings.deployment_json),
                             settings.compilation)
     outbox = OutboxFile(settings.outbox, conn)
     batcher = Batcher(outbox, consortium.audit_log, signer, max_records=settings.max_records, max_age=settings.max_age,

@@ -6,7 +6,8 @@ Unknown keys are refused too (a misspelt key would otherwise silently fall back 
 
 Relative paths (``manifest``, ``key_file``, ``password_file``, ``outbox``, the TLS files) are relative to the
 directory of the config file; ``~`` is expanded. The TLS files are loaded to check them; others are not opened at load: the keystore and the
-password are read when the oracle starts (:meth:`OracleConfig.password`).
+password are read when the oracle starts (:meth:`OracleConfig.password`). A private-key file (the
+keystore, a TLS key) that group or others may access is refused, as ssh refuses one (``chmod 600``).
 
 The keystore password is never in this file: a ``password`` key is refused; the password comes from
 ``password_file`` or, without one, from ``$GOVSHARE_KEY_PASSWORD`` (``ledger.keys.read_password``).
@@ -19,7 +20,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import ssl
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,13 +29,16 @@ from urllib.parse import urlsplit
 
 from ledger.contracts.catalog import Classification
 from ledger.contracts.registry import decision_age_blocks_needed
-from ledger.http_client import check_ca_file, client_tls_context
+from ledger.errors import InsecureKeyFile
+from ledger.tls import ClientTls, check_ca_file
 from ledger.keys import read_password
+from ledger.private_files import check_private_file
 from oracle.batcher import MAX_IN_FLIGHT
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
 from serving import ServeLimits
 from serving.rate_limit import parse_rate
+from serving.tls import ServerTls, TlsSettingError, server_tls
 
 __all__ = ["OracleConfig", "DatasetConfig", "Mode", "MODES", "Anchoring", "ANCHORINGS"]
 
@@ -54,10 +57,11 @@ _DEPT_CODE_MAX_BYTES = 32  # the registry stores a department's short code as by
 _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 
 _TOP_KEYS = frozenset({
-    "rpc_url", "rpc_ca_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
+    "rpc_url", "rpc_ca_file", "rpc_client_cert_file", "rpc_client_key_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "batch_max_in_flight", "head_poll_interval_seconds",
     "max_request_bytes", "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets",
-    "masking", "requester_rate_limit", "serving", "chain_block_seconds",
+    "masking", "requester_rate_limit", "serving", "chain_block_seconds", "tls_cert_file", "tls_key_file", "tls_client_ca_file",
+    "tls_require_client_cert",
 })
 #: The keys of the ``[serving]`` table: :class:`serving.ServeLimits`' (the API's settings take the same).
 _SERVING_KEYS = frozenset({"max_head_bytes", "max_headers", "max_connections", "keep_alive_seconds", "request_seconds"})
@@ -78,7 +82,7 @@ class DatasetConfig:
     For an ``https`` source: ``ca_file`` (PEM) holds the certificate authorities trusted for the
     source's certificate instead of the system's (a department's internal CA); ``client_cert_file``
     and ``client_key_file`` (PEM, the key unencrypted) are the certificate the oracle presents when
-    the source asks for one (mutual TLS). See :func:`ledger.http_client.client_tls_context`.
+    the source asks for one (mutual TLS). See :func:`ledger.tls.client_tls_context`.
     """
 
     id: int
@@ -111,7 +115,11 @@ class OracleConfig:
     for its head on every request. ``anchoring``: ``process`` runs the batcher in a process of its own
     (``oracle.anchoring``: its CPU stays off the answering process's GIL), ``thread`` on a thread
     beside the answering loop (tests that drive the batcher by hand use it). ``rpc_ca_file``: the
-    certificate authorities trusted for an https ``rpc_url`` instead of the system's.
+    certificate authorities trusted for an https ``rpc_url`` instead of the system's;
+    ``rpc_client_cert_file`` and ``rpc_client_key_file``: the certificate the oracle presents to a
+    node that asks for one (mutual TLS). ``tls``: serve https (``tls_cert_file``, ``tls_key_file``),
+    and with ``tls_client_ca_file`` ask requesters for a client certificate of that CA
+    (``tls_require_client_cert = true``: refuse those without one, in the handshake).
     ``requester_rate_limit`` (``"60/minute"``, ``serving.rate_limit``; default none): the signed
     queries one requester account may send in a moving window, counted once its signature is
     verified; one more is refused ``RATE_LIMITED`` (429 with ``Retry-After``) and recorded. ``serving``
@@ -130,6 +138,9 @@ class OracleConfig:
     datasets: Mapping[int, DatasetConfig]
     manifest: Path | None = None
     rpc_ca_file: Path | None = None
+    rpc_client_cert_file: Path | None = None
+    rpc_client_key_file: Path | None = None
+    tls: ServerTls | None = None
     password_file: Path | None = None
     listen_host: str = "127.0.0.1"
     listen_port: int = 8700
@@ -163,6 +174,13 @@ class OracleConfig:
         except RecursionError:  # tomllib parses nested arrays and inline tables recursively
             raise ConfigError(name, "", "not valid TOML: its arrays or tables nest too deeply") from None
         return _Loader(name, source.resolve().parent).load(data, source)
+
+    @property
+    def rpc_tls(self) -> ClientTls | None:
+        """The TLS files toward an https chain node (None: the system's CAs, no client certificate)."""
+        if self.rpc_ca_file is None and self.rpc_client_cert_file is None:
+            return None
+        return ClientTls(self.rpc_ca_file, self.rpc_client_cert_file, self.rpc_client_key_file)
 
     def dataset(self, dataset_id: int) -> DatasetConfig:
         """The configuration of ``dataset_id``; :class:`UnknownDataset` if this oracle does not serve it."""
@@ -308,6 +326,8 @@ class _Loader:
         key_file = self.path(data, "key_file", "key_file")
         if key_file is None:
             raise self.fail("key_file", "is required (the oracle account's keystore)")
+        self.private(key_file, "key_file", "keystore")
+        rpc_client = self.client_files(data, "", "rpc_client_cert_file", "rpc_client_key_file", rpc_url, "chain node")
         mode = self.string(data, "mode", "mode", "fast")
         if mode not in MODES:
             raise self.fail("mode", f"must be one of {', '.join(MODES)}, found {mode!r}")
@@ -333,6 +353,9 @@ class _Loader:
             datasets=MappingProxyType(datasets),
             manifest=self.path(data, "manifest", "manifest"),
             rpc_ca_file=self.ca_file(data, "rpc_ca_file", "rpc_ca_file", rpc_url, "chain node"),
+            rpc_client_cert_file=rpc_client[0],
+            rpc_client_key_file=rpc_client[1],
+            tls=self.server_tls(data),
             password_file=self.path(data, "password_file", "password_file"),
             listen_host=self.string(data, "listen_host", "listen_host", "127.0.0.1"),
             listen_port=self.integer(data, "listen_port", "listen_port", 8700, 1, 65_535),
@@ -413,26 +436,53 @@ class _Loader:
             raise self.fail(dotted, str(exc)) from None
         return path
 
+    def private(self, path: Path, dotted: str, what: str) -> None:
+        """Refuse a private-key file that group or others may access (as ssh does)."""
+        try:
+            check_private_file(path, what)
+        except InsecureKeyFile as exc:
+            raise self.fail(dotted, str(exc)) from None
+
+    def client_files(self, table: Mapping[str, Any], prefix: str, cert_key: str, key_key: str, url: str,
+                     what: str) -> tuple[Path | None, Path | None]:
+        """A client certificate and its key toward an https ``url``: both or neither, the key private
+        to its owner, loaded now as a connection will load them."""
+        dotted = {cert_key: prefix + cert_key, key_key: prefix + key_key}
+        cert, key = self.path(table, cert_key, dotted[cert_key]), self.path(table, key_key, dotted[key_key])
+        for name, path in ((cert_key, cert), (key_key, key)):
+            if path is not None and not url.startswith("https://"):
+                raise self.fail(dotted[name], f"is for an https {what}; the URL is http")
+            if path is not None and not path.is_file():
+                raise self.fail(dotted[name], f"no such file: {path}")
+        if (cert is None) != (key is None):
+            raise self.fail(dotted[key_key if key is None else cert_key], "is required with the other: a client certificate needs its key")
+        if cert is not None and key is not None:
+            self.private(key, dotted[key_key], "TLS client key file")
+            try:
+                ClientTls(None, cert, key).check()
+            except ValueError as exc:
+                raise self.fail(dotted[cert_key], str(exc)) from None
+        return cert, key
+
+    def server_tls(self, data: Mapping[str, Any]) -> ServerTls | None:
+        """https for the oracle's own interface (``tls_*``, :func:`serving.tls.server_tls`), loaded now."""
+        files = [self.path(data, key, key) for key in ("tls_cert_file", "tls_key_file", "tls_client_ca_file")]
+        require = data.get("tls_require_client_cert", False)
+        if not isinstance(require, bool):
+            raise self.fail("tls_require_client_cert", f"must be true or false, found {_kind(require)}")
+        if files[1] is not None:
+            self.private(files[1], "tls_key_file", "TLS key file")
+        try:
+            return server_tls(*files, require)
+        except TlsSettingError as exc:
+            raise self.fail(exc.key, exc.problem) from None
+
     def source_tls(self, table: Mapping[str, Any], prefix: str, base_url: str) -> dict[str, Path | None]:
         """``ca_file``, ``client_cert_file`` and ``client_key_file`` of a dataset: only for an https
         source, the certificate and its key together, each loaded as the relay will load it."""
         files = {"ca_file": self.ca_file(table, "ca_file", f"{prefix}.ca_file", base_url, "source")}
-        for key in ("client_cert_file", "client_key_file"):
-            files[key] = self.path(table, key, f"{prefix}.{key}")
-            if files[key] is not None and not base_url.startswith("https://"):
-                raise self.fail(f"{prefix}.{key}", "is for an https source; the URL is http")
-        if (files["client_cert_file"] is None) != (files["client_key_file"] is None):
-            missing = "client_key_file" if files["client_key_file"] is None else "client_cert_file"
-            raise self.fail(f"{prefix}.{missing}", "is required with the other: a client certificate needs its key")
-        if files["client_cert_file"] is not None:
-            for key in ("client_cert_file", "client_key_file"):
-                if not files[key].is_file():  # type: ignore[union-attr]
-                    raise self.fail(f"{prefix}.{key}", f"no such file: {files[key]}")
-            try:
-                client_tls_context(None, files["client_cert_file"], files["client_key_file"])
-            except (ssl.SSLError, OSError, ValueError) as exc:
-                raise self.fail(f"{prefix}.client_cert_file", "with client_key_file cannot be loaded as a PEM certificate and "
-                                f"its matching unencrypted key ({type(exc).__name__}: {exc})") from None
+        files["client_cert_file"], files["client_key_file"] = self.client_files(
+            table, f"{prefix}.", "client_cert_file", "client_key_file", base_url, "source")
         return files
 
     def param_names(self, table: Mapping[str, Any], prefix: str) -> tuple[str, ...]:

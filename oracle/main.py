@@ -54,7 +54,7 @@ def build_oracle(
     if signer is None:
         signer = load_keystore(config.key_file, read_password(config.password_file))
     if consortium is None:
-        consortium = Consortium.connect(config.rpc_url, config.manifest, ca_file=config.rpc_ca_file)
+        consortium = Consortium.connect(config.rpc_url, config.manifest, tls=config.rpc_tls)
     # batching limits that could not meet the consortium's decision-age bound are refused before anything starts
     config.check_decision_age_bound(consortium.registry.max_decision_age_blocks(), consortium.chain.receipt_timeout)
     outbox = Outbox(config.outbox)
@@ -67,7 +67,7 @@ def build_oracle(
     service = OracleService(config, consortium, signer, outbox)
     batcher: Batcher | AnchoringProcess
     if config.anchoring == "process":
-        settings = AnchoringSettings(rpc_url=consortium.chain.url, rpc_ca_file=config.rpc_ca_file,
+        settings = AnchoringSettings(rpc_url=consortium.chain.url, rpc_tls=config.rpc_tls,
                                      deployment_json=consortium.deployment.to_json(),
                                      compilation=consortium.compilation, outbox=config.outbox,
                                      max_records=config.batch_max_records, max_age=config.batch_max_age_seconds,
@@ -99,10 +99,12 @@ def serve(config_path: Path) -> None:
     # 5 ms at a time. Measured in scripts/bench/oracle_load.py: p99 added latency at half peak 63 -> 28 ms.
     sys.setswitchinterval(GIL_SWITCH_INTERVAL)
     anchoring = oracle.batcher.process.pid if isinstance(oracle.batcher, AnchoringProcess) and oracle.batcher.process else None
-    log.info("oracle %s for %s listening on %s:%d (%s mode; anchoring %s)", oracle.service.signer.address, config.department,
-             config.listen_host, config.listen_port, config.mode,
+    tls = config.tls
+    log.info("oracle %s for %s listening on %s://%s:%d (%s mode; anchoring %s)", oracle.service.signer.address, config.department,
+             "https" if tls else "http", config.listen_host, config.listen_port, config.mode,
              f"in process {anchoring}" if anchoring else "on a thread")
     try:
-        serving.serve(oracle.app, config.listen_host, config.listen_port, config.serving)  # returns on SIGINT/SIGTERM
+        serving.serve(oracle.app, config.listen_host, config.listen_port, config.serving,  # returns on SIGINT/SIGTERM
+                      tls=tls.uvicorn_options() if tls else None)
     finally:
         oracle.close()

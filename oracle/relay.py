@@ -55,8 +55,8 @@ from ledger.http_client import (
     KeepAlivePool,
     Origin,
     ResponseReader,
-    client_tls_context,
 )
+from ledger.tls import client_tls_context
 from oracle.config import DatasetConfig
 from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
 

@@ -10,6 +10,7 @@ answer that is not the protocol's), :class:`ReceiptNotFromOracle`.
 
 from __future__ import annotations
 
+import ssl
 import time
 from dataclasses import dataclass
 from typing import Any, Mapping
@@ -77,15 +78,18 @@ class QueryResult:
 
 
 class OracleClient:
-    """Talks to one provider's oracle. ``oracle_address`` (from the registry) pins whose receipts count."""
+    """Talks to one provider's oracle. ``oracle_address`` (from the registry) pins whose receipts count.
+    An https oracle is verified with ``ssl_context`` (``ClientTls(ca_file, cert_file, key_file).context()``:
+    the CAs trusted instead of the system's, and the client certificate presented when the oracle
+    asks for one, mutual TLS); without it, with the system's trust and no client certificate."""
 
     def __init__(self, base_url: str, chain_id: int, verifying_contract: str, oracle_address: str | None = None,
-                 *, timeout: float = 30.0) -> None:
+                 *, timeout: float = 30.0, ssl_context: ssl.SSLContext | None = None) -> None:
         self.base_url = base_url.rstrip("/")
         self.chain_id = chain_id
         self.verifying_contract = verifying_contract
         self.oracle_address = oracle_address
-        self.http = HttpClient(self.base_url, timeout=timeout, user_agent="govshare-requester")
+        self.http = HttpClient(self.base_url, timeout=timeout, ssl_context=ssl_context, user_agent="govshare-requester")
 
     def close(self) -> None:
         self.http.close()
@@ -137,9 +141,10 @@ class OracleClient:
         return answer.status, data
 
 
-def fetch_result(base_url: str, signer: Signer, request_id: int, *, timeout: float = 10.0) -> dict[str, Any] | None:
+def fetch_result(base_url: str, signer: Signer, request_id: int, *, timeout: float = 10.0,
+                 ssl_context: ssl.SSLContext | None = None) -> dict[str, Any] | None:
     """The requester's encrypted answer to an on-chain request, decrypted; None while not answered."""
-    client = OracleClient(base_url, 0, "0x" + "00" * 20, timeout=timeout)
+    client = OracleClient(base_url, 0, "0x" + "00" * 20, timeout=timeout, ssl_context=ssl_context)
     try:
         status, data = client._call("GET", f"/v1/results/{request_id}",
                                     headers={"Authorization": result_auth_header(signer, request_id)})

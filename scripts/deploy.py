@@ -6,7 +6,7 @@ Usage (from the project root, with the project's virtualenv):
 
     python scripts/deploy.py --rpc URL --key-file KEYSTORE [--password-file FILE] \\
         [--committee ADDRESS ...] [--threshold N] [--max-decision-age-blocks N] [--manifest-dir DIR] \\
-        [--rpc-ca-file PEM] [--force-new] [--json]
+        [--rpc-ca-file PEM] [--rpc-client-cert PEM --rpc-client-key PEM] [--force-new] [--json]
 
 * No manifest ``<chain-id>.json`` in ``--manifest-dir`` (default: ``deployments/``): deploys the five
   contracts with the founding committee (default: the deployer), threshold (default 1) and

@@ -10,6 +10,7 @@ matters: the oracle's audit trail), the keep-alive timeout and the other limits 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import signal
 import threading
@@ -18,6 +19,7 @@ from collections.abc import Generator, Mapping
 from typing import Any
 
 import uvicorn
+import uvloop
 
 from serving.limits import LimitedHttpToolsProtocol, ServeLimits
 
@@ -27,7 +29,8 @@ __all__ = ["ServerThread", "serve", "uvicorn_config"]
 def uvicorn_config(app: Any, host: str, port: int, limits: ServeLimits = ServeLimits(), *,
                    tls: Mapping[str, Any] | None = None, log_level: str = "warning") -> uvicorn.Config:
     """The uvicorn configuration of a govshare service. ``tls``: uvicorn's ``ssl_*`` options
-    (``ssl_certfile``, ``ssl_keyfile``, ``ssl_ca_certs``, ``ssl_cert_reqs``) for https."""
+    (``ssl_certfile``, ``ssl_keyfile``, ``ssl_ca_certs``, ``ssl_cert_reqs``, ``ssl_context_factory``)
+    for https, as :meth:`serving.tls.ServerTls.uvicorn_options` gives them."""
     config = uvicorn.Config(
         app, host=host, port=port, loop="uvloop", http=LimitedHttpToolsProtocol, ws="none", lifespan="off",
         access_log=False, log_level=log_level, server_header=False, proxy_headers=False,
@@ -39,10 +42,36 @@ def uvicorn_config(app: Any, host: str, port: int, limits: ServeLimits = ServeLi
     return config
 
 
+class _BoundedHandshakeLoop(uvloop.Loop):  # type: ignore[misc]
+    """uvloop's loop, except that a TLS server it creates drops a client whose handshake is not done
+    within ``handshake_seconds``: asyncio's default is 60 s, so a connection that never sends a byte
+    would stay twelve times longer over https than over http (where ``keep_alive_seconds`` closes
+    it), out of reach of the protocol's timers, which start only once the handshake is done."""
+
+    handshake_seconds: float = 5.0
+
+    async def create_server(self, *args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("ssl") is not None:
+            kwargs.setdefault("ssl_handshake_timeout", self.handshake_seconds)
+        return await super().create_server(*args, **kwargs)
+
+
 class _Server(uvicorn.Server):
     """uvicorn's server, except that after a graceful stop on SIGINT or SIGTERM it returns to its
     caller instead of raising the signal again (uvicorn re-raises it, which kills the process before
-    the caller's clean-up: the oracle still has its outbox to flush and its anchoring process to stop)."""
+    the caller's clean-up: the oracle still has its outbox to flush and its anchoring process to stop),
+    and that a TLS handshake is bounded by ``keep_alive_seconds`` (:class:`_BoundedHandshakeLoop`)."""
+
+    def run(self, sockets: Any = None) -> None:
+        limits: ServeLimits = self.config.govshare_limits  # type: ignore[attr-defined]
+
+        def new_loop() -> asyncio.AbstractEventLoop:
+            loop = _BoundedHandshakeLoop()
+            loop.handshake_seconds = limits.keep_alive_seconds
+            return loop
+
+        with asyncio.Runner(loop_factory=new_loop) as runner:
+            runner.run(self.serve(sockets=sockets))
 
     @contextlib.contextmanager
     def capture_signals(self) -> Generator[None, None, None]:
@@ -69,7 +98,7 @@ class ServerThread:
 
     def __init__(self, app: Any, port: int, *, tls: Mapping[str, Any] | None = None, **limits: Any) -> None:
         self.url = f"{'https' if tls else 'http'}://127.0.0.1:{port}"
-        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", port, ServeLimits(**limits), tls=tls))
+        self.server = _Server(uvicorn_config(app, "127.0.0.1", port, ServeLimits(**limits), tls=tls))
         self.thread = threading.Thread(target=self.server.run, name=f"govshare-server-{port}", daemon=True)
 
     def start(self, timeout: float = 20.0) -> ServerThread:

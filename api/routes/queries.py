@@ -74,7 +74,7 @@ def query(body: QueryCreate, caller: CurrentCaller, context: ContextDep) -> Quer
                          slug="oracle-unknown", title="Provider's oracle unknown")
     oracles = {a for a in consortium.registry.department_accounts(owner.id) if consortium.registry.has_role(Role.ORACLE, a)}
     client = OracleClient(url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"],
-                          timeout=context.settings.oracle_timeout_seconds)
+                          timeout=context.settings.oracle_timeout_seconds, ssl_context=context.oracle_ssl_context())
     outcome = "bad_answer"  # unless one of the outcomes below (api.metrics.ORACLE_OUTCOMES)
     started = time.perf_counter()
     try:

@@ -15,6 +15,7 @@ from cli.args import field_list, http_url, identifier, param
 from cli.context import (
     EXIT_OK,
     add_connection_options,
+    add_oracle_tls_options,
     add_output_options,
     add_signer_options,
 )
@@ -33,6 +34,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--fields", type=field_list, metavar="A,B,...", help="ask for these fields only (default: all granted)")
     p.add_argument("--oracle-url", type=http_url, metavar="URL", help="the oracle's URL (default: the owner's, from the registry)")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="how long to wait for the oracle (default 30)")
+    add_oracle_tls_options(p)
     add_connection_options(p)
     add_signer_options(p)
     add_output_options(p)
@@ -67,6 +69,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
         CliUsageError,
         ServiceUnreachable,
         connect,
+        oracle_ssl_context,
         resolve_signer,
     )
     from cli.output import emit, key_values, table
@@ -76,6 +79,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
     params = dict(args.param)
     if len(params) != len(args.param):
         raise CliUsageError("a --param name is given twice")
+    ssl_context = oracle_ssl_context(args)  # usage errors before the key is decrypted
     signer = resolve_signer(args)
     consortium = connect(args)
     grant = find_grant(consortium, args.grant)
@@ -93,7 +97,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
     if not url:
         raise CliUsageError(f"{owner.code} has published no oracle URL: pass --oracle-url")
     oracles = _oracle_accounts(consortium, owner.id)
-    client = OracleClient(url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"], timeout=args.timeout)
+    client = OracleClient(url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"], timeout=args.timeout,
+                          ssl_context=ssl_context)
     try:
         result = client.query(signer, grant.requester_dept, dataset.id, grant.id, fields, params)
     except QueryRefused as refused:

@@ -8,6 +8,7 @@ import base64
 import ssl
 import threading
 import time
+from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -19,6 +20,7 @@ from ledger.contracts.registry import AccountRole, Role
 from ledger.deployment import Consortium, deploy_consortium
 from ledger.errors import ChainUnavailable, ContractRevert
 from ledger.keys import Signer, generate_signer
+from ledger.tls import ClientTls
 from tests.conftest import Members, admit
 from tests.support.certificates import TestAuthority, https_server_context
 from tests.support.ganache import GanacheNode, free_port
@@ -313,7 +315,7 @@ def test_an_https_node_is_reached_through_its_ca_on_both_paths(
     authority, server_context = consortium_ca
     gateway = RpcGateway(consortium.chain.url, tls=server_context).start()
     try:
-        over_tls = Consortium(Chain(gateway.url, ca_file=authority.ca_file), consortium.deployment, compilation)
+        over_tls = Consortium(Chain(gateway.url, tls=ClientTls(authority.ca_file)), consortium.deployment, compilation)
         assert over_tls.chain.head() == consortium.chain.block_number()  # plain path
         result = over_tls.registry.set_oracle_url(members.samr.operator, "https://oracle.samr.example/tls")  # both
         assert over_tls.registry.department(members.samr.id).oracle_url == "https://oracle.samr.example/tls"
@@ -325,5 +327,37 @@ def test_an_https_node_is_reached_through_its_ca_on_both_paths(
             untrusting.head()
         with pytest.raises(ChainUnavailable, match="CERTIFICATE_VERIFY_FAILED"):
             untrusting.block_number()
+    finally:
+        gateway.stop()
+
+
+def test_an_https_node_asking_for_a_client_certificate_is_reached_with_one(
+    consortium: Consortium, members: Members, compilation: CompilationResult, tmp_path: Path
+) -> None:
+    """Mutual TLS toward the node (a TLS-terminating gateway in front of the real chain that asks for
+    a client certificate of the consortium's client CA): with the certificate, both paths work;
+    without one, or with one another CA issued, the handshake is refused and nothing is sent."""
+    authority = TestAuthority(tmp_path, "consortium")
+    clients = TestAuthority(tmp_path, "consortium-clients")
+    stranger = TestAuthority(tmp_path, "stranger")
+    gateway = RpcGateway(consortium.chain.url, tls=https_server_context(authority, "besu-node", client_ca=clients)).start()
+    try:
+        good = clients.issue("samr-operator", server=False)
+        over_mtls = Consortium(Chain(gateway.url, tls=ClientTls(authority.ca_file, good.cert_file, good.key_file)),
+                               consortium.deployment, compilation)
+        assert over_mtls.chain.head() == consortium.chain.block_number()  # plain path
+        result = over_mtls.registry.set_oracle_url(members.samr.operator, "https://oracle.samr.example/mtls")  # both
+        assert result.block_number == over_mtls.chain.block_number()  # web3 path
+        assert over_mtls.registry.department(members.samr.id).oracle_url == "https://oracle.samr.example/mtls"
+        served = len(gateway.methods)
+
+        impostor = stranger.issue("impostor", server=False)
+        for tls in (ClientTls(authority.ca_file), ClientTls(authority.ca_file, impostor.cert_file, impostor.key_file)):
+            chain = Chain(gateway.url, timeout=5, tls=tls)
+            with pytest.raises(ChainUnavailable, match="SSL"):  # the gateway ends the handshake
+                chain.head()
+            with pytest.raises(ChainUnavailable):
+                chain.block_number()
+        assert len(gateway.methods) == served  # refused in the handshake: no call reached the node
     finally:
         gateway.stop()

@@ -228,9 +228,11 @@ def test_load_missing_and_malformed(tmp_path: Path) -> None:
     with pytest.raises(KeystoreError, match="cannot read"):
         load_keystore(tmp_path / "absent.json", PASSWORD)
     (tmp_path / "junk.json").write_text("not json")
+    (tmp_path / "junk.json").chmod(0o600)  # private, as a keystore must be (else refused before it is read)
     with pytest.raises(KeystoreError, match="not JSON"):
         load_keystore(tmp_path / "junk.json", PASSWORD)
     (tmp_path / "other.json").write_text('{"hello": 1}')
+    (tmp_path / "other.json").chmod(0o600)
     with pytest.raises(KeystoreError, match="not a Web3 Secret Storage"):
         load_keystore(tmp_path / "other.json", PASSWORD)
 

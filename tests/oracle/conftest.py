@@ -89,7 +89,8 @@ class RunningOracle:
 
 def start_oracle(config: OracleConfig, signer, consortium: Consortium) -> RunningOracle:
     oracle = build_oracle(config, signer=signer, consortium=consortium, follow_requests=False)  # tests poll explicitly
-    server = ServerThread(oracle.app, free_port()).start()  # as `govshare oracle serve` serves it
+    server = ServerThread(oracle.app, free_port(),  # as `govshare oracle serve` serves it
+                          tls=config.tls.uvicorn_options() if config.tls else None).start()
     client = OracleClient(server.url, consortium.chain.chain_id, consortium.deployment.addresses["QueryRequests"],
                           oracle_address=signer.address)
     return RunningOracle(oracle, server, client)

@@ -147,6 +147,7 @@ def test_an_oracle_on_an_https_node_with_its_own_ca_answers_and_anchors(
     itself from the settings it is sent, anchors over it."""
     from ledger.chain import Chain
     from ledger.deployment import Consortium
+    from ledger.tls import ClientTls
     from oracle.config import DatasetConfig
     from tests.oracle.conftest import oracle_config, start_oracle
     from tests.support.certificates import TestAuthority, https_server_context
@@ -156,7 +157,7 @@ def test_an_oracle_on_an_https_node_with_its_own_ca_answers_and_anchors(
     gateway = RpcGateway(consortium.chain.url, tls=https_server_context(authority, "besu-node")).start()
     running = None
     try:
-        over_tls = Consortium(Chain(gateway.url, ca_file=authority.ca_file), consortium.deployment, compilation)
+        over_tls = Consortium(Chain(gateway.url, tls=ClientTls(authority.ca_file)), consortium.deployment, compilation)
         datasets = {published.companies: DatasetConfig(id=published.companies, base_url=company_api.url,
                                                        path="/companies", params=("company_id", "status"))}
         config = oracle_config(tmp_path, over_tls, "SAMR", datasets, anchoring="process", batch_max_age_seconds=0.2,

@@ -260,14 +260,21 @@ def test_an_https_source_takes_its_ca_and_a_client_certificate(tmp_path: Path) -
     key = serialization.load_pem_private_key(issued.key_file.read_bytes(), None)
     (tmp_path / "tls" / "encrypted-key.pem").write_bytes(key.private_bytes(  # refused, never prompted for
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.BestAvailableEncryption(b"hunter2")))
+    (tmp_path / "tls" / "encrypted-key.pem").chmod(0o600)
+    (tmp_path / "tls" / "ca-as-key.pem").write_bytes(authority.ca_file.read_bytes())
+    (tmp_path / "tls" / "ca-as-key.pem").chmod(0o600)
+    (tmp_path / "tls" / "readable-key.pem").write_bytes(issued.key_file.read_bytes())
+    (tmp_path / "tls" / "readable-key.pem").chmod(0o640)
     refused = [
         ({"ca_file": files["ca_file"]}, "datasets.1.ca_file", "is for an https source"),  # base_url stays http
         ({**https, "client_cert_file": files["client_cert_file"]}, "datasets.1.client_key_file", "needs its key"),
         ({**https, "client_key_file": files["client_key_file"]}, "datasets.1.client_cert_file", "needs its key"),
         ({**https, "ca_file": '"tls/missing.pem"'}, "datasets.1.ca_file", "no such file"),
         ({**https, "ca_file": '"tls/garbage.pem"'}, "datasets.1.ca_file", "cannot be loaded as PEM certificates"),
-        ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": files["ca_file"]},
+        ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/ca-as-key.pem"'},
          "datasets.1.client_cert_file", "matching unencrypted key"),  # a certificate where the key should be
+        ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/readable-key.pem"'},
+         "datasets.1.client_key_file", "accessible by group or others (mode 0640)"),  # as ssh refuses it
         ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/encrypted-key.pem"'},
          "datasets.1.client_cert_file", "matching unencrypted key"),
         ({**https, "client_cert_file": files["client_cert_file"], "client_key_file": '"tls/department-ca.pem"',
@@ -296,3 +303,78 @@ def test_an_https_chain_node_takes_its_ca(tmp_path: Path) -> None:
             OracleConfig.load(write(tmp_path, render(top)))
         assert caught.value.key == "rpc_ca_file" and problem in str(caught.value), str(caught.value)
         assert "hunter2" not in str(caught.value)
+
+
+def test_the_oracle_serves_https_with_optional_client_certificates(tmp_path: Path) -> None:
+    """``tls_*``: both files, loaded at start; a client CA, and requiring its certificates, optional."""
+    from serving.tls import ServerTls
+    from tests.support.certificates import TestAuthority
+
+    authority, clients = TestAuthority(tmp_path, "samr"), TestAuthority(tmp_path, "consortium-clients")
+    issued = authority.issue("samr-oracle-server", server=True)
+    served = {"tls_cert_file": '"samr-oracle-server.pem"', "tls_key_file": '"samr-oracle-server-key.pem"'}
+    assert OracleConfig.load(write(tmp_path, render())).tls is None  # plain http by default
+    assert OracleConfig.load(write(tmp_path, render(served))).tls == ServerTls(issued.cert_file, issued.key_file)
+    mutual = {**served, "tls_client_ca_file": '"consortium-clients-ca.pem"', "tls_require_client_cert": "true"}
+    assert OracleConfig.load(write(tmp_path, render(mutual))).tls == ServerTls(issued.cert_file, issued.key_file,
+                                                                                clients.ca_file, True)
+    (tmp_path / "readable-key.pem").write_bytes(issued.key_file.read_bytes())
+    (tmp_path / "readable-key.pem").chmod(0o644)
+    (tmp_path / "not-pem.pem").write_text("hunter2\n")
+    (tmp_path / "other-key.pem").write_bytes(authority.issue("other", server=True).key_file.read_bytes())
+    (tmp_path / "other-key.pem").chmod(0o600)
+    refused = [
+        ({"tls_cert_file": served["tls_cert_file"]}, "tls_key_file", "is required with the other"),
+        ({"tls_key_file": served["tls_key_file"]}, "tls_cert_file", "is required with the other"),
+        ({"tls_client_ca_file": '"consortium-clients-ca.pem"'}, "tls_client_ca_file", "needs tls_cert_file"),
+        ({**served, "tls_require_client_cert": "true"}, "tls_require_client_cert", "needs tls_client_ca_file"),
+        ({**served, "tls_require_client_cert": '"yes"'}, "tls_require_client_cert", "must be true or false"),
+        ({**served, "tls_key_file": '"readable-key.pem"'}, "tls_key_file", "accessible by group or others (mode 0644)"),
+        ({**served, "tls_key_file": '"missing-key.pem"'}, "tls_key_file", "does not exist"),
+        ({**served, "tls_key_file": '"other-key.pem"'}, "tls_cert_file", "matching unencrypted key"),
+        ({**served, "tls_cert_file": '"not-pem.pem"'}, "tls_cert_file", "cannot be loaded"),
+        ({**served, "tls_client_ca_file": '"not-pem.pem"'}, "tls_client_ca_file", "cannot be loaded as PEM certificates"),
+        ({**served, "tls_client_ca_file": '"missing.pem"'}, "tls_client_ca_file", "does not exist"),
+    ]
+    for top, key, problem in refused:
+        with pytest.raises(ConfigError) as caught:
+            OracleConfig.load(write(tmp_path, render(top)))
+        assert caught.value.key == key and problem in str(caught.value), str(caught.value)
+        assert "hunter2" not in str(caught.value)
+
+
+def test_an_https_chain_node_takes_a_client_certificate(tmp_path: Path) -> None:
+    from ledger.tls import ClientTls
+    from tests.support.certificates import TestAuthority
+
+    authority = TestAuthority(tmp_path, "consortium")
+    issued = authority.issue("samr-oracle-client", server=False)
+    https = {"rpc_url": '"https://besu.consortium.example:8545"', "rpc_ca_file": '"consortium-ca.pem"'}
+    client = {"rpc_client_cert_file": '"samr-oracle-client.pem"', "rpc_client_key_file": '"samr-oracle-client-key.pem"'}
+    config = OracleConfig.load(write(tmp_path, render({**https, **client})))
+    assert config.rpc_tls == ClientTls(authority.ca_file, issued.cert_file, issued.key_file)
+    assert OracleConfig.load(write(tmp_path, render())).rpc_tls is None
+    (tmp_path / "readable-key.pem").write_bytes(issued.key_file.read_bytes())
+    (tmp_path / "readable-key.pem").chmod(0o640)
+    refused = [
+        (client, "rpc_client_cert_file", "is for an https chain node"),
+        ({**https, "rpc_client_cert_file": client["rpc_client_cert_file"]}, "rpc_client_key_file", "needs its key"),
+        ({**https, **client, "rpc_client_key_file": '"readable-key.pem"'}, "rpc_client_key_file", "chmod 600"),
+        ({**https, **client, "rpc_client_key_file": '"consortium-ca.pem"'}, "rpc_client_key_file", "accessible by group"),
+        ({**https, **client, "rpc_client_cert_file": '"missing.pem"'}, "rpc_client_cert_file", "no such file"),
+    ]
+    for top, key, problem in refused:
+        with pytest.raises(ConfigError) as caught:
+            OracleConfig.load(write(tmp_path, render(top)))
+        assert caught.value.key == key and problem in str(caught.value), str(caught.value)
+
+
+def test_a_keystore_others_may_read_is_refused_at_load(tmp_path: Path) -> None:
+    (tmp_path / "keys").mkdir()
+    (tmp_path / "keys" / "oracle.json").write_text("{}")
+    (tmp_path / "keys" / "oracle.json").chmod(0o604)
+    with pytest.raises(ConfigError) as caught:
+        OracleConfig.load(write(tmp_path, render()))
+    assert caught.value.key == "key_file" and "mode 0604" in str(caught.value) and "chmod 600" in str(caught.value)
+    (tmp_path / "keys" / "oracle.json").chmod(0o600)
+    assert OracleConfig.load(write(tmp_path, render())).key_file == tmp_path / "keys" / "oracle.json"

@@ -519,10 +519,14 @@ def _publish(name: str, content: Callable[[], str | bytes]) -> Callable[[World],
                       "--key-file", str(w.keys["samr"])]
 
 
-def _with_key(name: str, content: Callable[[World], str | bytes], *, password: str | None = None) -> Callable[[World], list[str]]:
-    """``govshare grant revoke OK`` as SAMR's operator, from the keystore file ``content`` makes."""
+def _with_key(name: str, content: Callable[[World], str | bytes], *, password: str | None = None,
+              mode: int = 0o600) -> Callable[[World], list[str]]:
+    """``govshare grant revoke OK`` as SAMR's operator, from the keystore file ``content`` makes
+    (private to its owner unless ``mode`` says otherwise: a key others may read is refused first)."""
     def act(w: World) -> list[str]:
-        args = ["grant", "revoke", str(w.grants["ok"]), "--reason", "stolen key", "--key-file", _write(w, name, content(w))]
+        key_file = _write(w, name, content(w))
+        Path(key_file).chmod(mode)
+        args = ["grant", "revoke", str(w.grants["ok"]), "--reason", "stolen key", "--key-file", key_file]
         return args + (["--password-file", _write(w, name + ".password", password)] if password is not None else [])
     return act
 
@@ -583,6 +587,9 @@ CASES += [
          _with_key("tampered.json", _mac_tampered), Exit(1, "tampered.json: wrong password or corrupted file")),
     Case("CLI-KEY-NOT-KEYSTORE", "cli", "a key file that is JSON but no keystore",
          _with_key("empty.json", lambda w: "{}"), Exit(1, "empty.json is not a Web3 Secret Storage (v3) keystore")),
+    Case("CLI-KEY-WORLD-READABLE", "cli", "a valid keystore that group and others can read (mode 0644)",
+         _with_key("readable.json", _keystore, mode=0o644),
+         Exit(1, "readable.json is accessible by group or others (mode 0644)")),
     Case("CLI-ORACLE-SOURCE-FILE-URL", "cli", "an oracle config whose department API is file:///etc/passwd",
          _oracle_config("file-url.toml", "file:///etc/passwd"), Exit(1, "base_url: must be an http or https URL with a host")),
     Case("CLI-ORACLE-SOURCE-GOPHER", "cli", "an oracle config whose department API is gopher:// to a local Redis",

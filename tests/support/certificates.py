@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
+import socket
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,9 +71,54 @@ class TestAuthority:
         return issued
 
 
-def https_server_context(authority: TestAuthority, name: str) -> ssl.SSLContext:
-    """The server side of TLS for a test server on 127.0.0.1, with a certificate ``authority`` issued."""
+def https_server_context(authority: TestAuthority, name: str, *, client_ca: TestAuthority | None = None) -> ssl.SSLContext:
+    """The server side of TLS for a test server on 127.0.0.1, with a certificate ``authority`` issued;
+    with ``client_ca``, clients must present a certificate that CA issued (mutual TLS)."""
     issued = authority.issue(name, server=True)
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.load_cert_chain(issued.cert_file, issued.key_file)
+    if client_ca is not None:
+        context.load_verify_locations(cafile=str(client_ca.ca_file))
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+def client_context(authority: TestAuthority, issued: IssuedCertificate | None = None) -> ssl.SSLContext:
+    """A client trusting ``authority`` and presenting ``issued`` (if given)."""
+    context = ssl.create_default_context(cafile=str(authority.ca_file))
+    if issued is not None:
+        context.load_cert_chain(issued.cert_file, issued.key_file)
+    return context
+
+
+def tls_exchange(port: int, context: ssl.SSLContext, request: bytes = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n") -> bytes:
+    """A raw TLS connection to 127.0.0.1:``port``: handshake, ``request``, the first bytes of the answer.
+    A server that refuses the client's certificate makes this raise ``ssl.SSLError`` (TLS 1.3 reports
+    the server's alert on the first read, TLS 1.2 in the handshake): nothing of HTTP is exchanged."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            tls.sendall(request)
+            return tls.recv(65_536)
+
+
+def tls12_handshake(port: int, context: ssl.SSLContext) -> str:
+    """Only a TLS 1.2 handshake with 127.0.0.1:``port`` (the version it agreed). In TLS 1.2 the server
+    judges the client's certificate before the handshake ends, so a refusal raises ``ssl.SSLError``
+    here (in TLS 1.3 the client's handshake ends first and the server then closes: see :func:`tls_exchange`)."""
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        with context.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+            return tls.version() or ""
+
+
+def plain_exchange(port: int, request: bytes = b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n") -> bytes:
+    """Plain http to ``port``: what comes back before the server closes (b"" if nothing)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        raw.sendall(request)
+        chunks = []
+        try:
+            while chunk := raw.recv(65_536):
+                chunks.append(chunk)
+        except ConnectionResetError:
+            pass
+        return b"".join(chunks)
