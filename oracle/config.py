@@ -17,7 +17,6 @@ Example: ``oracle/examples/samr-oracle.toml`` and ``oracle/examples/psb-oracle.t
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import tomllib
@@ -25,19 +24,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal, Mapping
-from urllib.parse import urlsplit
 
 from ledger.contracts.catalog import Classification
 from ledger.contracts.registry import decision_age_blocks_needed
 from ledger.errors import InsecureKeyFile
-from ledger.tls import ClientTls, check_ca_file
 from ledger.keys import read_password
 from ledger.private_files import check_private_file
+from ledger.tls import ClientTls, check_ca_file
 from oracle.batcher import MAX_IN_FLIGHT
+from oracle.config_values import TableReader, kind_of
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
 from serving import ServeLimits
-from serving.rate_limit import parse_rate
 from serving.tls import ServerTls, TlsSettingError, server_tls
 
 __all__ = ["OracleConfig", "DatasetConfig", "Mode", "MODES", "Anchoring", "ANCHORINGS"]
@@ -225,96 +223,8 @@ class OracleConfig:
         return read_password(self.password_file, environ=environ)
 
 
-class _Loader:
-    """Validation of the parsed TOML, one typed getter per kind of value."""
-
-    def __init__(self, source: str, base_dir: Path) -> None:
-        self.source = source
-        self.base_dir = base_dir
-
-    def fail(self, key: str, problem: str) -> ConfigError:
-        return ConfigError(self.source, key, problem)
-
-    # ---- tables and keys -------------------------------------------------------------------
-    def check_keys(self, table: Mapping[str, Any], allowed: frozenset[str], prefix: str) -> None:
-        for key in table:
-            dotted = f"{prefix}{key}"
-            if "password" in key.lower() and key != "password_file":
-                raise self.fail(
-                    dotted, "a password must not be in the config file: set password_file, or $GOVSHARE_KEY_PASSWORD"
-                )
-            if key not in allowed:
-                raise self.fail(dotted, f"unknown key (expected one of: {', '.join(sorted(allowed))})")
-
-    def table(self, value: Any, key: str) -> Mapping[str, Any]:
-        if not isinstance(value, dict):
-            raise self.fail(key, f"must be a table, found {_kind(value)}")
-        return value
-
-    # ---- scalars -------------------------------------------------------------------------
-    def string(self, table: Mapping[str, Any], key: str, dotted: str, default: str | None = None) -> str:
-        if key not in table:
-            if default is None:
-                raise self.fail(dotted, "is required")
-            return default
-        value = table[key]
-        if not isinstance(value, str):
-            raise self.fail(dotted, f"must be a string, found {_kind(value)}")
-        if not value.strip():
-            raise self.fail(dotted, "must not be empty")
-        return value
-
-    def integer(self, table: Mapping[str, Any], key: str, dotted: str, default: int, low: int, high: int | None = None) -> int:
-        if key not in table:
-            return default
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self.fail(dotted, f"must be an integer, found {_kind(value)}")
-        if value < low or (high is not None and value > high):
-            bound = f"between {low} and {high}" if high is not None else f"at least {low}"
-            raise self.fail(dotted, f"must be {bound}, found {value}")
-        return value
-
-    def seconds(self, table: Mapping[str, Any], key: str, dotted: str, default: float, *, allow_zero: bool = False) -> float:
-        if key not in table:
-            return default
-        value = table[key]
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise self.fail(dotted, f"must be a number of seconds, found {_kind(value)}")
-        value = float(value)
-        if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-            raise self.fail(dotted, f"must be {'at least 0' if allow_zero else 'more than 0'} seconds, found {value}")
-        return value
-
-    def rate(self, table: Mapping[str, Any], key: str, dotted: str) -> str | None:
-        if key not in table:
-            return None
-        value = self.string(table, key, dotted)
-        try:
-            parse_rate(value)
-        except ValueError as exc:
-            raise self.fail(dotted, str(exc)) from None
-        return value
-
-    def path(self, table: Mapping[str, Any], key: str, dotted: str) -> Path | None:
-        if key not in table:
-            return None
-        path = Path(self.string(table, key, dotted)).expanduser()
-        return path if path.is_absolute() else self.base_dir / path
-
-    def http_url(self, value: str, dotted: str, schemes: tuple[str, ...] = ("http", "https")) -> str:
-        try:
-            parts = urlsplit(value)
-            parts.port  # noqa: B018 - raises ValueError on a bad port
-        except ValueError as exc:
-            raise self.fail(dotted, f"not a valid URL: {exc}") from None
-        if parts.scheme not in schemes or not parts.hostname:
-            raise self.fail(dotted, f"must be an {' or '.join(schemes)} URL with a host, found {value!r}")
-        if parts.query or parts.fragment:
-            raise self.fail(dotted, "must not have a query or a fragment")
-        if parts.username is not None or parts.password is not None:
-            raise self.fail(dotted, "must not hold credentials")
-        return value
+class _Loader(TableReader):
+    """Validation of the parsed TOML into the oracle's settings, one method per section."""
 
     # ---- sections ------------------------------------------------------------------------
     def load(self, data: Mapping[str, Any], source: Path) -> OracleConfig:
@@ -469,7 +379,7 @@ class _Loader:
         files = [self.path(data, key, key) for key in ("tls_cert_file", "tls_key_file", "tls_client_ca_file")]
         require = data.get("tls_require_client_cert", False)
         if not isinstance(require, bool):
-            raise self.fail("tls_require_client_cert", f"must be true or false, found {_kind(require)}")
+            raise self.fail("tls_require_client_cert", f"must be true or false, found {kind_of(require)}")
         if files[1] is not None:
             self.private(files[1], "tls_key_file", "TLS key file")
         try:
@@ -491,7 +401,7 @@ class _Loader:
             raise self.fail(dotted, "is required: the query parameter names the oracle forwards")
         value = table["params"]
         if not isinstance(value, list) or not value:
-            raise self.fail(dotted, f"must be a non-empty list of parameter names, found {_kind(value)}")
+            raise self.fail(dotted, f"must be a non-empty list of parameter names, found {kind_of(value)}")
         for item in value:
             if not isinstance(item, str) or not _PARAM_NAME.fullmatch(item):
                 raise self.fail(dotted, f"{item!r} is not a parameter name (letters, digits, _ . - [ ])")
@@ -510,7 +420,7 @@ class _Loader:
             if not _PARAM_NAME.fullmatch(name):
                 raise self.fail(f"{dotted}.{name}", "is not a parameter name (letters, digits, _ . - [ ])")
             if isinstance(value, bool) or not isinstance(value, (str, int)):
-                raise self.fail(f"{dotted}.{name}", f"must be a string or an integer, found {_kind(value)}")
+                raise self.fail(f"{dotted}.{name}", f"must be a string or an integer, found {kind_of(value)}")
             fixed[name] = str(value)
         return fixed
 
@@ -527,9 +437,3 @@ class _Loader:
     def rules(self, table: Mapping[str, Any], prefix: str) -> dict[str, MaskRule]:
         return {name: MaskRule.parse(rule, source=self.source, key=f"{prefix}.{name}") for name, rule in table.items()}
 
-
-def _kind(value: Any) -> str:
-    """A TOML-ish name of ``value``'s type for error messages (never the value: it may be a secret)."""
-    return {dict: "a table", list: "an array", str: "a string", bool: "a boolean", int: "an integer", float: "a float"}.get(
-        type(value), type(value).__name__
-    )

@@ -21,6 +21,7 @@ def test_deeply_nested_files_and_non_utf8_parameters_are_refused_cleanly(cli_wor
     deep_file.write_text(json.dumps(dict.fromkeys(FIELDS, "x")) + "\n" + '{"company_id": ' + DEEP + "}\n")
     deep_key = tmp_path / "deep-key.json"
     deep_key.write_text("[" * 20_000 + "]" * 20_000)
+    deep_key.chmod(0o600)  # a key file others may read is refused before it is parsed
     not_utf8 = b"\xed\xa0\x80".decode("utf-8", "surrogateescape")  # U+D800 written as bytes: what argv gets
     block = chain.block_number()
 

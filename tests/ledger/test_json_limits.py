@@ -66,9 +66,11 @@ def test_every_reader_of_outside_json_refuses_deep_nesting_with_its_own_error(tm
     with pytest.raises(DataFileError, match="line 2: the record nests 100001 levels deep"):
         read_dataset_file(tmp_path / "data.jsonl")
     (tmp_path / "key.json").write_text("[" * 10_000 + "]" * 10_000)  # within the keystore's size limit
+    (tmp_path / "key.json").chmod(0o600)  # a key file others may read is refused before it is parsed
     with pytest.raises(KeystoreError, match="nests 10000 levels deep"):
         load_keystore(tmp_path / "key.json", "password")
     (tmp_path / "big-key.json").write_text(json.dumps({"crypto": "x" * 70_000}))
+    (tmp_path / "big-key.json").chmod(0o600)
     with pytest.raises(KeystoreError, match="at most 65536 are accepted"):
         load_keystore(tmp_path / "big-key.json", "password")
     with pytest.raises(ManifestError, match="nests 100001 levels deep"):
