@@ -49,9 +49,8 @@ WAL_SIZE_LIMIT = 16 << 20
 #: A used nonce is pruned this long after its query's deadline: by then the deadline check refuses a
 #: replay of the query by itself. The margin covers the oracle's clock being stepped back a little.
 NONCE_PRUNE_GRACE_SECONDS = 60.0
-#: Seconds between two prunings of expired nonces (done by the writer, after a write, at most this
-#: often), and the most rows one pruning deletes (the writer's lock is held meanwhile; what is left
-#: goes next time).
+#: Seconds between two prunings by the writer (after a write), and the most rows one deletes (under
+#: the writer's lock; the rest goes next time).
 NONCE_PRUNE_INTERVAL_SECONDS = 60.0
 NONCE_PRUNE_MAX_ROWS = 5_000
 
@@ -61,8 +60,7 @@ class Outbox:
 
     def __init__(self, path: Path, *, durability: str = "normal",
                  nonce_grace_seconds: float = NONCE_PRUNE_GRACE_SECONDS) -> None:
-        """``nonce_grace_seconds``: how long after its deadline a used nonce is kept (see
-        :meth:`prune_nonces`)."""
+        """``nonce_grace_seconds``: how long after its deadline a used nonce is kept (:meth:`prune_nonces`)."""
         self.path = Path(path)
         self.nonce_grace_seconds = nonce_grace_seconds
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -321,8 +319,7 @@ class Outbox:
             (now - self.nonce_grace_seconds, NONCE_PRUNE_MAX_ROWS),
         ).rowcount
 
-    def nonce_count(self) -> int:
-        """Used nonces kept (for metrics and tests)."""
+    def nonce_count(self) -> int:  # used nonces kept
         with self._lock:
             return int(self._db.execute("SELECT COUNT(*) FROM nonces").fetchone()[0])
 
