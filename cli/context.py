@@ -7,6 +7,9 @@ First found wins:
 * **manifest**: ``--manifest``, ``$GOVSHARE_MANIFEST``, the devnet's own when the RPC URL is the
   devnet's, else ``deployments/<chain-id>.json``.
 * **the CAs trusted for an https node**: ``--rpc-ca-file``, ``$GOVSHARE_RPC_CA_FILE``, else the system's.
+* **timeouts**: ``--rpc-timeout`` / ``$GOVSHARE_RPC_TIMEOUT`` (seconds one JSON-RPC call may take, 30 by
+  default), ``--receipt-timeout`` / ``$GOVSHARE_RECEIPT_TIMEOUT`` (seconds a transaction may take to be
+  mined, 120 by default: then the command fails with exit 1 naming the transaction, never hangs).
 * **acting key**: ``--key-file``, ``--as NAME`` (a devnet dev key: ``samr``, ``tax``, ``audit-auditor``,
   ``committee-1`` …), ``$GOVSHARE_KEY_FILE``.
 * **keystore password**: ``--password-file``; for a devnet dev key the devnet's dev password file;
@@ -23,7 +26,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerError
 
@@ -37,6 +40,8 @@ __all__ = [
     "ENV_MANIFEST",
     "ENV_RPC",
     "ENV_RPC_CA_FILE",
+    "ENV_RPC_TIMEOUT",
+    "ENV_RECEIPT_TIMEOUT",
     "EXIT_INCOMPLETE",
     "EXIT_OK",
     "EXIT_REFUSED",
@@ -52,6 +57,7 @@ __all__ = [
     "has_signer",
     "resolve_endpoint",
     "resolve_signer",
+    "timeout_options",
 ]
 
 #: 0 success, 1 a refusal or failed verification, 2 a usage error, 3 the chain (or a department's oracle) is unreachable.
@@ -62,6 +68,8 @@ EXIT_INCOMPLETE = 4
 ENV_RPC = "GOVSHARE_RPC"
 ENV_MANIFEST = "GOVSHARE_MANIFEST"
 ENV_RPC_CA_FILE = "GOVSHARE_RPC_CA_FILE"
+ENV_RPC_TIMEOUT = "GOVSHARE_RPC_TIMEOUT"
+ENV_RECEIPT_TIMEOUT = "GOVSHARE_RECEIPT_TIMEOUT"
 ENV_KEY_FILE = "GOVSHARE_KEY_FILE"
 
 _DEV_KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -83,19 +91,40 @@ class Endpoint:
     manifest: Path | None  # None: deployments/<chain-id>.json
     source: str  # where the RPC URL came from: "--rpc", "$GOVSHARE_RPC" or "devnet"
     ca_file: Path | None = None  # the CAs trusted for an https node (None: the system's)
+    rpc_timeout: float | None = None  # seconds one JSON-RPC call may take (None: ledger's default)
+    receipt_timeout: float | None = None  # seconds a transaction may take to be mined (None: ledger's default)
+
+    def chain_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``ledger.chain.Chain`` (and ``Consortium.connect``) this endpoint sets."""
+        options: dict[str, Any] = {"ca_file": self.ca_file}
+        if self.rpc_timeout is not None:
+            options["timeout"] = self.rpc_timeout
+        if self.receipt_timeout is not None:
+            options["receipt_timeout"] = self.receipt_timeout
+        return options
 
 
 # ---------------------------------------------------------------------------- options
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """``--rpc`` and ``--manifest``."""
+    """``--rpc``, ``--manifest``, ``--rpc-ca-file`` and the timeouts."""
     group = parser.add_argument_group("chain")
     group.add_argument("--rpc", metavar="URL", help=f"JSON-RPC URL of the chain (default: ${ENV_RPC}, else the running devnet)")
     group.add_argument("--manifest", metavar="FILE",
                        help=f"deployment manifest (default: ${ENV_MANIFEST}, the devnet's, else deployments/<chain-id>.json)")
     group.add_argument("--rpc-ca-file", metavar="FILE",
                        help=f"PEM certificate authorities trusted for an https node (default: ${ENV_RPC_CA_FILE}, else the system's)")
+    add_timeout_options(group)
+
+
+def add_timeout_options(group: Any) -> None:
+    """``--rpc-timeout`` and ``--receipt-timeout`` (on a parser or an argument group)."""
+    group.add_argument("--rpc-timeout", metavar="SECONDS",
+                       help=f"seconds one JSON-RPC call may take (default: ${ENV_RPC_TIMEOUT}, else 30; raise it for a slow node)")
+    group.add_argument("--receipt-timeout", metavar="SECONDS",
+                       help=f"seconds a sent transaction may take to be mined before the command fails "
+                            f"(default: ${ENV_RECEIPT_TIMEOUT}, else 120)")
 
 
 def add_signer_options(parser: argparse.ArgumentParser) -> None:
@@ -146,7 +175,33 @@ def resolve_endpoint(args: argparse.Namespace, environ: Mapping[str, str] | None
     if manifest is None and devnet.exists() and rpc.rstrip("/") == devnet.rpc_url and devnet.manifest_path.is_file():
         manifest = devnet.manifest_path
     ca_file = rpc_ca_file(getattr(args, "rpc_ca_file", None) or env.get(ENV_RPC_CA_FILE) or None, rpc)
-    return Endpoint(rpc, Path(manifest) if manifest else None, source, ca_file)
+    timeouts = timeout_options(args, environ)
+    return Endpoint(rpc, Path(manifest) if manifest else None, source, ca_file, timeouts.get("timeout"),
+                    timeouts.get("receipt_timeout"))
+
+
+def timeout_options(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> dict[str, float]:
+    """``--rpc-timeout`` and ``--receipt-timeout`` (else their environment variables), checked, as
+    ``ledger.chain.Chain`` keyword arguments (for commands that take ``--rpc`` on their own)."""
+    env = _env(environ)
+    rpc = _seconds(getattr(args, "rpc_timeout", None), env.get(ENV_RPC_TIMEOUT), "--rpc-timeout", ENV_RPC_TIMEOUT)
+    receipt = _seconds(getattr(args, "receipt_timeout", None), env.get(ENV_RECEIPT_TIMEOUT), "--receipt-timeout",
+                       ENV_RECEIPT_TIMEOUT)
+    return {k: v for k, v in (("timeout", rpc), ("receipt_timeout", receipt)) if v is not None}
+
+
+def _seconds(option: str | None, env_value: str | None, flag: str, env_name: str) -> float | None:
+    """A timeout option (else its environment variable) checked: a number of seconds, more than 0."""
+    value, name = (option, flag) if option else (env_value, f"${env_name}") if env_value else (None, "")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise CliUsageError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not (0 < seconds <= 86_400):  # nan fails this too
+        raise CliUsageError(f"{name} must be more than 0 and at most 86400 seconds, not {value}")
+    return seconds
 
 
 def rpc_ca_file(value: str | None, rpc: str) -> Path | None:
@@ -175,7 +230,7 @@ def connect(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     from ledger.errors import ChainUnavailable
 
     try:
-        return Consortium.connect(endpoint.rpc_url, endpoint.manifest, ca_file=endpoint.ca_file)
+        return Consortium.connect(endpoint.rpc_url, endpoint.manifest, **endpoint.chain_options())
     except ChainUnavailable:
         if endpoint.source == "devnet":
             raise ChainUnavailable(f"the devnet in {Devnet(devnet_dir(environ)).data_dir} is not running "

@@ -23,6 +23,13 @@ from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
 from ledger.rpc import JsonRpc, RpcErrorAnswer, RpcUnanswered, Web3Provider
 
+#: Defaults of a :class:`Chain`'s two timeouts (settings of every service: ``rpc_timeout_seconds`` and
+#: ``rpc_receipt_timeout_seconds`` in the oracle's config and the API's settings, ``--rpc-timeout`` and
+#: ``--receipt-timeout`` in the CLI): seconds one JSON-RPC call may take, and seconds a sent
+#: transaction may take to be mined before it is reported as not mined (never a hang).
+DEFAULT_RPC_TIMEOUT_SECONDS = 30.0
+DEFAULT_RECEIPT_TIMEOUT_SECONDS = 120.0
+
 #: Seconds between two receipt polls while waiting for a transaction.
 RECEIPT_POLL_SECONDS = 0.05
 
@@ -48,7 +55,8 @@ class TxResult:
 class Chain:
     """One JSON-RPC endpoint and the per-account state needed to send transactions to it."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0, ca_file: Path | None = None) -> None:
+    def __init__(self, url: str, *, timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS,
+                 receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_SECONDS, ca_file: Path | None = None) -> None:
         """``ca_file`` (PEM): the certificate authorities trusted for an https node instead of the
         system's (a consortium's own CA). Every call, web3's included, goes through one
         :class:`ledger.rpc.JsonRpc` (:attr:`rpc`)."""

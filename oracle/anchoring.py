@@ -40,12 +40,12 @@ from typing import Iterator
 
 from eth_account import Account
 
-from ledger.chain import Chain
+from ledger.chain import DEFAULT_RECEIPT_TIMEOUT_SECONDS, DEFAULT_RPC_TIMEOUT_SECONDS, Chain
 from ledger.compiler import CompilationResult
 from ledger.deployment import Consortium, Deployment
 from ledger.errors import LedgerError
 from ledger.keys import Signer
-from oracle.batcher import MAX_IN_FLIGHT, Batcher
+from oracle.batcher import MAX_IN_FLIGHT, STUCK_AFTER_SECONDS, Batcher
 from oracle.outbox import Outbox
 from oracle.outbox_file import OutboxRecord, copy_wal_back, record_from_row
 
@@ -71,6 +71,9 @@ class AnchoringSettings:
     max_in_flight: int = MAX_IN_FLIGHT
     retry_delay: float = 1.0
     rpc_ca_file: Path | None = None  # the CAs trusted for an https rpc_url
+    rpc_timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS
+    receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_SECONDS
+    stuck_after: float = STUCK_AFTER_SECONDS
 
 
 # ------------------------------------------------------------------------------ the answering side
@@ -293,11 +296,13 @@ def run_anchoring(conn: Connection) -> int:
         return 2
     signer = Signer(Account.from_key(key))
     del key
-    consortium = Consortium(Chain(settings.rpc_url, ca_file=settings.rpc_ca_file), Deployment.from_json(settings.deployment_json),
-                            settings.compilation)
+    chain = Chain(settings.rpc_url, ca_file=settings.rpc_ca_file, timeout=settings.rpc_timeout,
+                  receipt_timeout=settings.receipt_timeout)
+    consortium = Consortium(chain, Deployment.from_json(settings.deployment_json), settings.compilation)
     outbox = OutboxFile(settings.outbox, conn)
     batcher = Batcher(outbox, consortium.audit_log, signer, max_records=settings.max_records, max_age=settings.max_age,
-                      retry_delay=settings.retry_delay, max_in_flight=settings.max_in_flight, on_status=outbox.report)
+                      retry_delay=settings.retry_delay, max_in_flight=settings.max_in_flight, on_status=outbox.report,
+                      stuck_after=settings.stuck_after)
     outbox.batcher = batcher
     while True:  # nothing is anchored before the chain's state is known (it may be down at first)
         try:

@@ -46,6 +46,11 @@ CHECKPOINT_SECONDS = 10.0
 #: default layered pool keeps 200.)
 MAX_IN_FLIGHT = 3
 
+#: Seconds a batch may wait unmined before its transaction is taken as stuck and replaced (same
+#: nonce, higher fee where the chain has fees), by default (``batch_stuck_after_seconds``): several
+#: block periods of a QBFT chain, a small part of the receipt timeout.
+STUCK_AFTER_SECONDS = 15.0
+
 
 @dataclass(frozen=True)
 class SentBatch:
@@ -87,6 +92,7 @@ class Batcher:
         retry_delay: float = 1.0,
         max_in_flight: int = MAX_IN_FLIGHT,
         on_status: Callable[[Batcher], None] | None = None,
+        stuck_after: float = STUCK_AFTER_SECONDS,
     ) -> None:
         self.outbox = outbox
         self.audit_log = audit_log
@@ -95,6 +101,7 @@ class Batcher:
         self.max_age = max_age
         self.retry_delay = retry_delay
         self.max_in_flight = max(1, max_in_flight)
+        self.stuck_after = stuck_after
         self.on_status = on_status
         self.anchored_batches = 0
         self.failures = 0  # anchoring steps that failed (each retried): for the oracle's metrics

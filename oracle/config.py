@@ -27,10 +27,11 @@ from types import MappingProxyType
 from typing import Any, Literal, Mapping
 from urllib.parse import urlsplit
 
+from ledger.chain import DEFAULT_RECEIPT_TIMEOUT_SECONDS, DEFAULT_RPC_TIMEOUT_SECONDS
 from ledger.contracts.catalog import Classification
 from ledger.http_client import check_ca_file, client_tls_context
 from ledger.keys import read_password
-from oracle.batcher import MAX_IN_FLIGHT
+from oracle.batcher import MAX_IN_FLIGHT, STUCK_AFTER_SECONDS
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
 
@@ -53,6 +54,7 @@ _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 _TOP_KEYS = frozenset({
     "rpc_url", "rpc_ca_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "batch_max_in_flight", "head_poll_interval_seconds",
+    "rpc_timeout_seconds", "rpc_receipt_timeout_seconds", "batch_stuck_after_seconds",
     "max_request_bytes", "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets",
     "masking",
 })
@@ -107,6 +109,10 @@ class OracleConfig:
     (``oracle.anchoring``: its CPU stays off the answering process's GIL), ``thread`` on a thread
     beside the answering loop (tests that drive the batcher by hand use it). ``rpc_ca_file``: the
     certificate authorities trusted for an https ``rpc_url`` instead of the system's.
+    ``rpc_timeout_seconds``: the longest one JSON-RPC call may take (a slow node: raise it);
+    ``rpc_receipt_timeout_seconds``: the longest a transaction may take to be mined before it is
+    reported as not mined; ``batch_stuck_after_seconds``: how long a batch may stay unmined before
+    the batcher replaces its transaction (same nonce, higher fee where the chain has fees).
     """
 
     source: Path
@@ -130,6 +136,9 @@ class OracleConfig:
     request_deadline_max_seconds: int = 300
     strict_timeout_seconds: float = 30.0
     request_poll_interval_seconds: float = 1.0  # how often the on-chain request follower looks for new requests
+    rpc_timeout_seconds: float = DEFAULT_RPC_TIMEOUT_SECONDS
+    rpc_receipt_timeout_seconds: float = DEFAULT_RECEIPT_TIMEOUT_SECONDS
+    batch_stuck_after_seconds: float = STUCK_AFTER_SECONDS
     masking: Mapping[Classification, Mapping[str, MaskRule]] = field(default_factory=lambda: MappingProxyType({}))
 
     @classmethod
@@ -302,6 +311,11 @@ class _Loader:
             ),
             strict_timeout_seconds=self.seconds(data, "strict_timeout_seconds", "strict_timeout_seconds", 30.0),
             request_poll_interval_seconds=self.seconds(data, "request_poll_interval_seconds", "request_poll_interval_seconds", 1.0),
+            rpc_timeout_seconds=self.seconds(data, "rpc_timeout_seconds", "rpc_timeout_seconds", DEFAULT_RPC_TIMEOUT_SECONDS),
+            rpc_receipt_timeout_seconds=self.seconds(data, "rpc_receipt_timeout_seconds", "rpc_receipt_timeout_seconds",
+                                                     DEFAULT_RECEIPT_TIMEOUT_SECONDS),
+            batch_stuck_after_seconds=self.seconds(data, "batch_stuck_after_seconds", "batch_stuck_after_seconds",
+                                                   STUCK_AFTER_SECONDS),
             masking=self.masking(data.get("masking", {})),
         )
 

@@ -53,7 +53,8 @@ def build_oracle(
     if signer is None:
         signer = load_keystore(config.key_file, read_password(config.password_file))
     if consortium is None:
-        consortium = Consortium.connect(config.rpc_url, config.manifest, ca_file=config.rpc_ca_file)
+        consortium = Consortium.connect(config.rpc_url, config.manifest, ca_file=config.rpc_ca_file,
+                                        timeout=config.rpc_timeout_seconds, receipt_timeout=config.rpc_receipt_timeout_seconds)
     outbox = Outbox(config.outbox)
     identity = {
         "oracle": signer.address,
@@ -68,11 +69,14 @@ def build_oracle(
                                      deployment_json=consortium.deployment.to_json(),
                                      compilation=consortium.compilation, outbox=config.outbox,
                                      max_records=config.batch_max_records, max_age=config.batch_max_age_seconds,
-                                     max_in_flight=config.batch_max_in_flight)
+                                     max_in_flight=config.batch_max_in_flight, rpc_timeout=config.rpc_timeout_seconds,
+                                     receipt_timeout=config.rpc_receipt_timeout_seconds,
+                                     stuck_after=config.batch_stuck_after_seconds)
         batcher = AnchoringProcess(outbox, signer, settings).start()  # it reconciles with the chain first
     else:
         batcher = Batcher(outbox, consortium.audit_log, signer, max_records=config.batch_max_records,
-                          max_age=config.batch_max_age_seconds, max_in_flight=config.batch_max_in_flight)
+                          max_age=config.batch_max_age_seconds, max_in_flight=config.batch_max_in_flight,
+                          stuck_after=config.batch_stuck_after_seconds)
         batcher.reconcile()
         batcher.start()
     follower = OnChainRequestFollower(service, signer, poll_interval=config.request_poll_interval_seconds)

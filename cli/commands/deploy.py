@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.args import address, positive_int
-from cli.context import EXIT_OK, EXIT_REFUSED, add_output_options
+from cli.context import EXIT_OK, EXIT_REFUSED, add_output_options, add_timeout_options
 
 HELP = "deploy the consortium contracts and write deployments/<chain-id>.json (or verify an existing deployment)"
 DESCRIPTION = (
@@ -38,6 +38,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rpc", required=True, help="JSON-RPC URL of the chain")
     p.add_argument("--rpc-ca-file", metavar="FILE",
                    help="PEM certificate authorities trusted for an https node (default: $GOVSHARE_RPC_CA_FILE, else the system's)")
+    add_timeout_options(p)
     p.add_argument("--key-file", required=True, help="encrypted keystore of the deploying account")
     p.add_argument("--password-file", help="file holding the keystore password (default: $GOVSHARE_KEY_PASSWORD)")
     p.add_argument("--committee", nargs="+", type=address, metavar="ADDRESS",
@@ -54,7 +55,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.context import ENV_RPC_CA_FILE, rpc_ca_file
+    from cli.context import ENV_RPC_CA_FILE, rpc_ca_file, timeout_options
     from cli.output import emit
     from ledger.chain import Chain
     from ledger.compiler import DEPLOYABLE
@@ -63,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
 
     ca_file = rpc_ca_file(args.rpc_ca_file or os.environ.get(ENV_RPC_CA_FILE) or None, args.rpc)  # before the password
     signer = load_keystore(Path(args.key_file), read_password(args.password_file))
-    chain = Chain(args.rpc, ca_file=ca_file)
+    chain = Chain(args.rpc, ca_file=ca_file, **timeout_options(args))
     result = deploy_or_verify(chain, signer, Path(args.manifest_dir) if args.manifest_dir else DEFAULT_MANIFEST_DIR,
                               committee=args.committee, threshold=args.threshold, force_new=args.force_new)
     data: dict[str, Any] = {

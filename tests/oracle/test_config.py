@@ -276,3 +276,13 @@ def test_an_https_chain_node_takes_its_ca(tmp_path: Path) -> None:
             OracleConfig.load(write(tmp_path, render(top)))
         assert caught.value.key == "rpc_ca_file" and problem in str(caught.value), str(caught.value)
         assert "hunter2" not in str(caught.value)
+
+
+def test_chain_timeouts_are_settings(tmp_path: Path) -> None:
+    default = OracleConfig.load(write(tmp_path, render()))
+    assert (default.rpc_timeout_seconds, default.rpc_receipt_timeout_seconds, default.batch_stuck_after_seconds) == (30.0, 120.0, 15.0)
+    slow = OracleConfig.load(write(tmp_path, render({"rpc_timeout_seconds": "90", "rpc_receipt_timeout_seconds": "600",
+                                                     "batch_stuck_after_seconds": "4.5"})))
+    assert (slow.rpc_timeout_seconds, slow.rpc_receipt_timeout_seconds, slow.batch_stuck_after_seconds) == (90.0, 600.0, 4.5)
+    with pytest.raises(ConfigError, match="rpc_timeout_seconds"):
+        OracleConfig.load(write(tmp_path, render({"rpc_timeout_seconds": "0"})))
