@@ -18,7 +18,7 @@ from eth_abi import encode as abi_encode
 from eth_typing import ChecksumAddress
 from eth_utils import keccak, to_checksum_address
 
-from ledger.chain import TxResult
+from ledger.chain import SentTx, TxResult
 from ledger.contracts.base import ContractClient
 from ledger.contracts.grants import AccessReason
 from ledger.errors import LedgerError, OutOfGas, TransactionFailed
@@ -320,14 +320,24 @@ class AuditLogClient(ContractClient):
         (:meth:`anchored` reads the outcome). Nothing is retried here: an error answer raises
         :class:`RpcErrorAnswer`, and a refusal surfaces from :meth:`anchored` once it is mined; the
         caller falls back to :meth:`anchor`, which has the retries."""
+        return self.send_anchor(signer, first_sequence, entries).tx_hash
+
+    def send_anchor(self, signer: Signer, first_sequence: int, entries: Sequence[AuditEntry]) -> SentTx:
+        """:meth:`submit_anchor`, returning what :meth:`ledger.chain.Chain.replace` needs to send
+        the batch again in its own place should it stay unmined."""
         data = self._append_call_data(first_sequence, entries)
-        return self.chain.submit_call_data(signer, self.address, data, gas=anchoring_gas_limit(entries, data))
+        return self.chain.send_tx(signer, self.address, data, gas=anchoring_gas_limit(entries, data))
 
     def anchored(self, tx_hash: str) -> AppendResult | None:
         """The outcome of a batch sent with :meth:`submit_anchor`: None while it is not mined, its
         result once it is; a refused batch raises the decoded refusal (:class:`ContractRevert`,
         e.g. ``AuditLogSequenceMismatch`` after a batch before it failed, or :class:`OutOfGas`)."""
         result = self.chain.mined(tx_hash)
+        return None if result is None else self._batch_result(result)
+
+    def anchored_any(self, tx_hashes: list[str]) -> AppendResult | None:
+        """:meth:`anchored` for the versions of one batch's transaction (the first, its replacements)."""
+        result = self.chain.mined_any(tx_hashes)
         return None if result is None else self._batch_result(result)
 
     @staticmethod

@@ -8,6 +8,7 @@ start it again when the test says so."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -134,3 +135,44 @@ def test_a_batch_refused_in_flight_is_reconciled_and_nothing_is_anchored_twice(
     miner.rpc("miner_start")
     assert batcher.step() and batcher.in_flight == ()
     assert consortium.audit_log.oracle_state(oracle.address).last_sequence == 5
+
+
+def test_a_batch_never_mined_is_replaced_within_a_bounded_number_of_polls_and_anchored_once(
+    tmp_path: Path, consortium: Consortium, members: Members, miner: GanacheNode
+) -> None:
+    """Two batches sent while the node mines nothing: once the first has waited ``stuck_after`` the
+    batcher sends both again in their own places (same nonces, higher fees), long before the
+    receipt timeout; the replacements are what the node mines, and each record is on chain once."""
+    oracle = members.samr.oracle
+    outbox = outbox_with(tmp_path, consortium, oracle.address, 4)
+    batcher = batcher_for(consortium, outbox, oracle, max_in_flight=3, stuck_after=0.5)
+    batcher.audit_log.chain.receipt_timeout = 600.0  # the old behaviour: held for all of this
+    # past nonce 0 first: ganache 7 reads a signed nonce-0 transaction as one without a nonce when
+    # the sender has another in its pool, and renumbers it (a replacement becomes a new transaction)
+    batcher.audit_log.chain.send_tx(oracle, oracle.address, b"", gas=21_000)
+    miner.rpc("evm_mine")
+    assert batcher.step() and batcher.step()
+    first = [b.tx_hash for b in batcher.in_flight]
+    polls = 0
+    while getattr(batcher, "replaced", 0) < 2:
+        polls += 1
+        assert polls <= 200, "not replaced within 200 polls (10 s of polling against a 600 s receipt timeout)"
+        batcher._receipts_read = 0.0
+        batcher.step()
+        time.sleep(0.05)
+    replaced = [b.tx_hash for b in batcher.in_flight]
+    assert batcher.replaced == 2 and not set(first) & set(replaced)
+    assert [b.versions[-1].nonce for b in batcher.in_flight] == [b.versions[0].nonce for b in batcher.in_flight]
+    fees = [(b.versions[0].fees, b.versions[-1].fees) for b in batcher.in_flight]
+    assert all(new[k] > old[k] for old, new in fees for k in old)  # the chain has fees: outbid
+    miner.rpc("evm_mine")
+    for _ in range(200):  # ganache saves the block a moment after it answers
+        batcher._receipts_read = 0.0
+        if batcher.step() and not batcher.in_flight:
+            break
+        time.sleep(0.05)
+    assert outbox.pending_count() == 0 and batcher.in_flight == () and batcher.anchored_batches == 2
+    assert {r.anchored_tx for r in outbox.all_records()} == set(replaced)  # the replacements were mined
+    assert all(consortium.chain.raw_rpc("eth_getTransactionReceipt", [h]) is None for h in first)
+    assert consortium.audit_log.oracle_state(oracle.address).last_sequence == 4
+    assert [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle.address] == [1, 2, 3, 4]
