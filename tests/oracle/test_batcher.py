@@ -176,3 +176,40 @@ def test_a_batch_never_mined_is_replaced_within_a_bounded_number_of_polls_and_an
     assert all(consortium.chain.raw_rpc("eth_getTransactionReceipt", [h]) is None for h in first)
     assert consortium.audit_log.oracle_state(oracle.address).last_sequence == 4
     assert [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle.address] == [1, 2, 3, 4]
+
+
+def test_what_ganache_strands_while_batches_are_mined_is_sent_again_and_anchored_once(
+    tmp_path: Path, consortium: Consortium, members: Members, accounts
+) -> None:
+    """The devnet's hang for real: one-record batches, three consecutive nonces in flight, while
+    another account transacts. ganache 7 (strict instamine) files a transaction that arrives while
+    its sender's previous one is being mined among future-nonce ones and never mines it; the old
+    batcher then waited out the receipt timeout. The batcher sends it again after ``stuck_after``
+    and every record reaches the chain once, long before the receipt timeout."""
+    oracle = members.samr.oracle
+    outbox = outbox_with(tmp_path, consortium, oracle.address, 150)
+    chain = Chain(consortium.chain.url, receipt_timeout=600.0)
+    batcher = Batcher(outbox, Consortium(chain, consortium.deployment, consortium.compilation).audit_log, oracle,
+                      max_records=1, max_age=0.0, max_in_flight=3, stuck_after=1.0)
+    chain.send_call_data(oracle, oracle.address, b"", gas=21_000)  # past nonce 0 (see the test above)
+    stop = threading.Event()
+    other, payer = Chain(consortium.chain.url), accounts[25]
+
+    def transact() -> None:
+        while not stop.is_set():
+            other.send_call_data(payer, accounts[24].address, b"", gas=21_000)
+
+    thread = threading.Thread(target=transact)
+    thread.start()
+    started = time.monotonic()
+    try:
+        while outbox.pending_count() or batcher.in_flight:
+            assert time.monotonic() - started < 120, f"{outbox.pending_count()} records left after 120 s (receipt timeout 600 s)"
+            if not batcher.step():
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle.address] == list(range(1, 151))
+    assert None not in anchored_blocks(outbox)
+    print(f"replaced {getattr(batcher, 'replaced', 0)} transactions; {batcher.anchored_batches} batches in {time.monotonic() - started:.1f} s")
