@@ -160,7 +160,8 @@ class Chain:
                     raise ChainUnavailable(f"{self.url} did not answer eth_estimateGas within {self._timeout:.0f}s") from exc
                 wait = min(2 * wait, remaining)
 
-    def send_call_data(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None) -> TxResult:
+    def send_call_data(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None,
+                       replace_after: float | None = None) -> TxResult:
         """Send ``data`` to ``to`` from ``signer`` and wait for success, entirely over plain JSON-RPC:
         the lean path for a sender that transacts all the time (the oracle's batcher spent most of
         its CPU in web3's formatters). The returned logs are the node's raw log objects (hex strings).
@@ -169,14 +170,17 @@ class Chain:
         estimation, a refused send) raises :class:`RpcErrorAnswer` before anything is signed or
         after nothing was accepted, so the caller can repeat the call through :meth:`transact` to
         get the revert decoded by name; a transaction mined with status 0 is replayed through web3
-        and raises the decoded revert, or :class:`OutOfGas` if it only lacked gas."""
+        and raises the decoded revert, or :class:`OutOfGas` if it only lacked gas. A transaction
+        still unmined after ``replace_after`` seconds (default: the chain's) is sent again in its
+        own place (:meth:`replace`), and so on until ``receipt_timeout`` (then :meth:`not_mined`)."""
+        replace_after = self.replace_after if replace_after is None else replace_after
         versions = [self.send_tx(signer, to, data, gas=gas)]
         started = last_sent = time.monotonic()
         while (result := self.mined_any([v.tx_hash for v in versions])) is None:
             now = time.monotonic()
             if now - started > self.receipt_timeout:
                 raise self.not_mined(versions[-1].tx_hash, self.receipt_timeout)
-            if self.replace_after is not None and now - last_sent > self.replace_after:
+            if replace_after is not None and now - last_sent > replace_after:
                 replacement = self.replace(signer, versions[-1])
                 if replacement.tx_hash not in {v.tx_hash for v in versions}:
                     versions.append(replacement)

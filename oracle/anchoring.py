@@ -297,7 +297,7 @@ def run_anchoring(conn: Connection) -> int:
     signer = Signer(Account.from_key(key))
     del key
     chain = Chain(settings.rpc_url, ca_file=settings.rpc_ca_file, timeout=settings.rpc_timeout,
-                  receipt_timeout=settings.receipt_timeout, replace_after=settings.stuck_after)
+                  receipt_timeout=settings.receipt_timeout)
     consortium = Consortium(chain, Deployment.from_json(settings.deployment_json), settings.compilation)
     outbox = OutboxFile(settings.outbox, conn)
     batcher = Batcher(outbox, consortium.audit_log, signer, max_records=settings.max_records, max_age=settings.max_age,

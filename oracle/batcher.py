@@ -258,7 +258,7 @@ class Batcher:
 
     def _anchor_alone(self, batch: list[OutboxRecord]) -> None:
         """Send ``batch`` and wait for it (nothing may be in flight)."""
-        result = self.audit_log.anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
+        result = self.audit_log.anchor(self.oracle, batch[0].sequence, [r.entry for r in batch], replace_after=self.stuck_after)
         self._confirmed(batch[0].sequence, batch[-1].sequence, result)
 
     def _confirm_mined(self) -> bool:

@@ -74,7 +74,6 @@ def build_oracle(
                                      stuck_after=config.batch_stuck_after_seconds)
         batcher = AnchoringProcess(outbox, signer, settings).start()  # it reconciles with the chain first
     else:
-        consortium.chain.replace_after = config.batch_stuck_after_seconds  # a batch anchored on its own too
         batcher = Batcher(outbox, consortium.audit_log, signer, max_records=config.batch_max_records,
                           max_age=config.batch_max_age_seconds, max_in_flight=config.batch_max_in_flight,
                           stuck_after=config.batch_stuck_after_seconds)

@@ -295,7 +295,8 @@ class AuditLogClient(ContractClient):
         records = [AuditRecord.from_event(e) for e in self.events_named(result, "AuditRecordAppended")]
         return AppendResult(bytes(batch.args["head"]), result.tx_hash, result.block_number, result.gas_used, records)
 
-    def anchor(self, signer: Signer, first_sequence: int, entries: Sequence[AuditEntry]) -> AppendResult:
+    def anchor(self, signer: Signer, first_sequence: int, entries: Sequence[AuditEntry], *,
+               replace_after: float | None = None) -> AppendResult:
         """:meth:`append` for a sender that anchors all the time (the oracle's batcher): plain
         JSON-RPC instead of web3, only the batch event read back (``records`` is empty), and no
         ``eth_estimateGas``: the gas limit is :func:`anchoring_gas_limit`, an upper bound computed
@@ -303,13 +304,14 @@ class AuditLogClient(ContractClient):
         work as the transaction). A refusal therefore surfaces when the transaction is mined, and
         is decoded by name from its replay (the same :class:`ContractRevert` as :meth:`append`'s);
         a batch that needed more gas than the bound, or a bound the node will not take, is sent
-        again with the node's estimate."""
+        again with the node's estimate. ``replace_after``: see :meth:`ledger.chain.Chain.send_call_data`."""
         data = self._append_call_data(first_sequence, entries)
         try:
             try:
-                result = self.chain.send_call_data(signer, self.address, data, gas=anchoring_gas_limit(entries, data))
+                result = self.chain.send_call_data(signer, self.address, data, gas=anchoring_gas_limit(entries, data),
+                                                   replace_after=replace_after)
             except (RpcErrorAnswer, OutOfGas):  # e.g. over the node's block gas limit, or the bound was short
-                result = self.chain.send_call_data(signer, self.address, data)
+                result = self.chain.send_call_data(signer, self.address, data, replace_after=replace_after)
         except RpcErrorAnswer:
             return self.append(signer, first_sequence, entries)
         return self._batch_result(result)

@@ -213,3 +213,35 @@ def test_what_ganache_strands_while_batches_are_mined_is_sent_again_and_anchored
     assert [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle.address] == list(range(1, 151))
     assert None not in anchored_blocks(outbox)
     print(f"replaced {getattr(batcher, 'replaced', 0)} transactions; {batcher.anchored_batches} batches in {time.monotonic() - started:.1f} s")
+
+
+def test_a_batch_sent_on_its_own_is_replaced_too(
+    tmp_path: Path, consortium: Consortium, members: Members, miner: GanacheNode
+) -> None:
+    """With one batch at a time (``max_in_flight=1``, and after any failure in flight) the batch is
+    sent and waited for in one call: that wait replaces it as well after ``stuck_after``."""
+    oracle = members.samr.oracle
+    outbox = outbox_with(tmp_path, consortium, oracle.address, 2)
+    batcher = batcher_for(consortium, outbox, oracle, max_in_flight=1, stuck_after=0.3)
+    batcher.audit_log.chain.receipt_timeout = 600.0
+    batcher.audit_log.chain.submit_call_data(oracle, oracle.address, b"", gas=21_000)  # past nonce 0 (see above)
+    miner.rpc("evm_mine")
+    fees: list[int] = []
+
+    def mine_once_replaced() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(set(fees)) < 2:
+            fees.extend(int(tx["maxFeePerGas"], 16) for tx in miner.rpc("txpool_content")["pending"].get(oracle.address.lower(), {}).values())
+            time.sleep(0.05)
+        miner.rpc("evm_mine")
+
+    thread = threading.Thread(target=mine_once_replaced)
+    thread.start()
+    try:
+        assert batcher.step() and batcher.in_flight == ()
+    finally:
+        thread.join(60)
+    assert len(set(fees)) >= 2  # the batch was sent again with a higher fee before a block came
+    (tx_hash,) = {r.anchored_tx for r in outbox.all_records()}
+    assert int(consortium.chain.raw_rpc("eth_getTransactionByHash", [tx_hash])["maxFeePerGas"], 16) == max(fees)
+    assert [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle.address] == [1, 2]
