@@ -57,7 +57,9 @@ class ApiContext:
             with self._lock:
                 if self._consortium is None:
                     self._consortium = Consortium.connect(self.settings.rpc_url, self.settings.manifest,
-                                                          tls=self.settings.rpc_tls)
+                                                          tls=self.settings.rpc_tls,
+                                                          timeout=self.settings.rpc_timeout_seconds,
+                                                          receipt_timeout=self.settings.rpc_receipt_timeout_seconds)
         return self._consortium
 
     def signer_for(self, account: str) -> Signer | None:

@@ -71,6 +71,7 @@ from pydantic_settings import (
 )
 
 from api.errors import ConfigError
+from ledger.chain import DEFAULT_RECEIPT_TIMEOUT_SECONDS, DEFAULT_RPC_TIMEOUT_SECONDS
 from ledger.errors import InsecureKeyFile
 from ledger.json_limits import MAX_DEPTH
 from ledger.private_files import check_private_file
@@ -199,6 +200,11 @@ class ApiSettings(BaseSettings):
     max_json_depth: int = Field(default=MAX_DEPTH, ge=8, le=512, description="deepest nesting of a JSON body accepted")
     signature_window_seconds: int = Field(default=300, ge=5, le=3600, description="freshness window of signed requests")
     oracle_timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="how long a query may wait for an oracle")
+    rpc_timeout_seconds: float = Field(default=DEFAULT_RPC_TIMEOUT_SECONDS, gt=0, le=3600,
+                                       description="how long one JSON-RPC call to the chain node may take")
+    rpc_receipt_timeout_seconds: float = Field(default=DEFAULT_RECEIPT_TIMEOUT_SECONDS, gt=0, le=3600,
+                                               description="how long a sent transaction may take to be mined "
+                                                           "before it is reported as not mined")
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8800, ge=1, le=65535)
     serving: ServingSettings = Field(default_factory=ServingSettings, description="limits toward clients ([serving])")

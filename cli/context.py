@@ -13,6 +13,9 @@ First found wins:
   ``--oracle-client-cert``, ``--oracle-client-key``, or ``$GOVSHARE_ORACLE_CA_FILE``,
   ``$GOVSHARE_ORACLE_CLIENT_CERT``, ``$GOVSHARE_ORACLE_CLIENT_KEY``.
 * A private-key file (keystore, TLS key) that group or others may access is refused (``chmod 600``).
+* **timeouts**: ``--rpc-timeout`` / ``$GOVSHARE_RPC_TIMEOUT`` (seconds one JSON-RPC call may take, 30 by
+  default), ``--receipt-timeout`` / ``$GOVSHARE_RECEIPT_TIMEOUT`` (seconds a transaction may take to be
+  mined, 120 by default: then the command fails with exit 1 naming the transaction, never hangs).
 * **acting key**: ``--key-file``, ``--as NAME`` (a devnet dev key: ``samr``, ``tax``, ``audit-auditor``,
   ``committee-1`` …), ``$GOVSHARE_KEY_FILE``.
 * **keystore password**: ``--password-file``; for a devnet dev key the devnet's dev password file;
@@ -29,7 +32,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerError
 
@@ -48,6 +51,8 @@ __all__ = [
     "ENV_RPC_CA_FILE",
     "ENV_RPC_CLIENT_CERT",
     "ENV_RPC_CLIENT_KEY",
+    "ENV_RPC_TIMEOUT",
+    "ENV_RECEIPT_TIMEOUT",
     "EXIT_INCOMPLETE",
     "EXIT_OK",
     "EXIT_REFUSED",
@@ -66,6 +71,7 @@ __all__ = [
     "oracle_ssl_context",
     "resolve_endpoint",
     "resolve_signer",
+    "timeout_options",
 ]
 
 #: 0 success, 1 a refusal or failed verification, 2 a usage error, 3 the chain (or a department's oracle) is unreachable.
@@ -81,6 +87,8 @@ ENV_RPC_CLIENT_KEY = "GOVSHARE_RPC_CLIENT_KEY"
 ENV_ORACLE_CA_FILE = "GOVSHARE_ORACLE_CA_FILE"
 ENV_ORACLE_CLIENT_CERT = "GOVSHARE_ORACLE_CLIENT_CERT"
 ENV_ORACLE_CLIENT_KEY = "GOVSHARE_ORACLE_CLIENT_KEY"
+ENV_RPC_TIMEOUT = "GOVSHARE_RPC_TIMEOUT"
+ENV_RECEIPT_TIMEOUT = "GOVSHARE_RECEIPT_TIMEOUT"
 ENV_KEY_FILE = "GOVSHARE_KEY_FILE"
 
 _DEV_KEY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}$")
@@ -102,13 +110,24 @@ class Endpoint:
     manifest: Path | None  # None: deployments/<chain-id>.json
     source: str  # where the RPC URL came from: "--rpc", "$GOVSHARE_RPC" or "devnet"
     tls: ClientTls | None = None  # the CAs trusted for an https node (None: the system's), the client certificate
+    rpc_timeout: float | None = None  # seconds one JSON-RPC call may take (None: ledger's default)
+    receipt_timeout: float | None = None  # seconds a transaction may take to be mined (None: ledger's default)
+
+    def chain_options(self) -> dict[str, Any]:
+        """The keyword arguments of ``ledger.chain.Chain`` (and ``Consortium.connect``) this endpoint sets."""
+        options: dict[str, Any] = {"tls": self.tls}
+        if self.rpc_timeout is not None:
+            options["timeout"] = self.rpc_timeout
+        if self.receipt_timeout is not None:
+            options["receipt_timeout"] = self.receipt_timeout
+        return options
 
 
 # ---------------------------------------------------------------------------- options
 
 
 def add_connection_options(parser: argparse.ArgumentParser) -> None:
-    """``--rpc`` and ``--manifest``."""
+    """``--rpc``, ``--manifest``, ``--rpc-ca-file`` and the timeouts."""
     group = parser.add_argument_group("chain")
     group.add_argument("--rpc", metavar="URL", help=f"JSON-RPC URL of the chain (default: ${ENV_RPC}, else the running devnet)")
     group.add_argument("--manifest", metavar="FILE",
@@ -116,6 +135,7 @@ def add_connection_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--rpc-ca-file", metavar="FILE",
                        help=f"PEM certificate authorities trusted for an https node (default: ${ENV_RPC_CA_FILE}, else the system's)")
     add_rpc_client_cert_options(group)
+    add_timeout_options(group)
 
 
 def add_rpc_client_cert_options(group: argparse._ActionsContainer) -> None:
@@ -136,6 +156,15 @@ def add_oracle_tls_options(parser: argparse.ArgumentParser) -> None:
                        help=f"PEM client certificate shown to an oracle that asks for one (default: ${ENV_ORACLE_CLIENT_CERT})")
     group.add_argument("--oracle-client-key", metavar="FILE",
                        help=f"its PEM key, unencrypted, mode 0600 (default: ${ENV_ORACLE_CLIENT_KEY})")
+
+
+def add_timeout_options(group: Any) -> None:
+    """``--rpc-timeout`` and ``--receipt-timeout`` (on a parser or an argument group)."""
+    group.add_argument("--rpc-timeout", metavar="SECONDS",
+                       help=f"seconds one JSON-RPC call may take (default: ${ENV_RPC_TIMEOUT}, else 30; raise it for a slow node)")
+    group.add_argument("--receipt-timeout", metavar="SECONDS",
+                       help=f"seconds a sent transaction may take to be mined before the command fails "
+                            f"(default: ${ENV_RECEIPT_TIMEOUT}, else 120)")
 
 
 def add_signer_options(parser: argparse.ArgumentParser) -> None:
@@ -185,7 +214,9 @@ def resolve_endpoint(args: argparse.Namespace, environ: Mapping[str, str] | None
         raise CliUsageError(f"the RPC URL must start with http:// or https://, not {rpc!r}")
     if manifest is None and devnet.exists() and rpc.rstrip("/") == devnet.rpc_url and devnet.manifest_path.is_file():
         manifest = devnet.manifest_path
-    return Endpoint(rpc, Path(manifest) if manifest else None, source, rpc_tls(args, rpc, environ))
+    timeouts = timeout_options(args, environ)
+    return Endpoint(rpc, Path(manifest) if manifest else None, source, rpc_tls(args, rpc, environ),
+                    timeouts.get("timeout"), timeouts.get("receipt_timeout"))
 
 
 def rpc_tls(args: argparse.Namespace, rpc: str, environ: Mapping[str, str] | None = None) -> ClientTls | None:
@@ -225,6 +256,30 @@ def _client_tls(ca_file: Path | None, cert: str | None, key: str | None, cert_op
     return tls
 
 
+def timeout_options(args: argparse.Namespace, environ: Mapping[str, str] | None = None) -> dict[str, float]:
+    """``--rpc-timeout`` and ``--receipt-timeout`` (else their environment variables), checked, as
+    ``ledger.chain.Chain`` keyword arguments (for commands that take ``--rpc`` on their own)."""
+    env = _env(environ)
+    rpc = _seconds(getattr(args, "rpc_timeout", None), env.get(ENV_RPC_TIMEOUT), "--rpc-timeout", ENV_RPC_TIMEOUT)
+    receipt = _seconds(getattr(args, "receipt_timeout", None), env.get(ENV_RECEIPT_TIMEOUT), "--receipt-timeout",
+                       ENV_RECEIPT_TIMEOUT)
+    return {k: v for k, v in (("timeout", rpc), ("receipt_timeout", receipt)) if v is not None}
+
+
+def _seconds(option: str | None, env_value: str | None, flag: str, env_name: str) -> float | None:
+    """A timeout option (else its environment variable) checked: a number of seconds, more than 0."""
+    value, name = (option, flag) if option else (env_value, f"${env_name}") if env_value else (None, "")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        raise CliUsageError(f"{name} must be a number of seconds, not {value!r}") from None
+    if not (0 < seconds <= 86_400):  # nan fails this too
+        raise CliUsageError(f"{name} must be more than 0 and at most 86400 seconds, not {value}")
+    return seconds
+
+
 def rpc_ca_file(value: str | None, rpc: str) -> Path | None:
     """``--rpc-ca-file`` checked: for an https node, a file that loads as PEM certificates."""
     if value is None:
@@ -251,7 +306,7 @@ def connect(args: argparse.Namespace, environ: Mapping[str, str] | None = None) 
     from ledger.errors import ChainUnavailable
 
     try:
-        return Consortium.connect(endpoint.rpc_url, endpoint.manifest, tls=endpoint.tls)
+        return Consortium.connect(endpoint.rpc_url, endpoint.manifest, **endpoint.chain_options())
     except ChainUnavailable:
         if endpoint.source == "devnet":
             raise ChainUnavailable(f"the devnet in {Devnet(devnet_dir(environ)).data_dir} is not running "

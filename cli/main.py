@@ -67,7 +67,7 @@ def _cmd_chain_status(args: argparse.Namespace) -> int:
     from ledger.deployment import Consortium
 
     endpoint = resolve_endpoint(args)
-    consortium = Consortium.connect(endpoint.rpc_url, endpoint.manifest, tls=endpoint.tls)
+    consortium = Consortium.connect(endpoint.rpc_url, endpoint.manifest, **endpoint.chain_options())
     depts = consortium.registry.departments()
     data = {
         "chain_id": consortium.chain.chain_id,

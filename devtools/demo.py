@@ -169,6 +169,7 @@ def _play(node: GanacheNode, console: Console, stack: ExitStack, data_dir: Path)
             config = OracleConfig(
                 source=data_dir / f"{code}.toml", rpc_url=node.url, department=code, key_file=data_dir / "unused",
                 outbox=data_dir / f"{code}-outbox.sqlite", batch_max_age_seconds=0.5,
+                batch_stuck_after_seconds=2.0,  # ganache mines at once: 2 s unmined is a stranded transaction
                 datasets={dataset_id: DatasetConfig(id=dataset_id, base_url=api.url, path=path, params=params)},
                 masking={Classification.SENSITIVE: {"id_number": MaskRule.parse("keep:6:4"), "address": MaskRule.parse("keep:3:0")}},
             )

@@ -60,6 +60,11 @@ def free_port() -> int:
 #: ganache's default, "eager", answers only once the block is mined, and with transactions arriving
 #: from several connections at once (a department's while oracles' batchers anchor) it left an
 #: eth_sendRawTransaction unanswered (tests/ledger/test_chain.py reproduced it in two runs of two).
+#: "strict" has a flaw of its own: a transaction that arrives while its sender's previous one is being
+#: mined is filed among future-nonce transactions and never mined (README.md, "A transaction that is
+#: never mined"; 5 runs of 5 with three consecutive nonces in flight). The oracle's batcher sends such
+#: a transaction again in its own place (``batch_stuck_after_seconds``), which frees it; a CLI command
+#: fails after ``--receipt-timeout`` saying so; restarting the node empties its pool.
 GANACHE_MINING = ("--miner.instamine", "strict")
 
 

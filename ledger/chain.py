@@ -17,11 +17,18 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
-from ledger.errors import ChainUnavailable, ContractRevert, OutOfGas, TransactionFailed
+from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, OutOfGas, TransactionFailed
 from ledger.tls import ClientTls
 from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
 from ledger.rpc import JsonRpc, RpcErrorAnswer, RpcUnanswered, Web3Provider
+
+#: Defaults of a :class:`Chain`'s two timeouts (settings of every service: ``rpc_timeout_seconds`` and
+#: ``rpc_receipt_timeout_seconds`` in the oracle's config and the API's settings, ``--rpc-timeout`` and
+#: ``--receipt-timeout`` in the CLI): seconds one JSON-RPC call may take, and seconds a sent
+#: transaction may take to be mined before it is reported as not mined (never a hang).
+DEFAULT_RPC_TIMEOUT_SECONDS = 30.0
+DEFAULT_RECEIPT_TIMEOUT_SECONDS = 120.0
 
 #: Seconds between two receipt polls while waiting for a transaction.
 RECEIPT_POLL_SECONDS = 0.05
@@ -29,9 +36,27 @@ RECEIPT_POLL_SECONDS = 0.05
 #: Gas added on top of the node's estimate (estimates on some nodes are exact to the unit).
 GAS_MARGIN_NUMERATOR, GAS_MARGIN_DENOMINATOR = 12, 10
 
+#: A replacement transaction's fees: the stuck one's times 9/8, plus one (nodes ask for at least 10 %
+#: more, geth and ganache alike), or the chain's current fees if they are higher.
+FEE_BUMP_NUMERATOR, FEE_BUMP_DENOMINATOR = 9, 8
+
 #: Seconds the first ``eth_estimateGas`` is given to answer; an unanswered estimate is asked again
 #: on a new connection, each time waiting twice as long, all within the chain's ``timeout``.
 ESTIMATE_FIRST_WAIT_SECONDS = 1.0
+
+
+@dataclass(frozen=True)
+class SentTx:
+    """A transaction sent and not yet known to be mined, with what it takes to send it again in its
+    place (:meth:`Chain.replace`: same nonce, higher fees)."""
+
+    tx_hash: str
+    sender: str
+    nonce: int
+    to: str
+    data: bytes = field(repr=False)
+    gas: int
+    fees: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -48,11 +73,15 @@ class TxResult:
 class Chain:
     """One JSON-RPC endpoint and the per-account state needed to send transactions to it."""
 
-    def __init__(self, url: str, *, timeout: float = 30.0, receipt_timeout: float = 120.0, tls: ClientTls | None = None) -> None:
-        """``tls`` for an https node (:class:`ledger.http_client.ClientTls`): the certificate
-        authorities trusted instead of the system's (a consortium's own CA) and the client
-        certificate presented (mutual TLS). Every call, web3's included, goes through one
-        :class:`ledger.rpc.JsonRpc` (:attr:`rpc`)."""
+    def __init__(self, url: str, *, timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS,
+                 receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_SECONDS, tls: ClientTls | None = None,
+                 replace_after: float | None = None) -> None:
+        """``tls`` for an https node (:class:`ledger.tls.ClientTls`): the certificate authorities
+        trusted instead of the system's (a consortium's own CA) and the client certificate presented
+        (mutual TLS). Every call, web3's included, goes through one :class:`ledger.rpc.JsonRpc`
+        (:attr:`rpc`). ``replace_after``: seconds after which :meth:`send_call_data` takes a
+        transaction that is still not mined as stuck and replaces it (:meth:`replace`), again after as
+        long, until ``receipt_timeout``; None never replaces."""
         self.url = url
         self.rpc = JsonRpc(url, timeout=timeout, tls=tls)
         # No silent retries inside web3: callers (the batcher, the oracle) decide how to retry,
@@ -60,6 +89,7 @@ class Chain:
         self.w3 = Web3(Web3Provider(self.rpc))
         self._timeout = timeout
         self.receipt_timeout = receipt_timeout
+        self.replace_after = replace_after
         self._nonces: dict[str, int] = {}
         self._nonce_lock = threading.Lock()
         # Gas estimation and sending, one transaction at a time per connection: ganache 7 can leave
@@ -131,7 +161,8 @@ class Chain:
                     raise ChainUnavailable(f"{self.url} did not answer eth_estimateGas within {self._timeout:.0f}s") from exc
                 wait = min(2 * wait, remaining)
 
-    def send_call_data(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None) -> TxResult:
+    def send_call_data(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None,
+                       replace_after: float | None = None) -> TxResult:
         """Send ``data`` to ``to`` from ``signer`` and wait for success, entirely over plain JSON-RPC:
         the lean path for a sender that transacts all the time (the oracle's batcher spent most of
         its CPU in web3's formatters). The returned logs are the node's raw log objects (hex strings).
@@ -140,19 +171,70 @@ class Chain:
         estimation, a refused send) raises :class:`RpcErrorAnswer` before anything is signed or
         after nothing was accepted, so the caller can repeat the call through :meth:`transact` to
         get the revert decoded by name; a transaction mined with status 0 is replayed through web3
-        and raises the decoded revert, or :class:`OutOfGas` if it only lacked gas."""
-        tx_hash = self.submit_call_data(signer, to, data, gas=gas)
-        deadline = time.monotonic() + self.receipt_timeout
-        while (result := self.mined(tx_hash)) is None:
-            if time.monotonic() > deadline:
-                raise TransactionFailed(f"transaction {tx_hash} not mined in {self.receipt_timeout}s")
+        and raises the decoded revert, or :class:`OutOfGas` if it only lacked gas. A transaction
+        still unmined after ``replace_after`` seconds (default: the chain's) is sent again in its
+        own place (:meth:`replace`), and so on until ``receipt_timeout`` (then :meth:`not_mined`)."""
+        replace_after = self.replace_after if replace_after is None else replace_after
+        versions = [self.send_tx(signer, to, data, gas=gas)]
+        started = last_sent = time.monotonic()
+        while (result := self.mined_any([v.tx_hash for v in versions])) is None:
+            now = time.monotonic()
+            if now - started > self.receipt_timeout:
+                raise self.not_mined(versions[-1].tx_hash, self.receipt_timeout)
+            if replace_after is not None and now - last_sent > replace_after:
+                replacement = self.replace(signer, versions[-1])
+                if replacement.tx_hash not in {v.tx_hash for v in versions}:
+                    versions.append(replacement)
+                last_sent = now
             time.sleep(RECEIPT_POLL_SECONDS)
         return result
+
+    def mined_any(self, tx_hashes: list[str]) -> TxResult | None:
+        """:meth:`mined` for the versions of one transaction (the first sent, its replacements):
+        the result of the one mined successfully, None while none is mined; if only failed ones
+        are, the newest one's failure is raised. (Only one version can be mined on a sound chain;
+        ganache 7 was seen mining a transaction and its replacement, same nonce, in one block, the
+        second failing: the success is what counts.)"""
+        failure: LedgerError | None = None
+        for tx_hash in reversed(tx_hashes):
+            try:
+                result = self.mined(tx_hash)
+            except (ContractRevert, TransactionFailed) as exc:
+                failure = failure or exc
+                continue
+            if result is not None:
+                return result
+        if failure is not None:
+            raise failure
+        return None
+
+    def not_mined(self, tx_hash: str, waited: float) -> TransactionFailed:
+        """The error for a transaction not mined within ``waited`` seconds, saying what the node
+        knows of it (best effort): dropped, or held unmined behind a nonce gap, or held although it
+        is next in line (ganache 7 can strand a transaction so: README.md, "A transaction that is never mined")."""
+        detail = ""
+        try:
+            tx = self.raw_rpc("eth_getTransactionByHash", [tx_hash])
+            if tx is None:
+                detail = ": the node does not know it (dropped from its pool); send it again"
+            elif tx.get("blockNumber") is None:
+                nonce = int(tx["nonce"], 16)
+                mined = int(self.raw_rpc("eth_getTransactionCount", [tx["from"], "latest"]), 16)
+                detail = (f": the node holds it unmined (nonce {nonce} of {tx['from']}, whose next nonce on chain is "
+                          f"{mined}{'; it is next in line, so the node is not mining it' if nonce == mined else ''}); "
+                          "replace it (same nonce, higher fee) or restart the node")
+        except (ChainUnavailable, RpcErrorAnswer, KeyError, TypeError, ValueError):
+            pass  # the timeout is the error; what the node says is only a help
+        return TransactionFailed(f"transaction {tx_hash} not mined in {waited:.0f} s{detail}")
 
     def submit_call_data(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None) -> str:
         """The sending half of :meth:`send_call_data`: sign with the next nonce, send, and return the
         transaction's hash without waiting for it to be mined (:meth:`mined` tells when it is). A
         sender may have several in flight: the node mines them in nonce order."""
+        return self.send_tx(signer, to, data, gas=gas).tx_hash
+
+    def send_tx(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None) -> SentTx:
+        """:meth:`submit_call_data`, returning what :meth:`replace` needs besides the hash."""
         with self._send_lock:  # estimate and send as one step per connection (see _send_lock)
             fees = {k: hex(v) for k, v in self._fees().items()}
             call = {"from": signer.address, "to": to, "data": "0x" + data.hex(), **fees}
@@ -169,7 +251,33 @@ class Chain:
                     self._nonces.pop(signer.address, None)  # resynchronise from the node
                     raise
                 self._nonces[signer.address] = nonce + 1
-        return str(tx_hash)
+        return SentTx(str(tx_hash), signer.address, nonce, to, data, gas, {k: int(v, 16) for k, v in fees.items()})
+
+    def replace(self, signer: Signer, stuck: SentTx) -> SentTx:
+        """Send ``stuck`` again in its own place: the same nonce, call and gas, with fees raised by
+        an eighth (at least the chain's current ones) where the chain charges fees, and the very
+        same transaction where gas is free (a node that dropped it gets it back). The replacement,
+        or ``stuck`` itself if the node refuses it because the nonce is used (``stuck`` or an
+        earlier replacement was mined meanwhile: :meth:`mined_any` tells which), already known, being
+        mined, or not outbid (the next round bumps again).
+
+        Why: a transaction a node leaves unmined holds every later one of its sender. ganache 7
+        strands one for good when it arrives while the sender's previous transaction is being mined
+        (it files it among future-nonce transactions and never looks at them again); a consortium
+        node may drop one from a full pool. Other error answers raise :class:`RpcErrorAnswer`."""
+        with self._send_lock:
+            fees = _bumped(stuck.fees, self._fees())
+            tx = {"to": stuck.to, "data": stuck.data, "value": 0, "chainId": self.chain_id, "gas": stuck.gas,
+                  "nonce": stuck.nonce, **fees}
+            raw = signer.sign_transaction(tx).raw_transaction
+            try:
+                tx_hash = self.raw_rpc("eth_sendRawTransaction", ["0x" + bytes(raw).hex()])
+            except RpcErrorAnswer as exc:
+                text = str(exc).lower()
+                if _is_nonce_error(exc) or any(word in text for word in ("known", "already", "underpriced", "locked")):
+                    return stuck  # mined, known, or being mined: the versions sent so far are what counts
+                raise
+        return SentTx(str(tx_hash), stuck.sender, stuck.nonce, stuck.to, stuck.data, stuck.gas, fees)
 
     def mined(self, tx_hash: str) -> TxResult | None:
         """The result of a transaction sent with :meth:`submit_call_data` if it is mined (one
@@ -267,7 +375,7 @@ class Chain:
             receipt = self._rpc(lambda: self.w3.eth.wait_for_transaction_receipt(tx_hash, timeout=self.receipt_timeout,
                                                                                   poll_latency=RECEIPT_POLL_SECONDS))
         except TimeExhausted as exc:
-            raise TransactionFailed(f"transaction {HexBytes(tx_hash).hex()} not mined in {self.receipt_timeout}s") from exc
+            raise self.not_mined("0x" + HexBytes(tx_hash).hex().removeprefix("0x"), self.receipt_timeout) from exc
         result = TxResult(
             tx_hash="0x" + bytes(receipt["transactionHash"]).hex(),
             block_number=int(receipt["blockNumber"]),
@@ -333,6 +441,22 @@ class Chain:
 
 
 LedgerFailure = ContractRevert | TransactionFailed
+
+
+def _bumped(old: dict[str, int], current: dict[str, int]) -> dict[str, int]:
+    """The fees of a replacement: ``old``'s raised by :data:`FEE_BUMP_NUMERATOR` /
+    :data:`FEE_BUMP_DENOMINATOR` plus one, or ``current`` where higher; free gas stays free."""
+    if old.get("gasPrice") == 0 and current.get("gasPrice", 0) == 0:
+        return dict(old)
+
+    def bump(value: int) -> int:
+        return value * FEE_BUMP_NUMERATOR // FEE_BUMP_DENOMINATOR + 1
+
+    if "gasPrice" in old:
+        return {"gasPrice": max(bump(old["gasPrice"]), current.get("gasPrice", 0))}
+    priority = max(bump(old["maxPriorityFeePerGas"]), current.get("maxPriorityFeePerGas", 0))
+    return {"maxFeePerGas": max(bump(old["maxFeePerGas"]), current.get("maxFeePerGas", 0), priority),
+            "maxPriorityFeePerGas": priority}
 
 
 def _with_margin(estimate: int) -> int:

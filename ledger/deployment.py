@@ -25,7 +25,7 @@ from typing import Any, Literal, Sequence
 from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 
-from ledger.chain import Chain
+from ledger.chain import DEFAULT_RECEIPT_TIMEOUT_SECONDS, DEFAULT_RPC_TIMEOUT_SECONDS, Chain
 from ledger.compiler import DEPLOYABLE, PROJECT_ROOT, CompilationResult, compile_contracts
 from ledger.contracts.audit_log import AuditLogClient
 from ledger.contracts.catalog import DataCatalogClient
@@ -133,10 +133,13 @@ class Consortium:
 
     @classmethod
     def connect(cls, rpc_url: str, manifest: Path | None = None, *, verify_code: bool = True,
-                tls: ClientTls | None = None) -> Consortium:
+                tls: ClientTls | None = None, timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS,
+                receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_SECONDS) -> Consortium:
         """Connect to ``rpc_url`` using its manifest (default ``deployments/<chain-id>.json``);
-        ``tls``: the CAs trusted for an https node and the client certificate (:class:`ledger.chain.Chain`)."""
-        chain = Chain(rpc_url, tls=tls)
+        ``tls``: the CAs trusted for an https node and the client certificate; ``timeout``,
+        ``receipt_timeout``: seconds a JSON-RPC call, and a transaction's mining, may take
+        (:class:`ledger.chain.Chain`)."""
+        chain = Chain(rpc_url, tls=tls, timeout=timeout, receipt_timeout=receipt_timeout)
         deployment = Deployment.load(manifest) if manifest else Deployment.for_chain(chain.chain_id)
         consortium = cls(chain, deployment, compile_contracts())
         if verify_code:

@@ -40,13 +40,13 @@ from typing import Iterator
 
 from eth_account import Account
 
-from ledger.chain import Chain
+from ledger.chain import DEFAULT_RECEIPT_TIMEOUT_SECONDS, DEFAULT_RPC_TIMEOUT_SECONDS, Chain
 from ledger.compiler import CompilationResult
 from ledger.deployment import Consortium, Deployment
 from ledger.errors import LedgerError
 from ledger.tls import ClientTls
 from ledger.keys import Signer
-from oracle.batcher import MAX_IN_FLIGHT, Batcher
+from oracle.batcher import MAX_IN_FLIGHT, STUCK_AFTER_SECONDS, Batcher
 from oracle.outbox import Outbox
 from oracle.outbox_file import OutboxRecord, copy_wal_back, record_from_row
 
@@ -72,6 +72,9 @@ class AnchoringSettings:
     max_in_flight: int = MAX_IN_FLIGHT
     retry_delay: float = 1.0
     rpc_tls: ClientTls | None = None  # the CAs trusted for an https rpc_url, the client certificate presented
+    rpc_timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS
+    receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_SECONDS
+    stuck_after: float = STUCK_AFTER_SECONDS
 
 
 # ------------------------------------------------------------------------------ the answering side
@@ -294,12 +297,13 @@ def run_anchoring(conn: Connection) -> int:
         return 2
     signer = Signer(Account.from_key(key))
     del key
-    consortium = Consortium(Chain(settings.rpc_url, tls=settings.rpc_tls), Deployment.from_json(settings.deployment_json),
-                            settings.compilation)
+    chain = Chain(settings.rpc_url, tls=settings.rpc_tls, timeout=settings.rpc_timeout,
+                  receipt_timeout=settings.receipt_timeout)
+    consortium = Consortium(chain, Deployment.from_json(settings.deployment_json), settings.compilation)
     outbox = OutboxFile(settings.outbox, conn)
     batcher = Batcher(outbox, consortium.audit_log, signer, max_records=settings.max_records, max_age=settings.max_age,
                       retry_delay=settings.retry_delay, max_in_flight=settings.max_in_flight, on_status=outbox.report,
-                      decision_age_limit=consortium.registry.max_decision_age_blocks)
+                      decision_age_limit=consortium.registry.max_decision_age_blocks, stuck_after=settings.stuck_after)
     outbox.batcher = batcher
     while True:  # nothing is anchored before the chain's state is known (it may be down at first)
         try:

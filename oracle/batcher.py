@@ -37,7 +37,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
-from ledger.chain import RECEIPT_POLL_SECONDS
+from ledger.chain import RECEIPT_POLL_SECONDS, SentTx
 from ledger.contracts.audit_log import AppendResult, AuditLogClient, Outcome, recompute_head
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
 from ledger.keys import Signer
@@ -76,16 +76,27 @@ class HeldRecord:
                 f"would be anchored at block {self.anchoring_block} at the earliest, more than the consortium's "
                 f"maxDecisionAgeBlocks ({self.max_age}) later, so AuditLog refuses it; it and the records after it wait "
                 f"in the outbox until a committee vote raises the bound")
+#: Seconds a batch may wait unmined before its transaction is taken as stuck and replaced (same
+#: nonce, higher fee where the chain has fees), by default (``batch_stuck_after_seconds``): several
+#: block periods of a QBFT chain, a small part of the receipt timeout.
+STUCK_AFTER_SECONDS = 15.0
 
 
 @dataclass(frozen=True)
 class SentBatch:
-    """A batch sent and not yet confirmed: records ``first``..``last`` in transaction ``tx_hash``."""
+    """A batch sent and not yet confirmed: records ``first``..``last`` in transaction ``tx_hash``
+    (the newest of ``versions``: the first sent and its replacements, any of which may be mined)."""
 
     first: int
     last: int
     tx_hash: str
-    sent_at: float  # time.monotonic()
+    sent_at: float  # time.monotonic() of the first version
+    versions: tuple[SentTx, ...] = ()
+    replaced_at: float = 0.0  # time.monotonic() of the newest version (0: never replaced)
+
+    @property
+    def hashes(self) -> list[str]:
+        return [v.tx_hash for v in self.versions] or [self.tx_hash]
 
 
 class AnchoringSide(Protocol):
@@ -119,6 +130,7 @@ class Batcher:
         max_in_flight: int = MAX_IN_FLIGHT,
         on_status: Callable[[Batcher], None] | None = None,
         decision_age_limit: Callable[[], int] | None = None,
+        stuck_after: float = STUCK_AFTER_SECONDS,
     ) -> None:
         self.outbox = outbox
         self.audit_log = audit_log
@@ -127,9 +139,11 @@ class Batcher:
         self.max_age = max_age
         self.retry_delay = retry_delay
         self.max_in_flight = max(1, max_in_flight)
+        self.stuck_after = stuck_after
         self.on_status = on_status
         self.anchored_batches = 0
         self.failures = 0  # anchoring steps that failed (each retried): for the oracle's metrics
+        self.replaced = 0  # transactions replaced because they stayed unmined past stuck_after
         self.last_error: str | None = None
         self._in_flight: deque[SentBatch] = deque()
         self._send_alone = False  # after a failure in flight: the next batch goes out on its own
@@ -319,11 +333,12 @@ class Batcher:
             return False
         if not (self._send_alone or self.max_in_flight == 1):
             try:
-                tx_hash = self.audit_log.submit_anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
+                sent = self.audit_log.send_anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
             except RpcErrorAnswer:  # e.g. a gas bound the node will not take: anchor() knows what to do
                 pass
             else:
-                self._in_flight.append(SentBatch(batch[0].sequence, batch[-1].sequence, tx_hash, time.monotonic()))
+                self._in_flight.append(SentBatch(batch[0].sequence, batch[-1].sequence, sent.tx_hash, time.monotonic(),
+                                                 (sent,)))
                 return True
         self._drain()
         self._anchor_alone(batch)
@@ -332,7 +347,7 @@ class Batcher:
 
     def _anchor_alone(self, batch: list[OutboxRecord]) -> None:
         """Send ``batch`` and wait for it (nothing may be in flight)."""
-        result = self.audit_log.anchor(self.oracle, batch[0].sequence, [r.entry for r in batch])
+        result = self.audit_log.anchor(self.oracle, batch[0].sequence, [r.entry for r in batch], replace_after=self.stuck_after)
         self._confirmed(batch[0].sequence, batch[-1].sequence, result)
 
     def _confirm_mined(self) -> bool:
@@ -346,10 +361,12 @@ class Batcher:
         while self._in_flight:
             sent = self._in_flight[0]
             try:
-                result = self.audit_log.anchored(sent.tx_hash)
+                result = self.audit_log.anchored_any(sent.hashes)
                 if result is None and time.monotonic() - sent.sent_at > self.audit_log.chain.receipt_timeout:
-                    raise TransactionFailed(f"batch {sent.first}..{sent.last} (transaction {sent.tx_hash}) not mined in "
-                                            f"{self.audit_log.chain.receipt_timeout:.0f} s")
+                    raise self.audit_log.chain.not_mined(sent.tx_hash, self.audit_log.chain.receipt_timeout)
+                if result is None and time.monotonic() - (sent.replaced_at or sent.sent_at) > self.stuck_after:
+                    self._replace_in_flight()
+                    break
             except ChainUnavailable:
                 raise
             except LedgerError as exc:
@@ -364,6 +381,24 @@ class Batcher:
             self._confirmed(sent.first, sent.last, result)
             confirmed = True
         return confirmed
+
+    def _replace_in_flight(self) -> None:
+        """The oldest batch in flight stayed unmined past ``stuck_after``: send every batch in flight
+        again in its own place, oldest first (same nonce, higher fee where the chain has fees). The
+        later ones wait behind the first anyway, and ganache strands them with it (see
+        :meth:`ledger.chain.Chain.replace`). Whichever version is mined confirms its batch; the
+        contract's sequence check keeps each record anchored once."""
+        now = time.monotonic()
+        for i, sent in enumerate(list(self._in_flight)):
+            if not sent.versions:
+                continue
+            replacement = self.audit_log.chain.replace(self.oracle, sent.versions[-1])
+            versions = sent.versions if replacement.tx_hash in sent.hashes else (*sent.versions, replacement)
+            self._in_flight[i] = SentBatch(sent.first, sent.last, replacement.tx_hash, sent.sent_at, versions, now)
+            self.replaced += 1
+            log.warning("batch %d..%d (transaction %s, nonce %d) not mined after %.1f s: sent again as %s",
+                        sent.first, sent.last, sent.versions[-1].tx_hash, replacement.nonce,
+                        now - (sent.replaced_at or sent.sent_at), replacement.tx_hash)
 
     def _drain(self) -> None:
         """Wait until every batch in flight is confirmed (or has failed: raised)."""

@@ -54,7 +54,8 @@ def build_oracle(
     if signer is None:
         signer = load_keystore(config.key_file, read_password(config.password_file))
     if consortium is None:
-        consortium = Consortium.connect(config.rpc_url, config.manifest, tls=config.rpc_tls)
+        consortium = Consortium.connect(config.rpc_url, config.manifest, tls=config.rpc_tls,
+                                        timeout=config.rpc_timeout_seconds, receipt_timeout=config.rpc_receipt_timeout_seconds)
     # batching limits that could not meet the consortium's decision-age bound are refused before anything starts
     config.check_decision_age_bound(consortium.registry.max_decision_age_blocks(), consortium.chain.receipt_timeout)
     outbox = Outbox(config.outbox)
@@ -71,12 +72,15 @@ def build_oracle(
                                      deployment_json=consortium.deployment.to_json(),
                                      compilation=consortium.compilation, outbox=config.outbox,
                                      max_records=config.batch_max_records, max_age=config.batch_max_age_seconds,
-                                     max_in_flight=config.batch_max_in_flight)
+                                     max_in_flight=config.batch_max_in_flight, rpc_timeout=config.rpc_timeout_seconds,
+                                     receipt_timeout=config.rpc_receipt_timeout_seconds,
+                                     stuck_after=config.batch_stuck_after_seconds)
         batcher = AnchoringProcess(outbox, signer, settings).start()  # it reconciles with the chain first
     else:
         batcher = Batcher(outbox, consortium.audit_log, signer, max_records=config.batch_max_records,
                           max_age=config.batch_max_age_seconds, max_in_flight=config.batch_max_in_flight,
-                          decision_age_limit=consortium.registry.max_decision_age_blocks)
+                          decision_age_limit=consortium.registry.max_decision_age_blocks,
+                          stuck_after=config.batch_stuck_after_seconds)
         batcher.reconcile()
         batcher.start()
     follower = OnChainRequestFollower(service, signer, poll_interval=config.request_poll_interval_seconds)

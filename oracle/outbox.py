@@ -23,6 +23,7 @@ from oracle.errors import NonceReplayed, QuotaUsedUp
 from oracle.outbox_file import (
     INSERT_RECORD,
     INSERT_RECORD_WITH_NONCE,
+    MIGRATE_NONCES,
     SCHEMA,
     OutboxMismatch,
     OutboxRecord,
@@ -45,12 +46,23 @@ WRITER_CHECKPOINT_PAGES = 1000
 WAL_SIZE_LIMIT = 16 << 20
 #: (``oracle.outbox_file.copy_wal_back`` says how the two sides' checkpoints share the work.)
 
+#: A used nonce is pruned this long after its query's deadline: by then the deadline check refuses a
+#: replay of the query by itself. The margin covers the oracle's clock being stepped back a little.
+NONCE_PRUNE_GRACE_SECONDS = 60.0
+#: Seconds between two prunings by the writer (after a write), and the most rows one deletes (under
+#: the writer's lock; the rest goes next time).
+NONCE_PRUNE_INTERVAL_SECONDS = 60.0
+NONCE_PRUNE_MAX_ROWS = 5_000
+
 
 class Outbox:
     """Thread-safe: one connection, one lock; every write is one transaction."""
 
-    def __init__(self, path: Path, *, durability: str = "normal") -> None:
+    def __init__(self, path: Path, *, durability: str = "normal",
+                 nonce_grace_seconds: float = NONCE_PRUNE_GRACE_SECONDS) -> None:
+        """``nonce_grace_seconds``: how long after its deadline a used nonce is kept (:meth:`prune_nonces`)."""
         self.path = Path(path)
+        self.nonce_grace_seconds = nonce_grace_seconds
         self.path.parent.mkdir(parents=True, exist_ok=True)
         # One oracle process per outbox: a second one would allocate the same sequence numbers.
         self._lock_fd = os.open(f"{self.path}.lock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -73,8 +85,12 @@ class Outbox:
         self._anchoring_db: sqlite3.Connection | None = None
         self._anchoring_lock = threading.RLock()
         self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
+        if "expires_at" not in {row[1] for row in self._db.execute("PRAGMA table_info(nonces)")} and \
+                self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'nonces'").fetchone():
+            self._db.executescript(MIGRATE_NONCES)  # an outbox from before nonces expired
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self._pruned_at = 0.0  # time.monotonic() of the last pruning of expired nonces (0: at the next write)
         self._next: int | None = None
         self._changed = threading.Condition(self._lock)
         # served records not yet anchored, per grant (they count toward the grant's quota)
@@ -151,6 +167,7 @@ class Outbox:
         quota_room: int | None = None,
         checked_at_block: int = 0,
         keep_result: Callable[[int], tuple[int, str, bytes]] | None = None,
+        nonce_expires_at: float | None = None,
     ) -> int:
         """Durably write one access (and consume the requester's nonce, atomically); its sequence.
 
@@ -161,8 +178,10 @@ class Outbox:
         otherwise :class:`QuotaUsedUp` is raised and nothing is written. The check and the write
         are one step, so concurrent queries cannot overrun a quota between them. ``keep_result``,
         called with the new sequence, gives the (request id, requester, encrypted answer) of an
-        on-chain request, stored in the same transaction as its record."""
-        write = RecordWrite(entry, request_salt, response_salt, nonce, quota_room, checked_at_block)
+        on-chain request, stored in the same transaction as its record. ``nonce_expires_at``: the
+        signed query's deadline, after which the nonce may be pruned (:meth:`prune_nonces`); None
+        keeps it for good."""
+        write = RecordWrite(entry, request_salt, response_salt, nonce, quota_room, checked_at_block, nonce_expires_at)
         if keep_result is None:
             (result,) = self.record_many([write])
             if isinstance(result, Exception):
@@ -174,7 +193,7 @@ class Outbox:
                 raise QuotaUsedUp(_QUOTA_USED_UP)
             created_at = time.time()
             try:
-                self._record_with_result(self._values(sequence, write, created_at), nonce, keep_result)
+                self._record_with_result(self._values(sequence, write, created_at), nonce, keep_result, nonce_expires_at)
             except sqlite3.IntegrityError as exc:
                 raise self._refusal(exc) from None
             self._count_written(sequence + 1, created_at, {entry.grant_id: 1} if entry.outcome is Outcome.SERVED else {})
@@ -203,7 +222,7 @@ class Outbox:
                         results.append(QuotaUsedUp(_QUOTA_USED_UP))
                         continue
                     try:  # a failing statement is undone alone (its trigger's insert too); the transaction goes on
-                        self._insert(self._values(sequence, write, created_at), write.nonce)
+                        self._insert(self._values(sequence, write, created_at), write.nonce, write.nonce_expires_at)
                     except sqlite3.IntegrityError as exc:
                         results.append(self._refusal(exc))
                         continue
@@ -218,6 +237,8 @@ class Outbox:
                     self._db.execute("ROLLBACK")
                 raise
             self._count_written(sequence, created_at, served)
+            if time.monotonic() - self._pruned_at >= NONCE_PRUNE_INTERVAL_SECONDS:
+                self._prune_nonces(time.time())
             return results
 
     def _bound_next(self) -> int:
@@ -239,12 +260,12 @@ class Outbox:
                 entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, write.request_salt,
                 write.response_salt, created_at)
 
-    def _insert(self, values: tuple, nonce: tuple[str, str] | None) -> None:
+    def _insert(self, values: tuple, nonce: tuple[str, str] | None, expires_at: float | None = None) -> None:
         """A record, with its requester's nonce in the same statement (through the view's trigger)."""
         if nonce is None:
             self._db.execute(INSERT_RECORD, values)
         else:
-            self._db.execute(INSERT_RECORD_WITH_NONCE, (*values, nonce[0], str(nonce[1])))
+            self._db.execute(INSERT_RECORD_WITH_NONCE, (*values, nonce[0], str(nonce[1]), expires_at))
 
     def _refusal(self, exc: sqlite3.IntegrityError) -> NonceReplayed:
         """The refusal an insert's integrity error means: a used nonce (anything else is an outbox
@@ -267,18 +288,40 @@ class Outbox:
         self._changed.notify_all()
 
     def _record_with_result(self, values: tuple, nonce: tuple[str, str] | None,
-                            keep_result: Callable[[int], tuple[int, str, bytes]]) -> None:
+                            keep_result: Callable[[int], tuple[int, str, bytes]], expires_at: float | None) -> None:
         """The record, its nonce and an on-chain request's answer in one transaction (under the lock)."""
         sequence = values[0]
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._insert(values, nonce)
+            self._insert(values, nonce, expires_at)
             request_id, requester, blob = keep_result(sequence)
             self._db.execute("INSERT INTO chain_requests VALUES (?, ?, ?, ?, NULL)", (request_id, requester, sequence, blob))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
             raise
+
+    def prune_nonces(self, now: float | None = None) -> int:
+        """Delete the used nonces whose query's deadline passed more than ``nonce_grace_seconds``
+        before ``now`` (default: the clock), at most :data:`NONCE_PRUNE_MAX_ROWS` of them; how many.
+        A replay of a pruned nonce is refused by the deadline check, which comes before the nonce
+        is looked at. The writer also calls this after a write every
+        :data:`NONCE_PRUNE_INTERVAL_SECONDS`. Each deletion is a committed SQLite transaction: a
+        pruned nonce stays pruned, an unpruned one stays used, whatever happens to the process."""
+        with self._lock:
+            return self._prune_nonces(time.time() if now is None else now)
+
+    def _prune_nonces(self, now: float) -> int:
+        self._pruned_at = time.monotonic()
+        return self._db.execute(
+            "DELETE FROM nonces WHERE (requester, nonce) IN (SELECT requester, nonce FROM nonces"
+            " WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)",
+            (now - self.nonce_grace_seconds, NONCE_PRUNE_MAX_ROWS),
+        ).rowcount
+
+    def nonce_count(self) -> int:  # used nonces kept
+        with self._lock:
+            return int(self._db.execute("SELECT COUNT(*) FROM nonces").fetchone()[0])
 
     def nonce_used(self, requester: str, nonce: str | int) -> bool:
         with self._lock:

@@ -15,6 +15,7 @@ from ledger.errors import LedgerError
 __all__ = [
     "INSERT_RECORD",
     "INSERT_RECORD_WITH_NONCE",
+    "MIGRATE_NONCES",
     "SCHEMA",
     "OutboxMismatch",
     "OutboxRecord",
@@ -26,10 +27,14 @@ __all__ = [
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+-- expires_at: the signed query's deadline (unix seconds); once it has passed, the deadline check
+-- refuses a replay by itself and the row is pruned (Outbox.prune_nonces). NULL: kept for good
+-- (an on-chain request's id, which the chain_requests table holds anyway).
 CREATE TABLE IF NOT EXISTS nonces (
-    requester TEXT NOT NULL, nonce TEXT NOT NULL, sequence INTEGER NOT NULL,
+    requester TEXT NOT NULL, nonce TEXT NOT NULL, sequence INTEGER NOT NULL, expires_at REAL,
     PRIMARY KEY (requester, nonce)
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS nonces_expiry ON nonces (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS records (
     sequence INTEGER PRIMARY KEY,
     grant_id INTEGER NOT NULL, requester TEXT NOT NULL, dataset_id INTEGER NOT NULL,
@@ -47,9 +52,10 @@ CREATE TABLE IF NOT EXISTS cursors (name TEXT PRIMARY KEY, block INTEGER NOT NUL
 -- A record and its requester's nonce in one statement (the trigger's two inserts are atomic with
 -- it): the answering path then runs a single SQLite step under the outbox lock, not four.
 CREATE VIEW IF NOT EXISTS records_with_nonce AS
-    SELECT r.*, n.requester AS nonce_requester, n.nonce AS nonce FROM records r JOIN nonces n ON n.sequence = r.sequence;
+    SELECT r.*, n.requester AS nonce_requester, n.nonce AS nonce, n.expires_at AS nonce_expires_at
+    FROM records r JOIN nonces n ON n.sequence = r.sequence;
 CREATE TRIGGER IF NOT EXISTS record_with_nonce INSTEAD OF INSERT ON records_with_nonce BEGIN
-    INSERT INTO nonces VALUES (NEW.nonce_requester, NEW.nonce, NEW.sequence);
+    INSERT INTO nonces VALUES (NEW.nonce_requester, NEW.nonce, NEW.sequence, NEW.nonce_expires_at);
     INSERT INTO records (sequence, grant_id, requester, dataset_id, dataset_version, outcome, reason, checked_at_block,
                          request_hash, response_hash, request_salt, response_salt, created_at)
     VALUES (NEW.sequence, NEW.grant_id, NEW.requester, NEW.dataset_id, NEW.dataset_version, NEW.outcome, NEW.reason,
@@ -61,8 +67,15 @@ END;
 RECORD_COLUMNS = ("sequence, grant_id, requester, dataset_id, dataset_version, outcome, reason, checked_at_block,"
                    " request_hash, response_hash, request_salt, response_salt, created_at")
 INSERT_RECORD = f"INSERT INTO records ({RECORD_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
-INSERT_RECORD_WITH_NONCE = (f"INSERT INTO records_with_nonce ({RECORD_COLUMNS}, nonce_requester, nonce)"
-                             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+INSERT_RECORD_WITH_NONCE = (f"INSERT INTO records_with_nonce ({RECORD_COLUMNS}, nonce_requester, nonce, nonce_expires_at)"
+                             " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+#: An outbox written before nonces had ``expires_at``: the column is added (its rows keep NULL, so
+#: they are never pruned) and the view and trigger that insert nonces are made anew.
+MIGRATE_NONCES = """
+ALTER TABLE nonces ADD COLUMN expires_at REAL;
+DROP VIEW IF EXISTS records_with_nonce;
+"""
 
 
 def copy_wal_back(db: sqlite3.Connection) -> None:
@@ -114,6 +127,7 @@ class RecordWrite:
     nonce: tuple[str, str] | None = None
     quota_room: int | None = None
     checked_at_block: int = 0
+    nonce_expires_at: float | None = None  # the signed deadline: the nonce may be pruned after it
 
 
 def record_from_row(row: tuple) -> OutboxRecord:

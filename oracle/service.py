@@ -112,6 +112,7 @@ class _Progress:
     checked_at: int = 0
     version: int = 0
     nonce: tuple[str, str] | None = None  # set once the nonce is known to be fresh
+    nonce_expires_at: float | None = None  # the signed deadline: the nonce is kept (refusing replays) until then
     keep_result: ResultKeeper | None = None  # on-chain requests: stores the answer with its record
 
 
@@ -239,6 +240,7 @@ class OracleService:
             requester = self._authenticate(request)
             progress.access = Access(requester, q.requester_dept, q.dataset_id, q.grant_id, q.fields, request.params, str(q.nonce))
             self._check_freshness(request)
+            progress.nonce_expires_at = float(q.deadline)
             self._check_rate(requester)
         except OracleError as exc:
             return self._refuse(exc, request_hash, request_salt, progress)
@@ -279,7 +281,7 @@ class OracleService:
         try:
             if progress.keep_result is None:
                 sequence = yield WriteRecord(RecordWrite(entry, request_salt, response_salt, progress.nonce, quota_room,
-                                                         progress.checked_at))
+                                                         progress.checked_at, progress.nonce_expires_at))
                 answer = QueryAnswer(200, self._receipt(sequence, entry, request_salt, response_salt), records)
             else:  # the answer is stored with its record, in the same transaction
                 answer = self._record(entry, progress, request_salt, response_salt, lambda r: QueryAnswer(200, r, records),
@@ -411,7 +413,8 @@ class OracleService:
 
         sequence = self.outbox.record(entry, request_salt=request_salt, response_salt=response_salt, nonce=nonce,
                                       quota_room=quota_room, checked_at_block=progress.checked_at,
-                                      keep_result=keep if progress.keep_result is not None else None)
+                                      keep_result=keep if progress.keep_result is not None else None,
+                                      nonce_expires_at=progress.nonce_expires_at if nonce is not None else None)
         return made[0] if made else answer_of(self._receipt(sequence, entry, request_salt, response_salt))
 
     def _receipt(self, sequence: int, entry: AuditEntry, request_salt: bytes, response_salt: bytes | None) -> Receipt:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from cli.args import address, positive_int
-from cli.context import EXIT_OK, EXIT_REFUSED, add_output_options, add_rpc_client_cert_options
+from cli.context import EXIT_OK, EXIT_REFUSED, add_output_options, add_rpc_client_cert_options, add_timeout_options
 
 HELP = "deploy the consortium contracts and write deployments/<chain-id>.json (or verify an existing deployment)"
 DESCRIPTION = (
@@ -38,6 +38,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--rpc-ca-file", metavar="FILE",
                    help="PEM certificate authorities trusted for an https node (default: $GOVSHARE_RPC_CA_FILE, else the system's)")
     add_rpc_client_cert_options(p)
+    add_timeout_options(p)
     p.add_argument("--key-file", required=True, help="encrypted keystore of the deploying account")
     p.add_argument("--password-file", help="file holding the keystore password (default: $GOVSHARE_KEY_PASSWORD)")
     p.add_argument("--committee", nargs="+", type=address, metavar="ADDRESS",
@@ -58,7 +59,7 @@ def add_options(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from cli.context import rpc_tls
+    from cli.context import rpc_tls, timeout_options
     from cli.output import emit
     from ledger.chain import Chain
     from ledger.compiler import DEPLOYABLE
@@ -67,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
 
     tls = rpc_tls(args, args.rpc)  # before the password
     signer = load_keystore(Path(args.key_file), read_password(args.password_file))
-    chain = Chain(args.rpc, tls=tls)
+    chain = Chain(args.rpc, tls=tls, **timeout_options(args))
     result = deploy_or_verify(chain, signer, Path(args.manifest_dir) if args.manifest_dir else DEFAULT_MANIFEST_DIR,
                               committee=args.committee, threshold=args.threshold,
                               max_decision_age_blocks=args.max_decision_age_blocks, force_new=args.force_new)

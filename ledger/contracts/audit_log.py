@@ -18,7 +18,7 @@ from eth_abi import encode as abi_encode
 from eth_typing import ChecksumAddress
 from eth_utils import keccak, to_checksum_address
 
-from ledger.chain import TxResult
+from ledger.chain import SentTx, TxResult
 from ledger.contracts.base import ContractClient
 from ledger.contracts.grants import AccessReason
 from ledger.errors import LedgerError, OutOfGas, TransactionFailed
@@ -296,7 +296,8 @@ class AuditLogClient(ContractClient):
         records = [AuditRecord.from_event(e) for e in self.events_named(result, "AuditRecordAppended")]
         return AppendResult(bytes(batch.args["head"]), result.tx_hash, result.block_number, result.gas_used, records)
 
-    def anchor(self, signer: Signer, first_sequence: int, entries: Sequence[AuditEntry]) -> AppendResult:
+    def anchor(self, signer: Signer, first_sequence: int, entries: Sequence[AuditEntry], *,
+               replace_after: float | None = None) -> AppendResult:
         """:meth:`append` for a sender that anchors all the time (the oracle's batcher): plain
         JSON-RPC instead of web3, only the batch event read back (``records`` is empty), and no
         ``eth_estimateGas``: the gas limit is :func:`anchoring_gas_limit`, an upper bound computed
@@ -304,13 +305,14 @@ class AuditLogClient(ContractClient):
         work as the transaction). A refusal therefore surfaces when the transaction is mined, and
         is decoded by name from its replay (the same :class:`ContractRevert` as :meth:`append`'s);
         a batch that needed more gas than the bound, or a bound the node will not take, is sent
-        again with the node's estimate."""
+        again with the node's estimate. ``replace_after``: see :meth:`ledger.chain.Chain.send_call_data`."""
         data = self._append_call_data(first_sequence, entries)
         try:
             try:
-                result = self.chain.send_call_data(signer, self.address, data, gas=anchoring_gas_limit(entries, data))
+                result = self.chain.send_call_data(signer, self.address, data, gas=anchoring_gas_limit(entries, data),
+                                                   replace_after=replace_after)
             except (RpcErrorAnswer, OutOfGas):  # e.g. over the node's block gas limit, or the bound was short
-                result = self.chain.send_call_data(signer, self.address, data)
+                result = self.chain.send_call_data(signer, self.address, data, replace_after=replace_after)
         except RpcErrorAnswer:
             return self.append(signer, first_sequence, entries)
         return self._batch_result(result)
@@ -321,14 +323,24 @@ class AuditLogClient(ContractClient):
         (:meth:`anchored` reads the outcome). Nothing is retried here: an error answer raises
         :class:`RpcErrorAnswer`, and a refusal surfaces from :meth:`anchored` once it is mined; the
         caller falls back to :meth:`anchor`, which has the retries."""
+        return self.send_anchor(signer, first_sequence, entries).tx_hash
+
+    def send_anchor(self, signer: Signer, first_sequence: int, entries: Sequence[AuditEntry]) -> SentTx:
+        """:meth:`submit_anchor`, returning what :meth:`ledger.chain.Chain.replace` needs to send
+        the batch again in its own place should it stay unmined."""
         data = self._append_call_data(first_sequence, entries)
-        return self.chain.submit_call_data(signer, self.address, data, gas=anchoring_gas_limit(entries, data))
+        return self.chain.send_tx(signer, self.address, data, gas=anchoring_gas_limit(entries, data))
 
     def anchored(self, tx_hash: str) -> AppendResult | None:
         """The outcome of a batch sent with :meth:`submit_anchor`: None while it is not mined, its
         result once it is; a refused batch raises the decoded refusal (:class:`ContractRevert`,
         e.g. ``AuditLogSequenceMismatch`` after a batch before it failed, or :class:`OutOfGas`)."""
         result = self.chain.mined(tx_hash)
+        return None if result is None else self._batch_result(result)
+
+    def anchored_any(self, tx_hashes: list[str]) -> AppendResult | None:
+        """:meth:`anchored` for the versions of one batch's transaction (the first, its replacements)."""
+        result = self.chain.mined_any(tx_hashes)
         return None if result is None else self._batch_result(result)
 
     @staticmethod

@@ -196,7 +196,7 @@ def run(args: argparse.Namespace) -> Results:
         url = node.url
     workdir = Path(tempfile.mkdtemp(prefix="govshare-audit-bench-"))
     try:
-        chain = Chain(url)
+        chain = Chain(url, timeout=300.0, receipt_timeout=600.0)  # a benchmark waits out a busy node (30 s did not)
         accounts = dev_accounts(16)  # test keys from ganache's public mnemonic
         compilation = compile_contracts()
         deployment = deploy_consortium(chain, accounts[0], [accounts[i].address for i in SAMPLE_COMMITTEE], 2, compilation)

@@ -42,7 +42,7 @@ class Setup:
 
 
 def set_up_consortium(url: str, workdir: Path) -> Setup:
-    chain = Chain(url)
+    chain = Chain(url, timeout=300.0, receipt_timeout=600.0)  # a benchmark waits out a busy node (30 s did not)
     accounts = dev_accounts(30)
     compilation = compile_contracts()
     deployment = deploy_consortium(chain, accounts[0], [a.address for a in accounts[:3]], 2, compilation)

@@ -213,3 +213,24 @@ label = "test"
     process = _govshare("api", "serve", "--config", str(tmp_path / "bad.toml"), env=env)
     out, err = process.communicate(timeout=60)
     assert process.returncode == 1 and "token: unknown key" in err and "Traceback" not in err
+
+
+def test_the_chain_timeouts_are_settings(consortium, members, serve_api, tmp_path: Path, monkeypatch):
+    """``rpc_timeout_seconds`` bounds each call to the node: a node that takes connections and never
+    answers is a 503 within it, not within the default 30 s."""
+    import socket
+    import time
+
+    monkeypatch.setenv("GOVSHARE_API_RPC_RECEIPT_TIMEOUT_SECONDS", "600")
+    (tmp_path / "api.toml").write_text('rpc_url = "http://127.0.0.1:8545"\nrpc_timeout_seconds = 90\n')
+    loaded = ApiSettings.load(tmp_path / "api.toml")
+    assert (loaded.rpc_timeout_seconds, loaded.rpc_receipt_timeout_seconds) == (90.0, 600.0)
+    manifest = consortium.deployment.save(tmp_path)
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        api = serve_api([members.tax.operator], connect=None, rpc_url=f"http://127.0.0.1:{silent.getsockname()[1]}",
+                        manifest=manifest, rpc_timeout_seconds=1.5)
+        started = time.monotonic()
+        assert_problem(api.get(members.tax.operator, "/v1/datasets"), 503, "chain-unavailable")
+        assert time.monotonic() - started < 30.0 / 2  # the default would have held it 30 s

@@ -134,3 +134,20 @@ def test_deploy_and_status_on_an_https_node_with_the_consortiums_ca(
         assert untrusting.returncode == 3 and "CERTIFICATE_VERIFY_FAILED" in untrusting.stderr, untrusting.stderr
     finally:
         gateway.stop()
+
+
+def test_a_node_slower_than_rpc_timeout_is_unreachable_within_it_and_the_option_is_checked() -> None:
+    import socket
+
+    with socket.socket() as silent:  # takes connections (the kernel's backlog) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}"
+        out = govshare("chain", "status", "--rpc", url, "--rpc-timeout", "1.5")
+        assert out.returncode == 3, out.stderr
+        assert "did not answer" in out.stderr and "within 1.5s" in out.stderr, out.stderr
+        env_out = subprocess.run([sys.executable, "-m", "cli.main", "chain", "status", "--rpc", url], capture_output=True,
+                                 text=True, timeout=120, cwd=PROJECT_ROOT, env=os.environ | {"GOVSHARE_RPC_TIMEOUT": "2.5"})
+        assert env_out.returncode == 3 and "within 2.5s" in env_out.stderr, env_out.stderr
+    bad = govshare("chain", "status", "--rpc", url, "--rpc-timeout", "soon")
+    assert bad.returncode == 2 and "--rpc-timeout must be a number of seconds" in bad.stderr, bad.stderr

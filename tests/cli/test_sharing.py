@@ -223,3 +223,16 @@ def test_every_command_has_help_text() -> None:
 def test_help_runs_as_a_subprocess(tmp_path: Path) -> None:
     run = govshare("grant", "approve", "--help", env=cli_env(tmp_path))
     assert run.returncode == 0 and "usage: govshare grant approve" in run.stdout and "--duration" in run.stdout
+
+
+def test_a_transaction_never_mined_fails_within_the_receipt_timeout_saying_why(cli_world: CliWorld, ganache) -> None:
+    """The node takes the transaction and never mines it: the command ends (exit 1) once
+    ``--receipt-timeout`` has passed, naming the transaction and what the node holds, never hangs."""
+    ganache.rpc("miner_stop")
+    try:
+        out = cli_world.run("dataset", "register", "--name", "never mined", "--fields", "a,b", "--classification", "internal",
+                            "--frequency", "daily", "--receipt-timeout", "2", key="samr")
+    finally:
+        ganache.rpc("miner_start")
+    assert out.returncode == 1, out.stderr
+    assert "not mined in 2 s" in out.stderr and "the node holds it unmined" in out.stderr, out.stderr

@@ -18,7 +18,7 @@ from ledger.compiler import CompilationResult
 from ledger.contracts.catalog import Classification
 from ledger.contracts.registry import AccountRole, Role
 from ledger.deployment import Consortium, deploy_consortium
-from ledger.errors import ChainUnavailable, ContractRevert
+from ledger.errors import ChainUnavailable, ContractRevert, TransactionFailed
 from ledger.keys import Signer, generate_signer
 from ledger.tls import ClientTls
 from tests.conftest import Members, admit
@@ -361,3 +361,86 @@ def test_an_https_node_asking_for_a_client_certificate_is_reached_with_one(
         assert len(gateway.methods) == served  # refused in the handshake: no call reached the node
     finally:
         gateway.stop()
+
+
+@pytest.fixture
+def stopped_miner(ganache: GanacheNode) -> Iterator[GanacheNode]:
+    """The session chain mining nothing (``miner_stop``) for the test, started again after it."""
+    ganache.rpc("miner_stop")
+    try:
+        yield ganache
+    finally:
+        ganache.rpc("miner_start")
+
+
+def test_a_transaction_never_mined_times_out_saying_what_the_node_holds(accounts: list[Signer], stopped_miner) -> None:
+    chain = Chain(stopped_miner.url, receipt_timeout=1.0)
+    sender = accounts[27]
+    with pytest.raises(TransactionFailed) as failure:
+        chain.send_call_data(sender, accounts[28].address, b"", gas=21_000)
+    nonce = int(chain.raw_rpc("eth_getTransactionCount", [sender.address, "latest"]), 16)
+    assert "not mined in 1 s" in str(failure.value)
+    assert f"the node holds it unmined (nonce {nonce} of" in str(failure.value) and "next in line" in str(failure.value)
+
+
+def test_a_stuck_transaction_is_replaced_with_the_same_nonce_and_a_higher_fee(accounts: list[Signer], stopped_miner) -> None:
+    chain = Chain(stopped_miner.url, replace_after=0.3, receipt_timeout=600.0)
+    sender, to = accounts[26], accounts[28].address
+    _past_nonce_zero(chain, sender, stopped_miner)
+    first = chain.send_tx(sender, to, b"", gas=21_000)
+    replacement = chain.replace(sender, first)
+    assert (replacement.nonce, replacement.gas) == (first.nonce, first.gas) and replacement.tx_hash != first.tx_hash
+    assert all(replacement.fees[k] >= first.fees[k] * 9 // 8 + 1 for k in first.fees)
+    stopped_miner.rpc("evm_mine")
+    deadline = time.monotonic() + 30  # ganache saves the block a moment after it answers
+    while (mined := chain.mined_any([first.tx_hash, replacement.tx_hash])) is None:
+        assert time.monotonic() < deadline, "neither version was mined"
+        time.sleep(0.05)
+    assert mined.tx_hash == replacement.tx_hash
+    assert chain.replace(sender, replacement) == replacement  # mined meanwhile: the node refuses the nonce, nothing sent
+    # send_call_data replaces by itself: mine only once a second version reached the pool
+    result: list = []
+    thread = threading.Thread(target=lambda: result.append(chain.send_call_data(sender, to, b"", gas=21_000)))
+    thread.start()
+    nonce = replacement.nonce + 1
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        pool = stopped_miner.rpc("txpool_content")["pending"].get(sender.address.lower(), {})
+        tx = pool.get(str(nonce))
+        if tx is not None and int(tx["maxFeePerGas"], 16) > first.fees["maxFeePerGas"]:
+            break  # the pool holds the replacement in the first one's place
+        time.sleep(0.1)
+    stopped_miner.rpc("evm_mine")
+    thread.join(30)
+    (sent,) = result
+    mined_tx = chain.raw_rpc("eth_getTransactionByHash", [sent.tx_hash])
+    assert int(mined_tx["nonce"], 16) == nonce and int(mined_tx["maxFeePerGas"], 16) > first.fees["maxFeePerGas"]
+
+
+def test_a_replacement_on_a_free_gas_chain_is_the_same_transaction_sent_again(
+    free_gas_node: GanacheNode, accounts: list[Signer]
+) -> None:
+    chain = Chain(free_gas_node.url)
+    sender = generate_signer()  # no ether: gas is free
+    free_gas_node.rpc("miner_stop")
+    try:
+        _past_nonce_zero(chain, sender, free_gas_node)
+        first = chain.send_tx(sender, accounts[28].address, b"", gas=21_000)
+        again = chain.replace(sender, first)
+        assert again.fees == first.fees == {"gasPrice": 0} and again.nonce == first.nonce
+    finally:
+        free_gas_node.rpc("miner_start")
+    free_gas_node.rpc("evm_mine")
+    deadline = time.monotonic() + 30  # ganache saves the block a moment after it answers
+    while chain.mined_any([first.tx_hash, again.tx_hash]) is None:
+        assert time.monotonic() < deadline, "the transaction sent again was never mined"
+        time.sleep(0.05)
+
+
+def _past_nonce_zero(chain: Chain, sender: Signer, node: GanacheNode) -> None:
+    """One transaction mined from ``sender``, if it has none: ganache 7 reads a signed transaction
+    with nonce 0 as one without a nonce when the sender has another in its pool, and gives it the
+    next nonce (a replacement of a nonce-0 transaction becomes a transaction of its own)."""
+    if int(chain.raw_rpc("eth_getTransactionCount", [sender.address, "latest"]), 16) == 0:
+        chain.send_tx(sender, sender.address, b"", gas=21_000)
+        node.rpc("evm_mine")

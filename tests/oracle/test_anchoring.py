@@ -173,3 +173,29 @@ def test_an_oracle_on_an_https_node_with_its_own_ca_answers_and_anchors(
         if running is not None:
             running.stop()
         gateway.stop()
+
+
+def test_the_anchoring_process_sends_an_unmined_batch_again(consortium, members, published, start, ganache) -> None:
+    """``batch_stuck_after_seconds`` reaches the anchoring process: with the node mining nothing, its
+    batch is sent again in its own place (same nonce, higher fee: the node's pool shows the
+    replacement), and once blocks come the record is on chain once."""
+    oracle = members.samr.oracle.address
+    consortium.chain.send_call_data(members.samr.oracle, oracle, b"", gas=21_000)  # past nonce 0 (ganache renumbers it)
+    running = start(anchoring="process", batch_max_age_seconds=0.1, batch_stuck_after_seconds=0.5,
+                    rpc_receipt_timeout_seconds=600.0)
+    ganache.rpc("miner_stop")
+    try:
+        receipt = _ask(running, members, published, 80).receipt
+        fees: list[int] = []
+
+        def replaced() -> bool:
+            pending = ganache.rpc("txpool_content")["pending"].get(oracle.lower(), {})
+            fees.extend(int(tx["maxFeePerGas"], 16) for tx in pending.values())
+            return len(set(fees)) >= 2  # the first version's fee, then a higher one in its place
+        _wait(replaced, "the unmined batch sent again with a higher fee")
+        assert max(fees) > min(fees) and len(ganache.rpc("txpool_content")["pending"][oracle.lower()]) == 1
+        ganache.rpc("evm_mine")
+    finally:
+        ganache.rpc("miner_start")
+    _wait(lambda: running.oracle.outbox.pending_count() == 0, "the record anchored")
+    assert _on_chain(consortium, oracle) == [receipt["sequence"]] == [1]

@@ -8,6 +8,7 @@ start it again when the test says so."""
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 from typing import Iterator
 
@@ -203,3 +204,113 @@ def test_without_a_bound_reader_the_contract_refuses_the_record_and_nothing_is_l
         batcher.step()
     assert refused.value.name == "AuditLogDecisionTooOld" and refused.value.args["sequence"] == 1
     assert outbox.pending_count() == 1 and consortium.audit_log.oracle_state(oracle.address).last_sequence == 0
+
+
+def test_a_batch_never_mined_is_replaced_within_a_bounded_number_of_polls_and_anchored_once(
+    tmp_path: Path, consortium: Consortium, members: Members, miner: GanacheNode
+) -> None:
+    """Two batches sent while the node mines nothing: once the first has waited ``stuck_after`` the
+    batcher sends both again in their own places (same nonces, higher fees), long before the
+    receipt timeout; the replacements are what the node mines, and each record is on chain once."""
+    oracle = members.samr.oracle
+    outbox = outbox_with(tmp_path, consortium, oracle.address, 4)
+    batcher = batcher_for(consortium, outbox, oracle, max_in_flight=3, stuck_after=0.5)
+    batcher.audit_log.chain.receipt_timeout = 600.0  # the old behaviour: held for all of this
+    # past nonce 0 first: ganache 7 reads a signed nonce-0 transaction as one without a nonce when
+    # the sender has another in its pool, and renumbers it (a replacement becomes a new transaction)
+    batcher.audit_log.chain.send_tx(oracle, oracle.address, b"", gas=21_000)
+    miner.rpc("evm_mine")
+    assert batcher.step() and batcher.step()
+    first = [b.tx_hash for b in batcher.in_flight]
+    polls = 0
+    while getattr(batcher, "replaced", 0) < 2:
+        polls += 1
+        assert polls <= 200, "not replaced within 200 polls (10 s of polling against a 600 s receipt timeout)"
+        batcher._receipts_read = 0.0
+        batcher.step()
+        time.sleep(0.05)
+    replaced = [b.tx_hash for b in batcher.in_flight]
+    assert batcher.replaced == 2 and not set(first) & set(replaced)
+    assert [b.versions[-1].nonce for b in batcher.in_flight] == [b.versions[0].nonce for b in batcher.in_flight]
+    fees = [(b.versions[0].fees, b.versions[-1].fees) for b in batcher.in_flight]
+    assert all(new[k] > old[k] for old, new in fees for k in old)  # the chain has fees: outbid
+    miner.rpc("evm_mine")
+    for _ in range(200):  # ganache saves the block a moment after it answers
+        batcher._receipts_read = 0.0
+        if batcher.step() and not batcher.in_flight:
+            break
+        time.sleep(0.05)
+    assert outbox.pending_count() == 0 and batcher.in_flight == () and batcher.anchored_batches == 2
+    assert {r.anchored_tx for r in outbox.all_records()} == set(replaced)  # the replacements were mined
+    assert all(consortium.chain.raw_rpc("eth_getTransactionReceipt", [h]) is None for h in first)
+    assert consortium.audit_log.oracle_state(oracle.address).last_sequence == 4
+    assert [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle.address] == [1, 2, 3, 4]
+
+
+def test_what_ganache_strands_while_batches_are_mined_is_sent_again_and_anchored_once(
+    tmp_path: Path, consortium: Consortium, members: Members, accounts
+) -> None:
+    """The devnet's hang for real: one-record batches, three consecutive nonces in flight, while
+    another account transacts. ganache 7 (strict instamine) files a transaction that arrives while
+    its sender's previous one is being mined among future-nonce ones and never mines it; the old
+    batcher then waited out the receipt timeout. The batcher sends it again after ``stuck_after``
+    and every record reaches the chain once, long before the receipt timeout."""
+    oracle = members.samr.oracle
+    outbox = outbox_with(tmp_path, consortium, oracle.address, 150)
+    chain = Chain(consortium.chain.url, receipt_timeout=600.0)
+    batcher = Batcher(outbox, Consortium(chain, consortium.deployment, consortium.compilation).audit_log, oracle,
+                      max_records=1, max_age=0.0, max_in_flight=3, stuck_after=1.0)
+    chain.send_call_data(oracle, oracle.address, b"", gas=21_000)  # past nonce 0 (see the test above)
+    stop = threading.Event()
+    other, payer = Chain(consortium.chain.url), accounts[25]
+
+    def transact() -> None:
+        while not stop.is_set():
+            other.send_call_data(payer, accounts[24].address, b"", gas=21_000)
+
+    thread = threading.Thread(target=transact)
+    thread.start()
+    started = time.monotonic()
+    try:
+        while outbox.pending_count() or batcher.in_flight:
+            assert time.monotonic() - started < 120, f"{outbox.pending_count()} records left after 120 s (receipt timeout 600 s)"
+            if not batcher.step():
+                time.sleep(0.01)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle.address] == list(range(1, 151))
+    assert None not in anchored_blocks(outbox)
+    print(f"replaced {getattr(batcher, 'replaced', 0)} transactions; {batcher.anchored_batches} batches in {time.monotonic() - started:.1f} s")
+
+
+def test_a_batch_sent_on_its_own_is_replaced_too(
+    tmp_path: Path, consortium: Consortium, members: Members, miner: GanacheNode
+) -> None:
+    """With one batch at a time (``max_in_flight=1``, and after any failure in flight) the batch is
+    sent and waited for in one call: that wait replaces it as well after ``stuck_after``."""
+    oracle = members.samr.oracle
+    outbox = outbox_with(tmp_path, consortium, oracle.address, 2)
+    batcher = batcher_for(consortium, outbox, oracle, max_in_flight=1, stuck_after=0.3)
+    batcher.audit_log.chain.receipt_timeout = 600.0
+    batcher.audit_log.chain.submit_call_data(oracle, oracle.address, b"", gas=21_000)  # past nonce 0 (see above)
+    miner.rpc("evm_mine")
+    fees: list[int] = []
+
+    def mine_once_replaced() -> None:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(set(fees)) < 2:
+            fees.extend(int(tx["maxFeePerGas"], 16) for tx in miner.rpc("txpool_content")["pending"].get(oracle.address.lower(), {}).values())
+            time.sleep(0.05)
+        miner.rpc("evm_mine")
+
+    thread = threading.Thread(target=mine_once_replaced)
+    thread.start()
+    try:
+        assert batcher.step() and batcher.in_flight == ()
+    finally:
+        thread.join(60)
+    assert len(set(fees)) >= 2  # the batch was sent again with a higher fee before a block came
+    (tx_hash,) = {r.anchored_tx for r in outbox.all_records()}
+    assert int(consortium.chain.raw_rpc("eth_getTransactionByHash", [tx_hash])["maxFeePerGas"], 16) == max(fees)
+    assert [r.sequence for r in consortium.audit_log.records() if r.oracle == oracle.address] == [1, 2]

@@ -378,3 +378,13 @@ def test_a_keystore_others_may_read_is_refused_at_load(tmp_path: Path) -> None:
     assert caught.value.key == "key_file" and "mode 0604" in str(caught.value) and "chmod 600" in str(caught.value)
     (tmp_path / "keys" / "oracle.json").chmod(0o600)
     assert OracleConfig.load(write(tmp_path, render())).key_file == tmp_path / "keys" / "oracle.json"
+
+
+def test_chain_timeouts_are_settings(tmp_path: Path) -> None:
+    default = OracleConfig.load(write(tmp_path, render()))
+    assert (default.rpc_timeout_seconds, default.rpc_receipt_timeout_seconds, default.batch_stuck_after_seconds) == (30.0, 120.0, 15.0)
+    slow = OracleConfig.load(write(tmp_path, render({"rpc_timeout_seconds": "90", "rpc_receipt_timeout_seconds": "600",
+                                                     "batch_stuck_after_seconds": "4.5"})))
+    assert (slow.rpc_timeout_seconds, slow.rpc_receipt_timeout_seconds, slow.batch_stuck_after_seconds) == (90.0, 600.0, 4.5)
+    with pytest.raises(ConfigError, match="rpc_timeout_seconds"):
+        OracleConfig.load(write(tmp_path, render({"rpc_timeout_seconds": "0"})))

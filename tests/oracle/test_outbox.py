@@ -3,6 +3,7 @@ reserved atomically, and the batcher's view of the backlog follows every write."
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -292,3 +293,59 @@ def test_checkpoints_keep_the_wal_bounded_while_answers_are_written_all_the_time
     print(f"{side}: largest WAL with the anchoring side's checkpoints only {passive_only:,} bytes, with the writer's too {with_writer:,}")
     assert with_writer * 3 < passive_only, (with_writer, passive_only)
     assert with_writer < 3 * writer_pages * 4096, with_writer
+
+
+def test_used_nonces_are_pruned_past_their_deadline_and_stay_pruned(tmp_path: Path) -> None:
+    now = time.time()
+    box = Outbox(tmp_path / "outbox.sqlite", nonce_grace_seconds=60)
+    box.bind(IDENTITY, 0)
+    box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "1"), nonce_expires_at=now + 100)
+    box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "2"), nonce_expires_at=now + 200)
+    box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "3"), nonce_expires_at=now + 1_000)
+    box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "request:9"))  # on-chain: no deadline
+    assert box.prune_nonces(now) == 0  # none is past its deadline yet
+    assert box.prune_nonces(now + 170) == 1  # only nonce 1 is past its deadline by more than the grace
+    assert [box.nonce_used(REQUESTER, n) for n in ("1", "2", "3", "request:9")] == [False, True, True, True]
+    assert box.prune_nonces(now + 2_000) == 2 and box.nonce_count() == 1  # the on-chain request's is kept for good
+    box.close()
+    reopened = Outbox(tmp_path / "outbox.sqlite", nonce_grace_seconds=60)  # the pruning was durable
+    reopened.bind(IDENTITY, 0)
+    assert reopened.nonce_count() == 1 and reopened.nonce_used(REQUESTER, "request:9")
+    assert [r.sequence for r in reopened.all_records()] == [1, 2, 3, 4]  # records are never pruned
+    reopened.close()
+
+
+def test_the_writer_prunes_expired_nonces_by_itself(tmp_path: Path) -> None:
+    box = Outbox(tmp_path / "outbox.sqlite", nonce_grace_seconds=0)
+    box.bind(IDENTITY, 0)
+    box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "1"), nonce_expires_at=time.time() - 1)
+    box.close()
+    box = Outbox(tmp_path / "outbox.sqlite", nonce_grace_seconds=0)  # an oracle restarted: its first write prunes
+    box.bind(IDENTITY, 1)
+    box.record_many([RecordWrite(entry(), b"s" * 32, None, (REQUESTER, "2"), nonce_expires_at=time.time() + 60)])
+    assert not box.nonce_used(REQUESTER, "1") and box.nonce_used(REQUESTER, "2")
+    box.close()
+
+
+def test_an_outbox_from_before_nonces_expired_is_migrated(tmp_path: Path) -> None:
+    import sqlite3
+
+    old = sqlite3.connect(tmp_path / "outbox.sqlite")
+    old.executescript("""
+        CREATE TABLE nonces (requester TEXT NOT NULL, nonce TEXT NOT NULL, sequence INTEGER NOT NULL,
+                             PRIMARY KEY (requester, nonce)) WITHOUT ROWID;
+        CREATE VIEW records_with_nonce AS SELECT 1 AS nonce_requester, 2 AS nonce;
+        CREATE TRIGGER record_with_nonce INSTEAD OF INSERT ON records_with_nonce BEGIN
+            INSERT INTO nonces VALUES (NEW.nonce_requester, NEW.nonce, 0);
+        END;""")
+    old.execute("INSERT INTO nonces VALUES (?, '5', 1)", (REQUESTER,))
+    old.commit()
+    old.close()
+    box = Outbox(tmp_path / "outbox.sqlite")
+    box.bind(IDENTITY, 1)
+    with pytest.raises(NonceReplayed):  # a nonce used before the upgrade is still refused (and never pruned)
+        box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "5"))
+    assert box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "6"),
+                      nonce_expires_at=time.time() - 3_600) == 2
+    assert box.prune_nonces() == 1 and box.nonce_used(REQUESTER, "5")
+    box.close()

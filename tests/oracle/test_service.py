@@ -4,6 +4,7 @@ real chain: served, masked, refused for every reason, and always recorded."""
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import httpx
@@ -236,3 +237,22 @@ def test_concurrent_queries_cannot_overrun_the_quota(consortium, members, publis
     assert consortium.grants.grant(grant).used == 5
     # and once on chain, the chain's own count refuses the next one
     _refused(samr_oracle, members, published, status=403, reason="QUOTA_EXHAUSTED", grant_id=grant)
+
+
+def test_a_replay_after_its_nonce_is_pruned_is_refused_by_the_deadline(consortium, members, published, samr_oracle):
+    outbox = samr_oracle.oracle.outbox
+    body, query, _ = samr_oracle.client.signed_body(members.tax.operator, members.tax.id, published.companies,
+                                                    published.tax_grant, published.company_fields,
+                                                    {"company_id": companies()[4]["company_id"]}, ttl=2)
+    assert httpx.post(f"{samr_oracle.url}/v1/query", json=body).status_code == 200
+    assert outbox.prune_nonces() == 0  # before its deadline (and the grace after it) the nonce is kept
+    again = httpx.post(f"{samr_oracle.url}/v1/query", json=body)
+    assert again.status_code == 409 and again.json()["reason"] == "NONCE_REPLAYED"
+    while time.time() <= query.deadline + 0.5:
+        time.sleep(0.2)
+    outbox.nonce_grace_seconds = 0  # prune as soon as the deadline has passed (the default waits a minute more)
+    assert outbox.prune_nonces() == 1 and not outbox.nonce_used(members.tax.operator.address, str(query.nonce))
+    replay = httpx.post(f"{samr_oracle.url}/v1/query", json=body)
+    assert replay.status_code == 401 and replay.json()["reason"] == "DEADLINE_PASSED"
+    assert "records" not in replay.json() and outbox.pending_count() == 3  # the replay is refused and recorded
+    assert not outbox.nonce_used(members.tax.operator.address, str(query.nonce))

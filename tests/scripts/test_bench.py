@@ -94,3 +94,27 @@ def test_oracle_load_runs_every_phase(tmp_path: Path) -> None:
     assert report["open_oracle"]["non2xx"] == 0 and report["added_ms"]["p99"] is not None
     assert report["anchoring_delay"]["records"] > 0 and report["anchoring_delay"]["unanchored"] == 0
     assert report["anchoring_throughput"]["batch_100"]["gas_per_record"] < report["anchoring_throughput"]["one_tx_per_record"]["gas_per_record"]
+
+
+def test_the_gas_benchmark_survives_a_node_slower_than_its_rpc_timeout(ganache) -> None:
+    """An estimate left unanswered past the runner's RPC timeout (as a busy ganache did with a batch
+    of 500) is asked again instead of aborting the run; the batch is appended once."""
+    import importlib.util
+
+    from ledger.chain import Chain
+    from tests.support.rpc_gateway import RpcGateway
+
+    spec = importlib.util.spec_from_file_location("gas_audit_log_under_test", BENCH / "gas_audit_log.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    gateway = RpcGateway(ganache.url).start()
+    try:
+        bench = module.Bench(Chain(f"http://127.0.0.1:{gateway.server_address[1]}", timeout=2.0))
+        before = bench.c.audit_log.oracle_state(bench.oracle.address).last_sequence
+        gateway.estimates_to_drop = 2  # the first append's estimates (1 s, then the rest of the 2 s) go unanswered
+        gas, _ = bench.append(bench.entries("single-grant", 3))
+        assert gas > 0 and gateway.estimates_to_drop == 0
+        assert bench.c.audit_log.oracle_state(bench.oracle.address).last_sequence == before + 3
+    finally:
+        gateway.stop()
