@@ -76,9 +76,10 @@ def test_the_replay_equals_check_access_for_random_grant_histories(trail: Trail,
 
     @settings(max_examples=examples(6))
     @given(st.lists(steps, min_size=1, max_size=12))
-    @example([  # scripted: not approved, expired, awaiting co-approval, rejected, revoked, requester and owner removed
+    @example([  # scripted: not approved, expired, awaiting co-approval, rejected, cancelled, revoked, requester and owner removed
         ("request", "psb", "companies", 0, DAY), ("request", "tax", "secret", 0, 30 * DAY),
         ("approve", 2, 0b1, HOUR), ("approve", 3, 0b1, 3 * DAY), ("request", "tax", "companies", 1, DAY), ("reject", 4),
+        ("request", "tax", "companies", 0, DAY), ("cancel", 5),
         ("time", 2 * DAY), ("co_approve", 3), ("revoke", 0), ("remove_psb",),
     ])
     def history(plan: list[tuple]) -> None:
