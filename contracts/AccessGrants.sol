@@ -36,11 +36,12 @@ contract AccessGrants is IAccessGrants {
     }
 
     /// @inheritdoc IAccessGrants
-    function bindAuditLog(address auditLog) external {
+    function bindAuditLog(address auditLogAddress) external {
         if (msg.sender != i_deployer) revert AccessGrantsNotDeployer(msg.sender);
         if (s_auditLog != address(0)) revert AccessGrantsAuditLogAlreadyBound(s_auditLog);
-        s_auditLog = auditLog;
-        emit AuditLogBound(auditLog);
+        if (auditLogAddress == address(0)) revert AccessGrantsInvalidAuditLog(auditLogAddress);
+        s_auditLog = auditLogAddress;
+        emit AuditLogBound(auditLogAddress);
     }
 
     /// @inheritdoc IAccessGrants
@@ -169,27 +170,27 @@ contract AccessGrants is IAccessGrants {
     function checkAccess(address account, uint32 deptId, uint64 datasetId, uint256 fields, uint64 grantId)
         external
         view
-        returns (AccessReason reason, uint32 version, Grant memory grant)
+        returns (AccessReason reason, uint32 version, Grant memory stored)
     {
-        grant = s_grants[grantId];
-        if (grant.id == 0) return (AccessReason.UnknownGrant, 0, grant);
-        if (i_catalog.ownerOf(datasetId) == 0) return (AccessReason.UnknownDataset, 0, grant);
-        if (grant.datasetId != datasetId) return (AccessReason.DatasetMismatch, 0, grant);
-        if (grant.requesterDept != deptId) return (AccessReason.WrongDepartment, 0, grant);
-        if (!i_registry.isActiveDepartment(deptId)) return (AccessReason.RequesterNotMember, 0, grant);
-        if (!i_registry.isActiveDepartment(grant.ownerDept)) return (AccessReason.OwnerNotMember, 0, grant);
+        stored = s_grants[grantId];
+        if (stored.id == 0) return (AccessReason.UnknownGrant, 0, stored);
+        if (i_catalog.ownerOf(datasetId) == 0) return (AccessReason.UnknownDataset, 0, stored);
+        if (stored.datasetId != datasetId) return (AccessReason.DatasetMismatch, 0, stored);
+        if (stored.requesterDept != deptId) return (AccessReason.WrongDepartment, 0, stored);
+        if (!i_registry.isActiveDepartment(deptId)) return (AccessReason.RequesterNotMember, 0, stored);
+        if (!i_registry.isActiveDepartment(stored.ownerDept)) return (AccessReason.OwnerNotMember, 0, stored);
         if (i_registry.departmentWithRole(i_operatorRole, account) != deptId) {
-            return (AccessReason.AccountNotOperator, 0, grant);
+            return (AccessReason.AccountNotOperator, 0, stored);
         }
-        reason = _statusReason(grant);
-        if (reason != AccessReason.Granted) return (reason, 0, grant);
+        reason = _statusReason(stored);
+        if (reason != AccessReason.Granted) return (reason, 0, stored);
         IDataCatalog.Dataset memory ds = i_catalog.dataset(datasetId);
-        if (ds.retired) return (AccessReason.DatasetRetired, 0, grant);
-        if (fields == 0) return (AccessReason.NoFieldsRequested, 0, grant);
-        if (fields & ~grant.fields != 0) return (AccessReason.FieldsNotGranted, 0, grant);
-        version = grant.pinnedVersion == 0 ? ds.versionCount : grant.pinnedVersion;
-        if (version == 0) return (AccessReason.VersionUnavailable, 0, grant);
-        return (AccessReason.Granted, version, grant);
+        if (ds.retired) return (AccessReason.DatasetRetired, 0, stored);
+        if (fields == 0) return (AccessReason.NoFieldsRequested, 0, stored);
+        if (fields & ~stored.fields != 0) return (AccessReason.FieldsNotGranted, 0, stored);
+        version = stored.pinnedVersion == 0 ? ds.versionCount : stored.pinnedVersion;
+        if (version == 0) return (AccessReason.VersionUnavailable, 0, stored);
+        return (AccessReason.Granted, version, stored);
     }
 
     /// @inheritdoc IAccessGrants

@@ -21,6 +21,9 @@ from ledger.contracts.registry import AccountRole
 from ledger.deployment import Consortium, Deployment, deploy_consortium
 from ledger.keys import Signer
 from serving import ServerThread
+from tests.support.properties import load_profile
+
+load_profile()  # hypothesis: derandomized by default (tests/support/properties.py)
 
 
 @pytest.fixture(scope="session")

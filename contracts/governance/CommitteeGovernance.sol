@@ -63,10 +63,10 @@ abstract contract CommitteeGovernance is ICommitteeGovernance {
         _requireOpen(proposalId);
         uint256 count = approvals(proposalId);
         if (count < s_threshold) revert GovernanceQuorumNotReached(proposalId, count, s_threshold);
-        Proposal storage proposal = s_proposals[proposalId];
-        proposal.executed = true;
+        Proposal storage p = s_proposals[proposalId];
+        p.executed = true;
         emit ProposalExecuted(proposalId, msg.sender);
-        (bool ok, bytes memory returndata) = address(this).call(proposal.data);
+        (bool ok, bytes memory returndata) = address(this).call(p.data);
         if (!ok) {
             assembly ("memory-safe") {
                 revert(add(returndata, 0x20), mload(returndata))
@@ -97,11 +97,11 @@ abstract contract CommitteeGovernance is ICommitteeGovernance {
 
     /// @inheritdoc ICommitteeGovernance
     function proposalState(uint256 proposalId) public view returns (ProposalState) {
-        Proposal storage proposal = s_proposals[proposalId];
-        if (proposal.proposer == address(0)) return ProposalState.None;
-        if (proposal.executed) return ProposalState.Executed;
-        if (proposal.cancelled) return ProposalState.Cancelled;
-        if (block.timestamp >= proposal.deadline) return ProposalState.Expired;
+        Proposal storage p = s_proposals[proposalId];
+        if (p.proposer == address(0)) return ProposalState.None;
+        if (p.executed) return ProposalState.Executed;
+        if (p.cancelled) return ProposalState.Cancelled;
+        if (block.timestamp >= p.deadline) return ProposalState.Expired;
         return ProposalState.Open;
     }
 

@@ -78,7 +78,7 @@ interface IAccessGrants {
     event GrantRevoked(uint64 indexed grantId, address indexed by, string reason);
     event GrantCancelled(uint64 indexed grantId, address indexed by);
     event GrantUsed(uint64 indexed grantId, uint64 count, uint64 used, uint64 quota);
-    event AuditLogBound(address auditLog);
+    event AuditLogBound(address indexed auditLog);
 
     error AccessGrantsNotOperator(address caller);
     error AccessGrantsNotOwnerOperator(uint64 grantId, address caller);
@@ -97,6 +97,7 @@ interface IAccessGrants {
     error AccessGrantsNotNarrowing(uint64 grantId);
     error AccessGrantsNotAuditLog(address caller);
     error AccessGrantsAuditLogAlreadyBound(address auditLog);
+    error AccessGrantsInvalidAuditLog(address auditLog);
     error AccessGrantsNotDeployer(address caller);
     error AccessGrantsDatasetMismatch(uint64 grantId, uint64 datasetId);
 
@@ -113,9 +114,10 @@ interface IAccessGrants {
     function i_catalog() external view returns (IDataCatalog);
 
     /// @notice Names the audit log that counts quota use. Once, by the deployer, right after deployment.
-    /// Requirements: the caller deployed this contract; no audit log is bound yet. Emits {AuditLogBound}.
-    /// @param auditLog The audit log contract.
-    function bindAuditLog(address auditLog) external;
+    /// Requirements: the caller deployed this contract; no audit log is bound yet; `auditLogAddress`
+    /// is not the zero address. Emits {AuditLogBound}.
+    /// @param auditLogAddress The audit log contract.
+    function bindAuditLog(address auditLogAddress) external;
 
     /// @notice Asks the owner of `datasetId` for `fields` of it, for `purpose`, for `duration` seconds
     /// from activation and at most `quota` served queries; `pinnedVersion` 0 follows the latest version.
@@ -202,11 +204,11 @@ interface IAccessGrants {
     /// @param grantId The grant it relies on.
     /// @return reason Granted, or why not.
     /// @return version The dataset version to serve: the pinned one, or the latest (0 if none).
-    /// @return grant The grant as stored (empty if unknown).
+    /// @return stored The grant as stored (empty if unknown).
     function checkAccess(address account, uint32 deptId, uint64 datasetId, uint256 fields, uint64 grantId)
         external
         view
-        returns (AccessReason reason, uint32 version, Grant memory grant);
+        returns (AccessReason reason, uint32 version, Grant memory stored);
 
     /// @notice A grant by id (reverts {AccessGrantsUnknownGrant}).
     /// @param grantId The grant.

@@ -731,6 +731,25 @@ def test_audit_log_bound_once_at_deployment(consortium, members, accounts):
                       "AccessGrantsNotDeployer", {"caller": signer.address}, state)
 
 
+def test_bind_audit_log_refuses_the_zero_address(consortium, accounts, compilation):
+    """A fresh AccessGrants: binding the zero address is InvalidAuditLog (slither's missing-zero-check,
+    issue 15); the deployer can then bind a real audit log, once (AuditLogBound with the address indexed)."""
+    w3 = consortium.chain.w3
+    art = compilation["AccessGrants"]
+    address, _ = consortium.chain.deploy(accounts[0], w3.eth.contract(abi=art.abi, bytecode=art.bytecode),
+                                         consortium.registry.address, consortium.catalog.address)
+    fresh = w3.eth.contract(address=address, abi=art.abi)
+    state = lambda: fresh.functions.auditLog().call()  # noqa: E731
+    zero = "0x" + "00" * 20
+    expect_revert(consortium.chain, lambda: consortium.chain.transact(accounts[0], fresh.functions.bindAuditLog(zero)),
+                  "AccessGrantsInvalidAuditLog", {"auditLog": zero}, state)
+    assert state() == zero
+    result = consortium.chain.transact(accounts[0], fresh.functions.bindAuditLog(consortium.audit_log.address))
+    assert state() == consortium.audit_log.address
+    (log,) = w3.eth.get_transaction_receipt(result.tx_hash)["logs"]
+    assert log["topics"][1] == bytes(12) + bytes.fromhex(consortium.audit_log.address[2:])  # indexed
+
+
 def test_record_use_only_from_audit_log(consortium, members, dataset, accounts):
     """recordUse called directly (deployer, owner's oracle, owner's operator, outsider): NotAuditLog(caller)."""
     g = active_grant(consortium, members, dataset)
