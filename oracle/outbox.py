@@ -18,7 +18,7 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from ledger.contracts.audit_log import AuditEntry, Outcome
+from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, Outcome, chain_step, record_id
 from oracle.errors import NonceReplayed, QuotaUsedUp
 from oracle.outbox_file import (
     INSERT_RECORD,
@@ -30,6 +30,7 @@ from oracle.outbox_file import (
     copy_wal_back,
     record_from_row,
 )
+from oracle.outbox_seal import HeadSeal, check_unanchored
 
 _QUOTA_USED_UP = "the grant's quota is used up (counting accesses not yet on chain)"
 
@@ -44,6 +45,10 @@ WRITER_CHECKPOINT_PAGES = 1000
 #: while a reader holds an old snapshot, e.g. a long export).
 WAL_SIZE_LIMIT = 16 << 20
 #: (``oracle.outbox_file.copy_wal_back`` says how the two sides' checkpoints share the work.)
+
+#: Hash-chain heads kept in memory for receipts not yet made (:meth:`Outbox.take_heads`): a receipt
+#: is made as soon as its record is written, so only a group's worth is ever waiting.
+RECENT_HEADS = 1 << 14
 
 
 class Outbox:
@@ -76,6 +81,12 @@ class Outbox:
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
         self._next: int | None = None
+        # the oracle's hash chain: the head after record _next - 1, and the seal of each new head
+        self._oracle: str | None = None
+        self._head: bytes = ZERO_HASH
+        self._seal: HeadSeal | None = None
+        # sequence -> (head before, head after) of records whose receipt is not made yet
+        self._recent_heads: dict[int, tuple[bytes, bytes]] = {}
         self._changed = threading.Condition(self._lock)
         # served records not yet anchored, per grant (they count toward the grant's quota)
         self._pending_served: dict[int, int] = {}
@@ -124,20 +135,42 @@ class Outbox:
 
     # ------------------------------------------------------------------ identity
 
-    def bind(self, identity: dict[str, str], chain_last_sequence: int) -> None:
-        """Tie this file to one oracle of one deployment, and start numbering after the chain.
+    def bind(self, identity: dict[str, str], chain_last_sequence: int, chain_head: bytes = ZERO_HASH, *,
+             seal_key: bytes) -> None:
+        """Tie this file to one oracle of one deployment, check it against the oracle's sealed head,
+        and start numbering after the chain.
 
         Refuses a file written for another oracle, chain or audit log. If the chain is ahead of the
         file (a lost or older outbox), numbering continues after the chain; if the file is ahead,
-        its unanchored records wait to be anchored."""
+        its unanchored records wait to be anchored, once they are shown to be exactly what the oracle
+        wrote and signed receipts for: recomputed from ``chain_head`` (the contract's head after
+        ``chain_last_sequence``), they must end at the head sealed with ``seal_key``
+        (:mod:`oracle.outbox_seal`), else :class:`~oracle.outbox_seal.OutboxTampered`."""
         with self._lock:
             stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if stored and stored != identity:
                 raise OutboxMismatch(f"outbox {self.path} belongs to {stored}, not {identity}")
+            seal = HeadSeal.for_identity(seal_key, identity)
+            rows = self._db.execute("SELECT * FROM records WHERE sequence > ? ORDER BY sequence", (chain_last_sequence,))
+            unanchored = [(r.sequence, r.entry) for r in map(record_from_row, rows)]
+            sealed = self._db.execute("SELECT sequence, head, seal FROM sealed_head").fetchone()
+            self._head = check_unanchored(identity["oracle"], unanchored, chain_last_sequence, chain_head,
+                                          None if sealed is None else (int(sealed[0]), bytes(sealed[1]), bytes(sealed[2])),
+                                          seal, str(self.path))
             if not stored:
                 self._db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(identity.items()))
+            self._oracle, self._seal = identity["oracle"], seal
             (last_local,) = self._db.execute("SELECT COALESCE(MAX(sequence), 0) FROM records").fetchone()
+            if sealed is None:  # a new file (or every record on chain): the row each write updates
+                last = max(last_local, chain_last_sequence)
+                self._db.execute("INSERT INTO sealed_head VALUES (1, ?, ?, ?)", (last, self._head, seal.seal(last, self._head)))
             self._next = max(last_local, chain_last_sequence) + 1
+
+    def take_heads(self, sequence: int) -> tuple[bytes, bytes]:
+        """(the hash-chain head before record ``sequence``, the head after it), for its receipt; once
+        (``KeyError`` if it was not written by this outbox just now, or was taken already)."""
+        with self._lock:
+            return self._recent_heads.pop(sequence)
 
     # ------------------------------------------------------------------ writes
 
@@ -173,10 +206,18 @@ class Outbox:
             if self._over_quota(write, 0):
                 raise QuotaUsedUp(_QUOTA_USED_UP)
             created_at = time.time()
+            previous = self._head
+            values, head = self._values(sequence, write, created_at, previous)
+            self._remember_heads(sequence, previous, head)  # keep_result makes the receipt inside the transaction
             try:
-                self._record_with_result(self._values(sequence, write, created_at), nonce, keep_result)
+                self._record_with_result(values, nonce, keep_result)
             except sqlite3.IntegrityError as exc:
+                self._recent_heads.pop(sequence, None)
                 raise self._refusal(exc) from None
+            except BaseException:
+                self._recent_heads.pop(sequence, None)
+                raise
+            self._head = head
             self._count_written(sequence + 1, created_at, {entry.grant_id: 1} if entry.outcome is Outcome.SERVED else {})
             return sequence
 
@@ -193,6 +234,8 @@ class Outbox:
             results: list[int | NonceReplayed | QuotaUsedUp] = []
             served: dict[int, int] = {}  # this group's served records, per grant
             created_at = time.time()
+            head = start_head = self._head
+            written: list[tuple[int, bytes, bytes]] = []
             explicit = len(writes) > 1
             if explicit:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -202,11 +245,14 @@ class Outbox:
                     if self._over_quota(write, served.get(grant_id, 0)):
                         results.append(QuotaUsedUp(_QUOTA_USED_UP))
                         continue
-                    try:  # a failing statement is undone alone (its trigger's insert too); the transaction goes on
-                        self._insert(self._values(sequence, write, created_at), write.nonce)
+                    values, new_head = self._values(sequence, write, created_at, head)
+                    try:  # a failing statement is undone alone (its trigger's inserts too); the transaction goes on
+                        self._insert(values, write.nonce)
                     except sqlite3.IntegrityError as exc:
                         results.append(self._refusal(exc))
                         continue
+                    written.append((sequence, head, new_head))
+                    head = new_head
                     results.append(sequence)
                     sequence += 1
                     if is_served:
@@ -216,7 +262,11 @@ class Outbox:
             except BaseException:
                 if explicit:
                     self._db.execute("ROLLBACK")
+                self._head = start_head
                 raise
+            self._head = head
+            for written_sequence, previous, new_head in written:
+                self._remember_heads(written_sequence, previous, new_head)
             self._count_written(sequence, created_at, served)
             return results
 
@@ -232,12 +282,21 @@ class Outbox:
         return write.quota_room is not None and write.entry.outcome is Outcome.SERVED and \
             self._uncounted(write.entry.grant_id, write.checked_at_block) + also_written >= write.quota_room
 
-    @staticmethod
-    def _values(sequence: int, write: RecordWrite, created_at: float) -> tuple:
+    def _values(self, sequence: int, write: RecordWrite, created_at: float, previous: bytes) -> tuple[tuple, bytes]:
+        """The columns of ``write`` as record ``sequence`` after head ``previous``, and its head
+        (one hash-chain step and one seal: a few µs; under the lock)."""
         entry = write.entry
+        head = chain_step(previous, record_id(self._oracle, sequence), entry)  # type: ignore[arg-type]  # bound
         return (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version, int(entry.outcome),
                 entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, write.request_salt,
-                write.response_salt, created_at)
+                write.response_salt, created_at, head, self._seal.seal(sequence, head)), head  # type: ignore[union-attr]
+
+    def _remember_heads(self, sequence: int, previous: bytes, head: bytes) -> None:
+        """Keep a written record's heads for its receipt (under the lock)."""
+        recent = self._recent_heads
+        recent[sequence] = (previous, head)
+        if len(recent) > RECENT_HEADS:  # never taken (a write whose receipt nobody makes)
+            del recent[next(iter(recent))]
 
     def _insert(self, values: tuple, nonce: tuple[str, str] | None) -> None:
         """A record, with its requester's nonce in the same statement (through the view's trigger)."""

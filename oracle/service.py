@@ -396,6 +396,7 @@ class OracleService:
         return made[0] if made else answer_of(self._receipt(sequence, entry, request_salt, response_salt))
 
     def _receipt(self, sequence: int, entry: AuditEntry, request_salt: bytes, response_salt: bytes | None) -> Receipt:
+        previous_head, head = self.outbox.take_heads(sequence)
         body = {
             "record_id": hex(record_id(self.signer.address, sequence)),
             "oracle": self.signer.address,
@@ -411,5 +412,10 @@ class OracleService:
             "response_hash": "0x" + entry.response_hash.hex(),
             "request_salt": "0x" + request_salt.hex(),
             "response_salt": "0x" + response_salt.hex() if response_salt else "",
+            # what will be anchored at this sequence, and the hash-chain head after it (the outbox
+            # computed the head when it wrote the record): a mismatch on chain is then provable
+            "record_hash": "0x" + entry.record_hash().hex(),
+            "previous_head": "0x" + previous_head.hex(),
+            "chain_head": "0x" + head.hex(),
         }
         return Receipt.signed(self.signer, **body)

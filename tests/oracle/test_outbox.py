@@ -13,6 +13,7 @@ from oracle.outbox import Outbox
 from oracle.outbox_file import OutboxMismatch, RecordWrite
 
 REQUESTER = "0x" + "ab" * 20
+SEAL_KEY = b"test seal key, not a secret".ljust(32, b".")
 IDENTITY = {"oracle": "0x" + "01" * 20, "chain_id": "1337", "audit_log": "0x" + "02" * 20}
 
 
@@ -23,7 +24,7 @@ def entry(grant: int = 7, outcome: Outcome = Outcome.SERVED) -> AuditEntry:
 @pytest.fixture
 def outbox(tmp_path: Path):
     box = Outbox(tmp_path / "outbox.sqlite")
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     yield box
     box.close()
 
@@ -105,7 +106,7 @@ def test_a_group_commit_refuses_only_its_replays_and_overruns(outbox: Outbox) ->
 def test_the_backlog_follows_writes_and_anchoring_and_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite"
     box = Outbox(path)
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     assert box.backlog() == (0, None, False)
     for _ in range(3):
         box.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32)
@@ -129,7 +130,7 @@ def test_the_writers_own_checkpoints_keep_the_wal_small(tmp_path: Path, monkeypa
     def wal_after(path: Path, writer_pages: int) -> int:
         monkeypatch.setattr(outbox_module, "WRITER_CHECKPOINT_PAGES", writer_pages)
         box = Outbox(path)
-        box.bind(IDENTITY, 0)
+        box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
         try:
             for n in range(1, 2001):
                 box.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, str(n)))
@@ -152,7 +153,7 @@ def test_anchoring_bookkeeping_matches_the_file_while_answers_are_written(tmp_pa
 
     path = tmp_path / "outbox.sqlite"
     box = Outbox(path)
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     writing = threading.Event()
     writing.set()
 
@@ -210,7 +211,7 @@ def test_the_backlog_past_the_batches_in_flight(tmp_path: Path, side: str) -> No
     from oracle.anchoring import OutboxFile
 
     box = Outbox(tmp_path / "outbox.sqlite")
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     ours, theirs = socket.socketpair()
     side_of = box if side == "thread" else OutboxFile(box.path, Connection(ours.detach()))
     try:
@@ -260,7 +261,7 @@ def test_checkpoints_keep_the_wal_bounded_while_answers_are_written_all_the_time
     def largest_wal(path: Path, writer_pages: int) -> int:
         monkeypatch.setattr(outbox_module, "WRITER_CHECKPOINT_PAGES", writer_pages)
         box = Outbox(path)
-        box.bind(IDENTITY, 0)
+        box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
         ours, theirs = socket.socketpair()
         checkpointer = box if side == "thread" else OutboxFile(path, Connection(ours.detach()))
         stop = threading.Event()
