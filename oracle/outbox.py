@@ -30,7 +30,7 @@ from oracle.outbox_file import (
     copy_wal_back,
     record_from_row,
 )
-from oracle.outbox_seal import HeadSeal, check_unanchored
+from oracle.outbox_seal import HeadSeal, RecentHeads, check_unanchored
 
 _QUOTA_USED_UP = "the grant's quota is used up (counting accesses not yet on chain)"
 
@@ -45,10 +45,6 @@ WRITER_CHECKPOINT_PAGES = 1000
 #: while a reader holds an old snapshot, e.g. a long export).
 WAL_SIZE_LIMIT = 16 << 20
 #: (``oracle.outbox_file.copy_wal_back`` says how the two sides' checkpoints share the work.)
-
-#: Hash-chain heads kept in memory for receipts not yet made (:meth:`Outbox.take_heads`): a receipt
-#: is made as soon as its record is written, so only a group's worth is ever waiting.
-RECENT_HEADS = 1 << 14
 
 
 class Outbox:
@@ -85,8 +81,7 @@ class Outbox:
         self._oracle: str | None = None
         self._head: bytes = ZERO_HASH
         self._seal: HeadSeal | None = None
-        # sequence -> (head before, head after) of records whose receipt is not made yet
-        self._recent_heads: dict[int, tuple[bytes, bytes]] = {}
+        self._recent_heads = RecentHeads()  # of records whose receipt is not made yet
         self._changed = threading.Condition(self._lock)
         # served records not yet anchored, per grant (they count toward the grant's quota)
         self._pending_served: dict[int, int] = {}
@@ -141,11 +136,10 @@ class Outbox:
         and start numbering after the chain.
 
         Refuses a file written for another oracle, chain or audit log. If the chain is ahead of the
-        file (a lost or older outbox), numbering continues after the chain; if the file is ahead,
-        its unanchored records wait to be anchored, once they are shown to be exactly what the oracle
-        wrote and signed receipts for: recomputed from ``chain_head`` (the contract's head after
-        ``chain_last_sequence``), they must end at the head sealed with ``seal_key``
-        (:mod:`oracle.outbox_seal`), else :class:`~oracle.outbox_seal.OutboxTampered`."""
+        file (a lost or older outbox), numbering continues after the chain; if the file is ahead, its
+        unanchored records wait to be anchored once recomputed from ``chain_head`` (the contract's
+        head after ``chain_last_sequence``) they end at the head sealed with ``seal_key``, else
+        :class:`~oracle.outbox_seal.OutboxTampered` (:mod:`oracle.outbox_seal`)."""
         with self._lock:
             stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if stored and stored != identity:
@@ -167,10 +161,9 @@ class Outbox:
             self._next = max(last_local, chain_last_sequence) + 1
 
     def take_heads(self, sequence: int) -> tuple[bytes, bytes]:
-        """(the hash-chain head before record ``sequence``, the head after it), for its receipt; once
-        (``KeyError`` if it was not written by this outbox just now, or was taken already)."""
-        with self._lock:
-            return self._recent_heads.pop(sequence)
+        """(the hash-chain head before record ``sequence``, the head after it), for its receipt, once;
+        without the lock (a dict's pop is atomic), since an on-chain answer's receipt is made under it."""
+        return self._recent_heads.take(sequence)
 
     # ------------------------------------------------------------------ writes
 
@@ -208,14 +201,13 @@ class Outbox:
             created_at = time.time()
             previous = self._head
             values, head = self._values(sequence, write, created_at, previous)
-            self._remember_heads(sequence, previous, head)  # keep_result makes the receipt inside the transaction
+            self._recent_heads.remember(sequence, previous, head)  # keep_result makes the receipt inside the transaction
             try:
                 self._record_with_result(values, nonce, keep_result)
-            except sqlite3.IntegrityError as exc:
-                self._recent_heads.pop(sequence, None)
-                raise self._refusal(exc) from None
-            except BaseException:
-                self._recent_heads.pop(sequence, None)
+            except BaseException as exc:
+                self._recent_heads.forget(sequence)
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise self._refusal(exc) from None
                 raise
             self._head = head
             self._count_written(sequence + 1, created_at, {entry.grant_id: 1} if entry.outcome is Outcome.SERVED else {})
@@ -266,7 +258,7 @@ class Outbox:
                 raise
             self._head = head
             for written_sequence, previous, new_head in written:
-                self._remember_heads(written_sequence, previous, new_head)
+                self._recent_heads.remember(written_sequence, previous, new_head)
             self._count_written(sequence, created_at, served)
             return results
 
@@ -290,13 +282,6 @@ class Outbox:
         return (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version, int(entry.outcome),
                 entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, write.request_salt,
                 write.response_salt, created_at, head, self._seal.seal(sequence, head)), head  # type: ignore[union-attr]
-
-    def _remember_heads(self, sequence: int, previous: bytes, head: bytes) -> None:
-        """Keep a written record's heads for its receipt (under the lock)."""
-        recent = self._recent_heads
-        recent[sequence] = (previous, head)
-        if len(recent) > RECENT_HEADS:  # never taken (a write whose receipt nobody makes)
-            del recent[next(iter(recent))]
 
     def _insert(self, values: tuple, nonce: tuple[str, str] | None) -> None:
         """A record, with its requester's nonce in the same statement (through the view's trigger)."""

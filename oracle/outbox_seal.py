@@ -21,10 +21,35 @@ from dataclasses import dataclass
 from ledger.contracts.audit_log import AuditEntry, chain_step, record_id
 from oracle.outbox_file import OutboxMismatch
 
-__all__ = ["SEAL_KEY_LABEL", "HeadSeal", "OutboxTampered", "check_unanchored"]
+__all__ = ["RECENT_HEADS", "SEAL_KEY_LABEL", "HeadSeal", "OutboxTampered", "RecentHeads", "check_unanchored"]
 
 #: What the seal key is derived for (``Signer.derive_key(SEAL_KEY_LABEL)``).
 SEAL_KEY_LABEL = b"govshare oracle outbox head seal v1"
+
+
+#: Hash-chain heads kept in memory for receipts not yet made (:class:`RecentHeads`): a receipt is
+#: made as soon as its record is written, so only a group's worth is ever waiting.
+RECENT_HEADS = 1 << 14
+
+
+class RecentHeads:
+    """(head before, head after) of records just written, until their receipt takes them (written
+    under the outbox's lock; taken without it: each step is one atomic dict operation)."""
+
+    def __init__(self) -> None:
+        self._heads: dict[int, tuple[bytes, bytes]] = {}
+
+    def remember(self, sequence: int, previous: bytes, head: bytes) -> None:
+        heads = self._heads
+        heads[sequence] = (previous, head)
+        if len(heads) > RECENT_HEADS:  # never taken (a write whose receipt nobody makes)
+            heads.pop(next(iter(heads)), None)
+
+    def take(self, sequence: int) -> tuple[bytes, bytes]:
+        return self._heads.pop(sequence)
+
+    def forget(self, sequence: int) -> None:
+        self._heads.pop(sequence, None)
 
 
 class OutboxTampered(OutboxMismatch):
@@ -79,7 +104,7 @@ def check_unanchored(oracle: str, records: Sequence[tuple[int, AuditEntry]], cha
     if sealed_sequence > last_local:
         raise OutboxTampered(f"outbox {where}: records {last_local + 1}..{sealed_sequence} were removed: the oracle "
                              f"signed receipts up to sequence {sealed_sequence}, the outbox ends at {last_local}")
-    if sealed_sequence < last_local:
+    if sealed_sequence < last_local and records:
         raise OutboxTampered(f"outbox {where}: records {max(sealed_sequence, chain_last) + 1}..{last_local} were added "
                              f"after the last record the oracle wrote ({sealed_sequence})")
     if sealed_sequence > chain_last and heads[sealed_sequence] != sealed_head:
