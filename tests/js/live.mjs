@@ -102,6 +102,7 @@ async function run(opts, r, contracts, manifest, chainId, provider) {
     if (Object.keys(receipt).sort().join() !== [...P.RECEIPT_KEYS].sort().join()) errors.push("receipt keys");
     if (P.receiptSigner(receipt) !== oracle || receipt.oracle !== oracle) errors.push("receipt signer");
     if (receipt.record_id !== P.recordIdHex(P.recordId(oracle, receipt.sequence))) errors.push("record id");
+    errors.push(...P.receiptBindingErrors(receipt)); // §9.4: record hash and chain head follow from its fields
     if (Number(receipt.outcome) !== expect.outcome || P.reasonName(receipt.reason) !== expect.reason) {
       errors.push(`outcome ${receipt.outcome} reason ${P.reasonName(receipt.reason)}`);
     }
