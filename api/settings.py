@@ -123,6 +123,9 @@ class ApiSettings(BaseSettings):
     max_body_bytes: int = Field(default=16 * 1024 * 1024, ge=1024, le=1024**3, description="largest request body accepted")
     signature_window_seconds: int = Field(default=300, ge=5, le=3600, description="freshness window of signed requests")
     oracle_timeout_seconds: float = Field(default=30.0, gt=0, le=600, description="how long a query may wait for an oracle")
+    receipts_dir: Path | None = Field(default=None, description="where to keep every receipt an oracle signs for this "
+                                                                "service's queries, one JSON file each (for an auditor's "
+                                                                "`govshare audit verify --receipts DIR`); default: not kept")
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8800, ge=1, le=65535)
     development: bool = Field(default=False, description="allow placeholder tokens (never in production)")

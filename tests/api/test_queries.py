@@ -4,6 +4,7 @@ refusals and failures as problems."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,7 +51,7 @@ def world(consortium: Consortium, members: Members, serve_api, company_api: Serv
     """SAMR registers its company registry and publishes a version from a real CSV file through its
     service, then runs its oracle and publishes the oracle's URL in the registry."""
     samr = serve_api([members.samr.operator])
-    tax = serve_api([members.tax.operator])
+    tax = serve_api([members.tax.operator], receipts_dir=tmp_path / "tax-receipts")
     dataset_id = register_companies(samr, members.samr.operator)["id"]
     with write_csv(tmp_path / "companies.csv", company_rows(40)).open("rb") as handle:
         reply = samr.post(members.samr.operator, f"/v1/datasets/{dataset_id}/versions",
@@ -66,7 +67,7 @@ def world(consortium: Consortium, members: Members, serve_api, company_api: Serv
         oracle.stop()
 
 
-def test_requester_and_provider_path_through_a_real_oracle(consortium, members, world: World):
+def test_requester_and_provider_path_through_a_real_oracle(consortium, members, world: World, tmp_path: Path):
     samr, tax, samr_op, tax_op = world.samr, world.tax, members.samr.operator, members.tax.operator
 
     # TAX finds the dataset and asks for five fields
@@ -117,6 +118,10 @@ def test_requester_and_provider_path_through_a_real_oracle(consortium, members, 
     denial = records[problem["receipt"]["record_id"]]
     assert denial.entry.reason == AccessReason.REVOKED and denial.entry.requester == tax_op.address
     assert records[answer["receipt"]["record_id"]].entry.outcome is Outcome.SERVED
+    # TAX's service kept every receipt (receipts_dir), for an auditor's `audit verify --receipts`
+    kept = {p.name: json.loads(p.read_text()) for p in (tmp_path / "tax-receipts").glob("receipt-*.json")}
+    assert sorted(r["sequence"] for r in kept.values()) == [1, 2, 3, 4]
+    assert answer["receipt"] in kept.values() and problem["receipt"] in kept.values()
 
 
 def test_query_refusals_before_the_oracle_and_oracle_failures(consortium, members, world: World, serve_api, company_api):
