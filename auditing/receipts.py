@@ -110,18 +110,20 @@ def _check_one(index: AuditIndex, item: ReceiptFile, cursor: int | None, history
 
     if signer != oracle:
         return violation("receipt_not_from_oracle", f"signed by {signer}, not by the oracle {oracle} it names")
-    dept, roles = history.account(oracle, end_of_block(int(receipt.checked_at_block)))
-    if not (dept and roles & ORACLE and history.active(dept, end_of_block(int(receipt.checked_at_block)))):
+    chain = chains.get(oracle)
+    if chain is None:
+        chain = chains[oracle] = _oracle_chain(index, oracle, cursor)
+    found = chain.get(sequence)
+    # an oracle then: at the decision block, or (a refusal recorded before the oracle read a block)
+    # at the block its record was anchored in
+    blocks = [int(receipt.checked_at_block)] + ([found[0][10]] if found is not None else [])
+    if not any(_oracle_at(history, oracle, end_of_block(block)) for block in blocks):
         return violation("receipt_not_from_oracle", f"{oracle} did not hold the oracle role of a member department at "
                                                     f"block {receipt.checked_at_block}, the receipt's decision block")
     try:
         receipt.check_binding()
     except InvalidReceipt as exc:
         return violation("receipt_inconsistent", f"the oracle signed a receipt that contradicts itself: {exc}")
-    chain = chains.get(oracle)
-    if chain is None:
-        chain = chains[oracle] = _oracle_chain(index, oracle, cursor)
-    found = chain.get(sequence)
     if found is None:
         last = max(chain, default=0)
         return violation("receipt_not_anchored", f"the oracle signed a receipt for sequence {sequence} "
@@ -142,6 +144,11 @@ def _check_one(index: AuditIndex, item: ReceiptFile, cursor: int | None, history
                          f"record {sequence} is on chain as signed, but the chain's head after it is 0x{head.hex()}, "
                          f"not the receipt's {receipt.chain_head}: an earlier record was altered or dropped", row)
     return None
+
+
+def _oracle_at(history: AccessHistory, account: str, pos: int) -> bool:
+    dept, roles = history.account(account, pos)
+    return bool(dept and roles & ORACLE and history.active(dept, pos))
 
 
 def _oracle_chain(index: AuditIndex, oracle: str, cursor: int | None) -> dict[int, tuple[tuple, bytes, bytes]]:

@@ -13,13 +13,13 @@ import pytest
 from fastapi import FastAPI
 
 from devtools.devnet import free_port
-from ledger.contracts.audit_log import Outcome
+from ledger.contracts.audit_log import AuditEntry, Outcome, chain_step, record_id
 from ledger.contracts.grants import AccessReason
 from ledger.deployment import Consortium
-from ledger.hashing import canonical_hash
 from ledger.keys import Signer
 from oracle.config import DatasetConfig
-from protocol.receipt import receipt_signer
+from protocol import commitments
+from protocol.receipt import Receipt, receipt_signer
 from serving import ServerThread
 from tests.api.conftest import (
     RunningApi,
@@ -181,8 +181,15 @@ def rogue_oracle_app(signer: Signer) -> FastAPI:
 
     @app.post("/v1/query")
     def query(body: dict) -> dict:
-        receipt = {"record_id": "0x1", "oracle": signer.address, "sequence": 1, "outcome": 0, "reason": 0}
-        signature = signer.sign_eip191_hash(canonical_hash(receipt))
-        return {"records": [{"name": "made up"}], "receipt": {**receipt, "signature": "0x" + signature.hex()}}
+        records = [{"name": "made up"}]
+        entry = AuditEntry(1, signer.address, 1, 1, Outcome.SERVED, 0, 1, b"\x11" * 32,
+                           commitments.response_hash(records, b"\x22" * 32))
+        receipt = Receipt.signed(  # well-formed and consistent in itself: only its signer gives it away
+            signer, record_id=hex(record_id(signer.address, 1)), oracle=signer.address, sequence=1, dataset_id=1,
+            dataset_version=1, grant_id=1, requester=signer.address, outcome=0, reason=0, checked_at_block=1,
+            request_hash="0x" + "11" * 32, response_hash="0x" + entry.response_hash.hex(), request_salt="0x" + "33" * 32,
+            response_salt="0x" + "22" * 32, record_hash="0x" + entry.record_hash().hex(), previous_head="0x" + "00" * 32,
+            chain_head="0x" + chain_step(b"\x00" * 32, record_id(signer.address, 1), entry).hex())
+        return {"records": records, "receipt": receipt.as_dict()}
 
     return app

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, Outcome, OracleReason
+from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, Outcome, OracleReason, chain_step, record_id
 from oracle.outbox import Outbox
+from protocol.receipt import Receipt
 from requester.client import save_receipt
 from tests.oracle.test_crash_safety import setup  # noqa: F401  (the real oracle process and its requester)
 
@@ -95,3 +96,15 @@ def test_receipts_prove_what_an_oracle_skipping_the_check_anchored(setup, tmp_pa
     assert main(["audit", "verify", *chain, "--json", "--receipts", str(only_first)]) == 1
     report = json.loads(capsys.readouterr().out)
     assert [v["code"] for v in report["violations"]] == ["receipt_not_from_oracle"]
+
+    # a receipt the oracle signed for a sequence the chain never got (here made with the oracle's test key)
+    (only_first / "forged.json").unlink()
+    last = Receipt.from_dict(setup.receipts[-1])
+    entry = last.entry()
+    rid = record_id(last.oracle, 5)
+    body = {**last.body(), "record_id": hex(rid), "sequence": 5, "previous_head": last.chain_head,
+            "chain_head": "0x" + chain_step(bytes.fromhex(last.chain_head[2:]), rid, entry).hex()}
+    save_receipt(Receipt.signed(setup.members.samr.oracle, **body).as_dict(), only_first)
+    assert main(["audit", "verify", *chain, "--json", "--receipts", str(only_first)]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert [(v["code"], v["sequence"]) for v in report["violations"]] == [("receipt_not_anchored", 5)]
