@@ -223,6 +223,13 @@ async function run(opts, r, contracts, manifest, chainId, provider) {
     }
     return batches.length > 0;
   });
+  await r.checkAsync("§9.4: every receipt's chain_head is the chain's head after its record", async () => {
+    const heads = new Map();
+    let head = P.ZERO_HASH;
+    for (let s = 1n; s <= state.lastSequence; s++) heads.set(s, (head = P.chainStep(head, ours.get(s).recordId, ours.get(s).entry).head));
+    const wrong = exchanges.filter(({ receipt }) => heads.get(BigInt(receipt.sequence)) !== receipt.chain_head);
+    return wrong.length === 0 || `differs for ${wrong.map((x) => x.name).join(", ")}`;
+  });
   await r.checkAsync("AuditLog.chainStep (on chain) equals this client's step for the served record", async () => {
     const { receipt } = exchanges[0];
     const e = P.entryOfReceipt(receipt);
