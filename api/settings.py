@@ -205,6 +205,9 @@ class ApiSettings(BaseSettings):
     rpc_receipt_timeout_seconds: float = Field(default=DEFAULT_RECEIPT_TIMEOUT_SECONDS, gt=0, le=3600,
                                                description="how long a sent transaction may take to be mined "
                                                            "before it is reported as not mined")
+    receipts_dir: Path | None = Field(default=None, description="where to keep every receipt an oracle signs for this "
+                                                                "service's queries, one JSON file each (for an auditor's "
+                                                                "`govshare audit verify --receipts DIR`); default: not kept")
     listen_host: str = "127.0.0.1"
     listen_port: int = Field(default=8800, ge=1, le=65535)
     serving: ServingSettings = Field(default_factory=ServingSettings, description="limits toward clients ([serving])")

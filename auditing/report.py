@@ -17,6 +17,7 @@ CHECKS: dict[str, str] = {
                      "and the decision no older at anchoring than the consortium's maxDecisionAgeBlocks",
     "writer": "every record was written by an account holding the oracle role of its department at that block",
     "oracle_export": "an oracle's exported local log matches the chain record for record",
+    "receipts": "each requester's signed receipt is the oracle's and matches the record and hash-chain head on chain",
     "data_file": "a data file's content hash and Merkle root match a published version",
     "record_proof": "a single record with its Merkle proof belongs to a published version",
 }

@@ -28,6 +28,9 @@ from chain events) and checks, in one pass over the records in chain order:
 * **oracle_export** (optional): an oracle's exported local log (``govshare oracle export``) matches
   the chain record for record: nothing in the log is missing on chain, nothing on chain is unknown to
   the oracle, and every field of each pair agrees;
+* **receipts** (optional): requesters' signed receipts (``auditing.receipts``): each is the named
+  oracle's, and the chain holds exactly the record hash and hash-chain head it commits to at its
+  oracle and sequence (an unanchored outbox record altered or dropped, or its sequence reused, shows here);
 * **data_file** / **record_proof** (optional): a data file's content hash and Merkle root match a
   published version (``ledger.dataset_file``); a single record with its proof belongs to one.
 
@@ -37,7 +40,9 @@ grant's fields; the grant's fields are in the index as ``field_mask``).
 
 Violation codes: ``sequence_gap``, ``hash_chain_mismatch``, ``unauthorised_access``,
 ``decision_after_anchoring``, ``stale_decision``, ``rogue_writer``, ``missing_on_chain``,
-``unknown_to_oracle``, ``record_mismatch``, ``content_hash_mismatch``, ``merkle_root_mismatch``,
+``unknown_to_oracle``, ``record_mismatch``, ``receipt_not_from_oracle``, ``receipt_inconsistent``,
+``receipt_not_anchored``, ``receipt_sequence_reused``, ``receipt_record_altered``, ``receipt_head_mismatch``,
+``content_hash_mismatch``, ``merkle_root_mismatch``,
 ``record_not_in_version``.
 """
 
@@ -58,6 +63,7 @@ from auditing.evidence import (
     verify_record_proof,
 )
 from auditing.history import AccessHistory
+from auditing.receipts import read_receipts, verify_receipts
 from auditing.index import AUDITOR, COMMITTEE, OPERATOR, ORACLE, AuditIndex, last_position, position
 from auditing.report import CHECKS, CheckCount, VerificationInputError, VerificationReport, VerificationScope, Violation
 from ledger.contracts.audit_log import Outcome
@@ -83,6 +89,7 @@ def verify_audit_trail(
     data_files: Sequence[DataFileCheck] = (),
     record_proofs: Sequence[RecordProofCheck] = (),
     max_decision_age: int | None = None,
+    receipts: Sequence[Path | str] = (),
 ) -> VerificationReport:
     """Verify the trail in ``source``: an :class:`~auditing.index.AuditIndex` (as synced; pass
     ``consortium`` too to compare the final heads with the contract's state at the index's cursor),
@@ -94,6 +101,7 @@ def verify_audit_trail(
     ``maxDecisionAgeBlocks`` in force at their anchoring block are flagged (``stale_decision``);
     ``max_decision_age`` (blocks) tightens that bound: a value above the bound in force at the index's
     cursor is refused (:class:`VerificationInputError`), since it would switch the check off in part.
+    ``receipts`` are receipt files or directories of them (``auditing.receipts``) to match with the chain.
     Inputs that cannot be used raise :class:`VerificationInputError`; findings are violations."""
     started = time.perf_counter()
     if isinstance(source, AuditIndex):
@@ -107,6 +115,7 @@ def verify_audit_trail(
     if max_decision_age is not None and max_decision_age < 0:
         raise VerificationInputError("max_decision_age must not be negative")
     exports = [read_export(e) for e in oracle_exports]
+    receipt_files = read_receipts(receipts)
     status = index.status()
     for export in exports:
         if status.chain_id is not None and (export.chain_id != status.chain_id
@@ -127,6 +136,8 @@ def verify_audit_trail(
     checks["oracle_export"].ran = bool(exports)
     for export in exports:
         verify_export(index, export, status.cursor, checks["oracle_export"], violations)
+    checks["receipts"].ran = bool(receipts)
+    verify_receipts(index, receipt_files, status.cursor, run.history, checks["receipts"], violations)
     checks["data_file"].ran = bool(data_files)
     for check in data_files:
         found = verify_data_file(index, check)

@@ -9,6 +9,8 @@ never contain a key or a password.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import os
 import tempfile
@@ -99,6 +101,12 @@ class Signer:
             self.__curve_key = _CurveKey(bytes(self.__account.key))
         signature = self.__curve_key.sign_recoverable(digest, hasher=None)
         return signature[:64] + bytes((signature[64] + 27,))
+
+    def derive_key(self, label: bytes) -> bytes:
+        """A 32-byte secret for ``label``, derived from the private key (HMAC-SHA256 keyed with it):
+        what the key's holder alone can recompute, e.g. to authenticate its own files at rest. The
+        private key itself never leaves."""
+        return hmac.new(bytes(self.__account.key), b"govshare derived key\x00" + label, hashlib.sha256).digest()
 
     def sign_typed_data(
         self,

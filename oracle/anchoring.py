@@ -40,12 +40,16 @@ from typing import Iterator
 
 from eth_account import Account
 
-from ledger.chain import DEFAULT_RECEIPT_TIMEOUT_SECONDS, DEFAULT_RPC_TIMEOUT_SECONDS, Chain
+from ledger.chain import (
+    DEFAULT_RECEIPT_TIMEOUT_SECONDS,
+    DEFAULT_RPC_TIMEOUT_SECONDS,
+    Chain,
+)
 from ledger.compiler import CompilationResult
 from ledger.deployment import Consortium, Deployment
 from ledger.errors import LedgerError
-from ledger.tls import ClientTls
 from ledger.keys import Signer
+from ledger.tls import ClientTls
 from oracle.batcher import MAX_IN_FLIGHT, STUCK_AFTER_SECONDS, Batcher
 from oracle.outbox import Outbox
 from oracle.outbox_file import OutboxRecord, copy_wal_back, record_from_row

@@ -184,7 +184,7 @@ def create_app(service: OracleService, batcher: Batcher | AnchoringProcess | Non
 
     @app.get("/v1/results/{request_id}")
     def result(request_id: int, request: Request) -> Response:
-        stored = service.outbox.result(request_id)
+        stored = service.outbox.chain_requests.result(request_id)
         requester = result_requester(request.headers.get("authorization", ""), request_id)
         if requester is None:
             return problem(401, "unauthorised", "sign 'govshare result <id> at <unix time>' with the requester's key")

@@ -38,8 +38,18 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
 from ledger.chain import RECEIPT_POLL_SECONDS, SentTx
-from ledger.contracts.audit_log import AppendResult, AuditLogClient, Outcome, recompute_head
-from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, TransactionFailed
+from ledger.contracts.audit_log import (
+    AppendResult,
+    AuditLogClient,
+    Outcome,
+    recompute_head,
+)
+from ledger.errors import (
+    ChainUnavailable,
+    ContractRevert,
+    LedgerError,
+    TransactionFailed,
+)
 from ledger.keys import Signer
 from ledger.rpc import RpcErrorAnswer
 from oracle.outbox_file import OutboxMismatch, OutboxRecord

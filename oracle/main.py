@@ -16,6 +16,7 @@ from oracle.app import OracleHttpApp, create_app
 from oracle.batcher import Batcher
 from oracle.config import OracleConfig
 from oracle.outbox import Outbox
+from oracle.outbox_seal import SEAL_KEY_LABEL
 from oracle.request_follower import OnChainRequestFollower
 from oracle.service import OracleService
 
@@ -64,7 +65,12 @@ def build_oracle(
         "chain_id": str(consortium.chain.chain_id),
         "audit_log": consortium.deployment.addresses["AuditLog"],
     }
-    outbox.bind(identity, consortium.audit_log.oracle_state(signer.address).last_sequence)
+    state = consortium.audit_log.oracle_state(signer.address)
+    try:  # refuses (OutboxTampered) an outbox whose records not yet on chain are not what this oracle wrote
+        outbox.bind(identity, state.last_sequence, state.head, seal_key=signer.derive_key(SEAL_KEY_LABEL))
+    except BaseException:
+        outbox.close()
+        raise
     service = OracleService(config, consortium, signer, outbox)
     batcher: Batcher | AnchoringProcess
     if config.anchoring == "process":

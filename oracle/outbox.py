@@ -18,19 +18,28 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from ledger.contracts.audit_log import AuditEntry, Outcome
+from ledger.contracts.audit_log import (
+    ZERO_HASH,
+    AuditEntry,
+    Outcome,
+    chain_step,
+    record_id,
+)
 from oracle.errors import NonceReplayed, QuotaUsedUp
 from oracle.outbox_file import (
     INSERT_RECORD,
     INSERT_RECORD_WITH_NONCE,
     MIGRATE_NONCES,
+    PRUNE_NONCES,
     SCHEMA,
     OutboxMismatch,
     OutboxRecord,
     RecordWrite,
-    copy_wal_back,
+    WalReader,
     record_from_row,
 )
+from oracle.outbox_requests import ChainRequests
+from oracle.outbox_seal import HeadSeal, RecentHeads, check_unanchored
 
 _QUOTA_USED_UP = "the grant's quota is used up (counting accesses not yet on chain)"
 
@@ -39,12 +48,11 @@ _QUOTA_USED_UP = "the grant's quota is used up (counting accesses not yet on cha
 ANCHORED_MEMORY_BLOCKS = 64
 
 #: WAL pages after which the writer's commit copies back what the anchoring side's checkpoints have
-#: not yet copied (see :func:`copy_wal_back`); SQLite's default ``wal_autocheckpoint``.
+#: not yet copied (``oracle.outbox_file.copy_wal_back`` says how the two sides share the work); SQLite's default ``wal_autocheckpoint``.
 WRITER_CHECKPOINT_PAGES = 1000
 #: The size the WAL file is cut back to when it is rewound (it grows past the bound above only
 #: while a reader holds an old snapshot, e.g. a long export).
 WAL_SIZE_LIMIT = 16 << 20
-#: (``oracle.outbox_file.copy_wal_back`` says how the two sides' checkpoints share the work.)
 
 #: A used nonce is pruned this long after its query's deadline: by then the deadline check refuses a
 #: replay of the query by itself. The margin covers the oracle's clock being stepped back a little.
@@ -79,19 +87,23 @@ class Outbox:
         # SQLite rewind the WAL (:func:`copy_wal_back`).
         self._db.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES}")
         self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")  # applied when the WAL is rewound
-        # The anchoring side (unanchored, mark_anchored, checkpoint) reads through a connection of
-        # its own, so that the answering path's lock is held only for the writes themselves; its
-        # own lock makes each of its steps whole (two threads marking the same batch count it once).
-        self._anchoring_db: sqlite3.Connection | None = None
-        self._anchoring_lock = threading.RLock()
+        # the anchoring side (unanchored, mark_anchored, checkpoint) reads through a connection of its
+        # own: the answering path's lock is held only for the writes themselves
+        self._anchoring = WalReader(self.path)
         self._db.execute(f"PRAGMA synchronous={'FULL' if durability == 'full' else 'NORMAL'}")
         if "expires_at" not in {row[1] for row in self._db.execute("PRAGMA table_info(nonces)")} and \
                 self._db.execute("SELECT 1 FROM sqlite_master WHERE name = 'nonces'").fetchone():
             self._db.executescript(MIGRATE_NONCES)  # an outbox from before nonces expired
         self._db.executescript(SCHEMA)
         self._lock = threading.Lock()
+        self.chain_requests = ChainRequests(self._db, self._lock)  # the on-chain request follower's state
         self._pruned_at = 0.0  # time.monotonic() of the last pruning of expired nonces (0: at the next write)
         self._next: int | None = None
+        # the oracle's hash chain: the head after record _next - 1, and the seal of each new head
+        self._oracle: str | None = None
+        self._head: bytes = ZERO_HASH
+        self._seal: HeadSeal | None = None
+        self._recent_heads = RecentHeads()  # of records whose receipt is not made yet
         self._changed = threading.Condition(self._lock)
         # served records not yet anchored, per grant (they count toward the grant's quota)
         self._pending_served: dict[int, int] = {}
@@ -112,27 +124,13 @@ class Outbox:
         #: called with the sequence an answer starts waiting for (the anchoring process is told)
         self.on_waiter: Callable[[int], None] | None = None
 
-    def _anchoring_read(self, sql: str, params: tuple = ()) -> list[tuple]:
-        """Run ``sql`` on the anchoring side's connection (a WAL reader: it sees committed records
-        and never waits for, nor blocks, the writer)."""
-        with self._anchoring_lock:
-            if self._anchoring_db is None:
-                self._anchoring_db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            return self._anchoring_db.execute(sql, params).fetchall()
-
     def checkpoint(self) -> None:
         """Copy what the WAL holds back into the database file, from the anchoring side's
         connection, without blocking the writer (:func:`copy_wal_back`)."""
-        with self._anchoring_lock:
-            if self._anchoring_db is None:
-                self._anchoring_db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-            copy_wal_back(self._anchoring_db)
+        self._anchoring.checkpoint()
 
     def close(self) -> None:
-        with self._anchoring_lock:
-            if self._anchoring_db is not None:
-                self._anchoring_db.close()
-                self._anchoring_db = None
+        self._anchoring.close()
         with self._lock:
             self._db.close()
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
@@ -140,20 +138,40 @@ class Outbox:
 
     # ------------------------------------------------------------------ identity
 
-    def bind(self, identity: dict[str, str], chain_last_sequence: int) -> None:
-        """Tie this file to one oracle of one deployment, and start numbering after the chain.
+    def bind(self, identity: dict[str, str], chain_last_sequence: int, chain_head: bytes = ZERO_HASH, *,
+             seal_key: bytes) -> None:
+        """Tie this file to one oracle of one deployment, check it against the oracle's sealed head,
+        and start numbering after the chain.
 
         Refuses a file written for another oracle, chain or audit log. If the chain is ahead of the
-        file (a lost or older outbox), numbering continues after the chain; if the file is ahead,
-        its unanchored records wait to be anchored."""
+        file (a lost or older outbox), numbering continues after the chain; if the file is ahead, its
+        unanchored records wait to be anchored once recomputed from ``chain_head`` (the contract's
+        head after ``chain_last_sequence``) they end at the head sealed with ``seal_key``, else
+        :class:`~oracle.outbox_seal.OutboxTampered` (:mod:`oracle.outbox_seal`)."""
         with self._lock:
             stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if stored and stored != identity:
                 raise OutboxMismatch(f"outbox {self.path} belongs to {stored}, not {identity}")
+            seal = HeadSeal.for_identity(seal_key, identity)
+            rows = self._db.execute("SELECT * FROM records WHERE sequence > ? ORDER BY sequence", (chain_last_sequence,))
+            unanchored = [(r.sequence, r.entry) for r in map(record_from_row, rows)]
+            sealed = self._db.execute("SELECT sequence, head, seal FROM sealed_head").fetchone()
+            self._head = check_unanchored(identity["oracle"], unanchored, chain_last_sequence, chain_head,
+                                          None if sealed is None else (int(sealed[0]), bytes(sealed[1]), bytes(sealed[2])),
+                                          seal, str(self.path))
             if not stored:
                 self._db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(identity.items()))
+            self._oracle, self._seal = identity["oracle"], seal
             (last_local,) = self._db.execute("SELECT COALESCE(MAX(sequence), 0) FROM records").fetchone()
+            if sealed is None:  # a new file (or every record on chain): the row each write updates
+                last = max(last_local, chain_last_sequence)
+                self._db.execute("INSERT INTO sealed_head VALUES (1, ?, ?, ?)", (last, self._head, seal.seal(last, self._head)))
             self._next = max(last_local, chain_last_sequence) + 1
+
+    def take_heads(self, sequence: int) -> tuple[bytes, bytes]:
+        """(the hash-chain head before record ``sequence``, the head after it), for its receipt, once;
+        without the lock (a dict's pop is atomic), since an on-chain answer's receipt is made under it."""
+        return self._recent_heads.take(sequence)
 
     # ------------------------------------------------------------------ writes
 
@@ -192,10 +210,17 @@ class Outbox:
             if self._over_quota(write, 0):
                 raise QuotaUsedUp(_QUOTA_USED_UP)
             created_at = time.time()
+            previous = self._head
+            values, head = self._values(sequence, write, created_at, previous)
+            self._recent_heads.remember(sequence, previous, head)  # keep_result makes the receipt inside the transaction
             try:
-                self._record_with_result(self._values(sequence, write, created_at), nonce, keep_result, nonce_expires_at)
-            except sqlite3.IntegrityError as exc:
-                raise self._refusal(exc) from None
+                self._record_with_result(values, nonce, keep_result, nonce_expires_at)
+            except BaseException as exc:
+                self._recent_heads.forget(sequence)
+                if isinstance(exc, sqlite3.IntegrityError):
+                    raise self._refusal(exc) from None
+                raise
+            self._head = head
             self._count_written(sequence + 1, created_at, {entry.grant_id: 1} if entry.outcome is Outcome.SERVED else {})
             return sequence
 
@@ -212,6 +237,8 @@ class Outbox:
             results: list[int | NonceReplayed | QuotaUsedUp] = []
             served: dict[int, int] = {}  # this group's served records, per grant
             created_at = time.time()
+            head = start_head = self._head
+            written: list[tuple[int, bytes, bytes]] = []
             explicit = len(writes) > 1
             if explicit:
                 self._db.execute("BEGIN IMMEDIATE")
@@ -221,11 +248,14 @@ class Outbox:
                     if self._over_quota(write, served.get(grant_id, 0)):
                         results.append(QuotaUsedUp(_QUOTA_USED_UP))
                         continue
-                    try:  # a failing statement is undone alone (its trigger's insert too); the transaction goes on
-                        self._insert(self._values(sequence, write, created_at), write.nonce, write.nonce_expires_at)
+                    values, new_head = self._values(sequence, write, created_at, head)
+                    try:  # a failing statement is undone alone (its trigger's inserts too); the transaction goes on
+                        self._insert(values, write.nonce, write.nonce_expires_at)
                     except sqlite3.IntegrityError as exc:
                         results.append(self._refusal(exc))
                         continue
+                    written.append((sequence, head, new_head))
+                    head = new_head
                     results.append(sequence)
                     sequence += 1
                     if is_served:
@@ -235,7 +265,11 @@ class Outbox:
             except BaseException:
                 if explicit:
                     self._db.execute("ROLLBACK")
+                self._head = start_head
                 raise
+            self._head = head
+            for written_sequence, previous, new_head in written:
+                self._recent_heads.remember(written_sequence, previous, new_head)
             self._count_written(sequence, created_at, served)
             if time.monotonic() - self._pruned_at >= NONCE_PRUNE_INTERVAL_SECONDS:
                 self._prune_nonces(time.time())
@@ -253,12 +287,14 @@ class Outbox:
         return write.quota_room is not None and write.entry.outcome is Outcome.SERVED and \
             self._uncounted(write.entry.grant_id, write.checked_at_block) + also_written >= write.quota_room
 
-    @staticmethod
-    def _values(sequence: int, write: RecordWrite, created_at: float) -> tuple:
+    def _values(self, sequence: int, write: RecordWrite, created_at: float, previous: bytes) -> tuple[tuple, bytes]:
+        """The columns of ``write`` as record ``sequence`` after head ``previous``, and its head
+        (one hash-chain step and one seal: a few µs; under the lock)."""
         entry = write.entry
+        head = chain_step(previous, record_id(self._oracle, sequence), entry)  # type: ignore[arg-type]  # bound
         return (sequence, entry.grant_id, entry.requester, entry.dataset_id, entry.dataset_version, int(entry.outcome),
                 entry.reason, entry.checked_at_block, entry.request_hash, entry.response_hash, write.request_salt,
-                write.response_salt, created_at)
+                write.response_salt, created_at, head, self._seal.seal(sequence, head)), head  # type: ignore[union-attr]
 
     def _insert(self, values: tuple, nonce: tuple[str, str] | None, expires_at: float | None = None) -> None:
         """A record, with its requester's nonce in the same statement (through the view's trigger)."""
@@ -313,11 +349,7 @@ class Outbox:
 
     def _prune_nonces(self, now: float) -> int:
         self._pruned_at = time.monotonic()
-        return self._db.execute(
-            "DELETE FROM nonces WHERE (requester, nonce) IN (SELECT requester, nonce FROM nonces"
-            " WHERE expires_at IS NOT NULL AND expires_at < ? LIMIT ?)",
-            (now - self.nonce_grace_seconds, NONCE_PRUNE_MAX_ROWS),
-        ).rowcount
+        return self._db.execute(PRUNE_NONCES, (now - self.nonce_grace_seconds, NONCE_PRUNE_MAX_ROWS)).rowcount
 
     def nonce_count(self) -> int:  # used nonces kept
         with self._lock:
@@ -332,15 +364,15 @@ class Outbox:
         """Record that records ``first``..``last`` are on chain (in ``tx_hash``, ``block``; block 0
         when reconciled from the chain's state). Records are anchored in sequence order, so every
         record after ``last`` is still waiting."""
-        with self._anchoring_lock:
+        with self._anchoring.lock:
             # Read what the update needs before taking the writer's lock: only the anchoring side
             # changes these rows, and records after ``last`` are only ever appended.
-            served = self._anchoring_read(
+            served = self._anchoring.read(
                 "SELECT grant_id, COUNT(*) FROM records WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL"
                 " AND outcome = ? GROUP BY grant_id",
                 (first, last, int(Outcome.SERVED)),
             )
-            following = self._anchoring_read("SELECT created_at FROM records WHERE sequence = ?", (last + 1,))
+            following = self._anchoring.read("SELECT created_at FROM records WHERE sequence = ?", (last + 1,))
             with self._lock:
                 marked = self._db.execute(
                     "UPDATE records SET anchored_tx = ?, anchored_block = ? WHERE sequence BETWEEN ? AND ? AND anchored_block IS NULL",
@@ -378,7 +410,7 @@ class Outbox:
     def unanchored(self, limit: int, after: int = 0) -> list[OutboxRecord]:
         """The oldest records not yet on chain (and past sequence ``after``: those not yet sent while
         batches are in flight), in sequence order."""
-        rows = self._anchoring_read(
+        rows = self._anchoring.read(
             "SELECT * FROM records WHERE anchored_block IS NULL AND sequence > ? ORDER BY sequence LIMIT ?", (after, limit)
         )
         return [record_from_row(r) for r in rows]
@@ -400,7 +432,7 @@ class Outbox:
             awaited = any(sequence > after for sequence in self._anchor_waiters)
         if not unsent:
             return 0, None, False
-        row = self._anchoring_read("SELECT created_at FROM records WHERE sequence = ?", (after + 1,))
+        row = self._anchoring.read("SELECT created_at FROM records WHERE sequence = ?", (after + 1,))
         return unsent, (row[0][0] if row else None), awaited
 
     def pending_served(self, grant_id: int, checked_at_block: int | None = None) -> int:
@@ -461,37 +493,6 @@ class Outbox:
             return True
         self.forget_waiter(sequence, anchored.set)
         return anchored.is_set()
-
-    # ------------------------------------------------------------------ on-chain requests
-
-    def cursor(self, name: str) -> int | None:
-        """The last block a follower has fully processed."""
-        with self._lock:
-            row = self._db.execute("SELECT block FROM cursors WHERE name = ?", (name,)).fetchone()
-        return None if row is None else int(row[0])
-
-    def set_cursor(self, name: str, block: int) -> None:
-        with self._lock:
-            self._db.execute("INSERT INTO cursors VALUES (?, ?) ON CONFLICT(name) DO UPDATE SET block = excluded.block",
-                             (name, block))
-
-    def mark_fulfilled(self, request_id: int, tx_hash: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE chain_requests SET fulfilled_tx = ? WHERE request_id = ?", (tx_hash, request_id))
-
-    def result(self, request_id: int) -> tuple[str, int, bytes, str | None] | None:
-        """(requester, sequence, encrypted result, fulfilment tx) of an on-chain request, if answered."""
-        with self._lock:
-            row = self._db.execute(
-                "SELECT requester, sequence, result, fulfilled_tx FROM chain_requests WHERE request_id = ?", (request_id,)
-            ).fetchone()
-        return None if row is None else (row[0], int(row[1]), bytes(row[2]), row[3])
-
-    def unfulfilled(self) -> list[tuple[int, int]]:
-        """(request id, sequence) of answered on-chain requests not yet marked fulfilled on chain."""
-        with self._lock:
-            rows = self._db.execute("SELECT request_id, sequence FROM chain_requests WHERE fulfilled_tx IS NULL").fetchall()
-        return [(int(a), int(b)) for a, b in rows]
 
     def wait_for_work(self, timeout: float) -> None:
         """Sleep until a record is written (or ``timeout``); for the batcher."""

@@ -58,7 +58,12 @@ from ledger.http_client import (
 )
 from ledger.tls import client_tls_context
 from oracle.config import DatasetConfig
-from oracle.errors import MalformedRequest, SourceBadResponse, SourceTimeout, SourceUnavailable
+from oracle.errors import (
+    MalformedRequest,
+    SourceBadResponse,
+    SourceTimeout,
+    SourceUnavailable,
+)
 
 __all__ = ["DepartmentApi", "JSON_BACKEND"]
 

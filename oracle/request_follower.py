@@ -68,16 +68,16 @@ class OnChainRequestFollower:
         """Answer every new request up to the current block; returns how many were answered."""
         consortium = self.service.consortium
         outbox = self.service.outbox
-        start = outbox.cursor(CURSOR)
+        start = outbox.chain_requests.cursor(CURSOR)
         start = consortium.deployment.deployment_block if start is None else start + 1
         head = consortium.chain.block_number()
         answered = 0
         if start <= head:
             for request in consortium.queries.requests_for(self.service.dept_id, start, head, step=self.step):
-                if outbox.result(request.request_id) is None:
+                if outbox.chain_requests.result(request.request_id) is None:
                     self._answer(request)
                     answered += 1
-            outbox.set_cursor(CURSOR, head)
+            outbox.chain_requests.set_cursor(CURSOR, head)
         self._fulfil_pending()
         return answered
 
@@ -113,7 +113,7 @@ class OnChainRequestFollower:
 
     def _fulfil_pending(self) -> None:
         outbox = self.service.outbox
-        for request_id, sequence in outbox.unfulfilled():
+        for request_id, sequence in outbox.chain_requests.unfulfilled():
             record = outbox.get(sequence)
             if record is None:
                 continue
@@ -124,6 +124,6 @@ class OnChainRequestFollower:
             except ContractRevert as exc:
                 if exc.name != "QueryRequestsInvalidStatus":  # already fulfilled before a restart
                     raise
-                outbox.mark_fulfilled(request_id, "(already fulfilled)")
+                outbox.chain_requests.mark_fulfilled(request_id, "(already fulfilled)")
                 continue
-            outbox.mark_fulfilled(request_id, result.tx_hash)
+            outbox.chain_requests.mark_fulfilled(request_id, result.tx_hash)

@@ -35,11 +35,23 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Callable, TypeVar
 
-from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome, reason_name, record_id
+from ledger.contracts.audit_log import (
+    ZERO_ADDRESS,
+    AuditEntry,
+    OracleReason,
+    Outcome,
+    reason_name,
+    record_id,
+)
 from ledger.contracts.catalog import Dataset
 from ledger.contracts.grants import AccessCheck, AccessReason
 from ledger.deployment import Consortium
-from ledger.errors import CanonicalizationError, ChainUnavailable, ContractRevert, LedgerError
+from ledger.errors import (
+    CanonicalizationError,
+    ChainUnavailable,
+    ContractRevert,
+    LedgerError,
+)
 from ledger.hashing import new_salt
 from ledger.keys import Signer
 from oracle.access_checks import Access, AccessChecks
@@ -61,7 +73,15 @@ from oracle.masking import MaskingPolicy
 from oracle.outbox import Outbox
 from oracle.outbox_file import RecordWrite
 from oracle.relay import DepartmentApi
-from oracle.steps import CheckAccess, Fetch, LookUpDataset, Path, WriteRecord, run_blocking, run_on_loop
+from oracle.steps import (
+    CheckAccess,
+    Fetch,
+    LookUpDataset,
+    Path,
+    WriteRecord,
+    run_blocking,
+    run_on_loop,
+)
 from protocol import commitments
 from protocol.commitments import ZERO_HASH
 from protocol.query import InvalidSignature, SignedQuery, recover_query_signer
@@ -418,6 +438,7 @@ class OracleService:
         return made[0] if made else answer_of(self._receipt(sequence, entry, request_salt, response_salt))
 
     def _receipt(self, sequence: int, entry: AuditEntry, request_salt: bytes, response_salt: bytes | None) -> Receipt:
+        previous_head, head = self.outbox.take_heads(sequence)
         body = {
             "record_id": hex(record_id(self.signer.address, sequence)),
             "oracle": self.signer.address,
@@ -433,5 +454,10 @@ class OracleService:
             "response_hash": "0x" + entry.response_hash.hex(),
             "request_salt": "0x" + request_salt.hex(),
             "response_salt": "0x" + response_salt.hex() if response_salt else "",
+            # what will be anchored at this sequence, and the hash-chain head after it (the outbox
+            # computed the head when it wrote the record): a mismatch on chain is then provable
+            "record_hash": "0x" + entry.record_hash().hex(),
+            "previous_head": "0x" + previous_head.hex(),
+            "chain_head": "0x" + head.hex(),
         }
         return Receipt.signed(self.signer, **body)

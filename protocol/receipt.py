@@ -6,8 +6,15 @@ i.e. the signer signs ``"\\x19Ethereum Signed Message:\\n32" ‖ digest`` where 
 without ``signature``; 65 bytes ``r ‖ s ‖ v`` (v 27/28, low s), 0x-hex. :func:`receipt_signer` refuses
 any other form (v 0/1, a high ``s``, the malleable twin of a valid signature), as OpenZeppelin's
 ``ECDSA`` and the oracle's check of query signatures do, so one receipt has one signature. A requester checks the signer is an
-account holding ORACLE for the provider department on chain; an auditor later matches the receipt's
-``record_id``, ``request_hash`` and ``response_hash`` with the anchored audit record.
+account holding ORACLE for the provider department on chain.
+
+The receipt binds what the oracle will anchor at its sequence: ``record_hash`` is ``keccak256`` of the
+128-byte packed record (``AuditLog.appendRecords``'s layout, :meth:`AuditEntry.packed`) made of the
+receipt's own fields, and ``chain_head`` the oracle's hash-chain head after that record,
+``chain_step(previous_head, record_id, record)``. Anyone holding the receipt checks both locally
+(:meth:`Receipt.check_binding`); an auditor then checks the chain holds exactly that record hash and
+head at that oracle and sequence (``govshare audit verify --receipts DIR``): a record altered, dropped
+or replaced before anchoring is then proven by the oracle's own signature.
 """
 
 from __future__ import annotations
@@ -20,6 +27,7 @@ from eth_account import Account
 from eth_account.messages import encode_defunct
 from eth_keys.exceptions import BadSignature, ValidationError
 
+from ledger.contracts.audit_log import AuditEntry, Outcome, chain_step, record_id, split_record_id
 from ledger.errors import LedgerError
 from ledger.hashing import canonical_hash
 from ledger.keys import Signer
@@ -50,6 +58,9 @@ class Receipt:
     response_hash: str
     request_salt: str
     response_salt: str  # "" when nothing was served
+    record_hash: str  # keccak256 of the packed record anchored at this sequence
+    previous_head: str  # the oracle's hash-chain head before this record (after sequence - 1)
+    chain_head: str  # the head after it: chain_step(previous_head, record_id, record)
     signature: str = ""
 
     @classmethod
@@ -76,6 +87,35 @@ class Receipt:
         """The checksummed address whose key made :attr:`signature` (:func:`receipt_signer`)."""
         return receipt_signer(self.as_dict())
 
+    def entry(self) -> AuditEntry:
+        """The audit record this receipt says will be anchored at its sequence."""
+        try:
+            return AuditEntry(self.grant_id, self.requester, self.dataset_id, self.dataset_version, Outcome(self.outcome),
+                              self.reason, self.checked_at_block, _bytes32(self.request_hash, "request_hash"),
+                              _bytes32(self.response_hash, "response_hash"))
+        except (ValueError, TypeError) as exc:
+            raise InvalidReceipt(f"the receipt does not describe an audit record: {exc}") from None
+
+    def check_binding(self) -> None:
+        """Check what the receipt commits to is consistent in itself: ``record_id`` names ``oracle``
+        and ``sequence``, ``record_hash`` is the hash of the packed record of its fields, and
+        ``chain_head`` follows from ``previous_head`` and that record. :class:`InvalidReceipt` if not
+        (the signer's commitment is then self-contradictory)."""
+        entry = self.entry()
+        try:
+            oracle, sequence = split_record_id(int(self.record_id, 16))
+            if oracle.lower() != str(self.oracle).lower() or sequence != self.sequence:
+                raise InvalidReceipt(f"record_id {self.record_id} does not name oracle {self.oracle} and sequence {self.sequence}")
+            if _bytes32(self.record_hash, "record_hash") != entry.record_hash():
+                raise InvalidReceipt("record_hash is not the hash of the packed record the receipt describes")
+            step = chain_step(_bytes32(self.previous_head, "previous_head"), record_id(self.oracle, self.sequence), entry)
+            if _bytes32(self.chain_head, "chain_head") != step:
+                raise InvalidReceipt("chain_head does not follow from previous_head and the receipt's record")
+        except InvalidReceipt:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise InvalidReceipt(f"the receipt's record binding cannot be checked: {exc}") from None
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Receipt:
         """A receipt from its wire form; :class:`InvalidReceipt` for missing or unknown keys."""
@@ -101,6 +141,13 @@ def receipt_signer(receipt: Mapping[str, Any]) -> str:
         return Account.recover_message(encode_defunct(primitive=canonical_hash(body)), signature=signature)
     except (KeyError, ValueError, TypeError, BadSignature, ValidationError) as exc:
         raise InvalidReceipt(f"the receipt's signature recovers no address: {type(exc).__name__}: {exc}") from None
+
+
+def _bytes32(value: Any, name: str) -> bytes:
+    """The 32 bytes of a ``0x`` + 64 hex digits field; ``ValueError`` otherwise."""
+    if not isinstance(value, str) or len(value) != 66 or value[:2] != "0x":
+        raise ValueError(f"{name} is not 0x and 32 bytes of hex")
+    return bytes.fromhex(value[2:])
 
 
 def _check_signature_form(signature: Any) -> None:

@@ -5,14 +5,23 @@ Everything said on the wire is :mod:`protocol`'s; the HTTP calls go through govs
 (:class:`ledger.http_client.HttpClient`). Failures are typed: :class:`QueryRefused` (the oracle
 answered with a problem; its ``receipt``, when present, is signed evidence of the refusal),
 :class:`OracleUnreachable` / :class:`OracleTimeout` (no answer), :class:`OracleBadAnswer` (an
-answer that is not the protocol's), :class:`ReceiptNotFromOracle`.
+answer that is not the protocol's), :class:`ReceiptNotFromOracle`, :class:`InconsistentReceipt`.
+
+Every receipt is checked for what a requester can check alone: its record hash and hash-chain head
+follow from its fields (:meth:`protocol.receipt.Receipt.check_binding`) and, for served records, its
+response hash opens to the records received. :func:`save_receipt` keeps it as a file, for an auditor's
+``govshare audit verify --receipts DIR``.
 """
 
 from __future__ import annotations
 
+import os
+import re
 import ssl
+import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Mapping
 
 import orjson
@@ -21,12 +30,13 @@ from ledger.errors import LedgerError
 from ledger.hashing import canonical_json, new_salt
 from ledger.http_client import HttpClient, HttpTimeout, HttpUnreachable
 from ledger.keys import Signer
-from protocol import ecies
+from protocol import commitments, ecies
 from protocol.query import Query, SignedQuery
-from protocol.receipt import InvalidReceipt, receipt_signer
+from protocol.receipt import InvalidReceipt, Receipt, receipt_signer
 from protocol.results import params_associated_data, result_associated_data, result_auth_header
 
 __all__ = [
+    "InconsistentReceipt",
     "OracleBadAnswer",
     "OracleClient",
     "OracleTimeout",
@@ -36,6 +46,7 @@ __all__ = [
     "ReceiptNotFromOracle",
     "encrypt_params_for",
     "fetch_result",
+    "save_receipt",
 ]
 
 
@@ -66,6 +77,10 @@ class OracleBadAnswer(LedgerError, ValueError):
 
 class ReceiptNotFromOracle(LedgerError):
     """The receipt is not signed by the oracle account the client was told to expect."""
+
+
+class InconsistentReceipt(LedgerError):
+    """The receipt contradicts itself (record hash, chain head) or the records it came with."""
 
 
 @dataclass(frozen=True)
@@ -117,6 +132,8 @@ class OracleClient:
                 raise ReceiptNotFromOracle(f"the receipt's signature cannot be verified: {exc}") from None
             if signed_by != self.oracle_address:
                 raise ReceiptNotFromOracle("the receipt is not signed by the provider's registered oracle")
+        if receipt is not None:
+            check_receipt_binding(receipt, data.get("records") if status == 200 else None)
         if status != 200:
             raise QueryRefused(status, data)
         if not isinstance(data.get("records"), list) or not isinstance(receipt, dict):
@@ -164,3 +181,44 @@ def fetch_result(base_url: str, signer: Signer, request_id: int, *, timeout: flo
 def encrypt_params_for(oracle_public_key: bytes, requester: str, params: Mapping[str, str]) -> bytes:
     """Parameters of an on-chain request (canonical JSON of the object), encrypted to the provider's oracle."""
     return ecies.encrypt(oracle_public_key, canonical_json(dict(params)), params_associated_data(requester))
+
+
+def check_receipt_binding(receipt: Any, records: Any = None) -> None:
+    """:class:`InconsistentReceipt` unless ``receipt`` is a receipt whose record hash and chain head
+    follow from its fields and, with ``records`` (a 200 answer's), whose response hash opens to them."""
+    try:
+        parsed = Receipt.from_dict(receipt)
+        parsed.check_binding()
+        if records is not None:
+            salt = bytes.fromhex(parsed.response_salt[2:]) if parsed.response_salt[:2] == "0x" else b""
+            if "0x" + commitments.response_hash(records, salt).hex() != parsed.response_hash:
+                raise InconsistentReceipt("the receipt's response_hash does not open to the records received")
+    except InvalidReceipt as exc:
+        raise InconsistentReceipt(f"the oracle's receipt is inconsistent: {exc}") from None
+    except (ValueError, TypeError, LedgerError) as exc:
+        if isinstance(exc, InconsistentReceipt):
+            raise
+        raise InconsistentReceipt(f"the oracle's receipt cannot be checked: {exc}") from None
+
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
+
+
+def save_receipt(receipt: Mapping[str, Any], directory: Path | str) -> Path:
+    """Write ``receipt`` to ``directory`` as ``receipt-<oracle>-<sequence>.json`` (mode 0600: its salts
+    open the request's and response's hashes), atomically; the path. For ``audit verify --receipts``."""
+    oracle, sequence = receipt.get("oracle"), receipt.get("sequence")
+    if not isinstance(oracle, str) or not _ADDRESS.fullmatch(oracle) or type(sequence) is not int or sequence < 1:
+        raise InconsistentReceipt("the receipt names no oracle address and sequence to file it under")
+    folder = Path(directory)
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / f"receipt-{oracle.lower()}-{sequence}.json"
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".receipt-", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            out.write(orjson.dumps(dict(receipt), option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target

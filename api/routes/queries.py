@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter
@@ -30,7 +31,14 @@ from api.routes.grants import grant_or_404
 from api.schemas import QueryCreate, QueryPublic, problem_responses
 from ledger.contracts.registry import Role
 from protocol.receipt import InvalidReceipt, receipt_signer
-from requester.client import OracleClient, OracleTimeout, OracleUnreachable, QueryRefused
+from requester.client import (
+    InconsistentReceipt,
+    OracleClient,
+    OracleTimeout,
+    OracleUnreachable,
+    QueryRefused,
+    save_receipt,
+)
 
 __all__ = ["router"]
 
@@ -86,6 +94,7 @@ def query(body: QueryCreate, caller: CurrentCaller, context: ContextDep) -> Quer
                              f"{str(refused.problem.get('detail', ''))[:200]}", slug="oracle-bad-answer",
                              title="Provider's oracle answered badly", oracle_url=url, oracle_status=refused.status) from None
         signed_by = _check_receipt(receipt, oracles, owner.code)
+        _keep(context.settings.receipts_dir, receipt)
         outcome = "refused"
         status = _REFUSAL_STATUS.get(refused.status, 502)
         wait = {"Retry-After": str(max(1, refused.retry_after or 1))} if status == 429 else None  # the oracle's limit
@@ -100,11 +109,15 @@ def query(body: QueryCreate, caller: CurrentCaller, context: ContextDep) -> Quer
         outcome = "unreachable"
         raise BadGateway(f"cannot reach {owner.code}'s oracle at {url} ({type(exc).__name__})",
                          slug="oracle-unreachable", title="Provider's oracle unreachable", oracle_url=url) from None
+    except InconsistentReceipt as exc:  # signed, but its record binding or response hash does not hold
+        raise BadGateway(f"{owner.code}'s oracle at {url}: {exc}", slug="receipt-inconsistent",
+                         title="Inconsistent receipt from the provider's oracle", oracle_url=url) from None
     except (ValueError, KeyError, TypeError, AttributeError):  # a reply that is not the oracle's JSON shape
         raise BadGateway(f"{owner.code}'s oracle at {url} answered something that is not a query answer",
                          slug="oracle-bad-answer", title="Provider's oracle answered badly", oracle_url=url) from None
     else:
         signed_by = _check_receipt(result.receipt, oracles, owner.code)
+        _keep(context.settings.receipts_dir, result.receipt)
         outcome = "served"
     finally:
         client.close()
@@ -112,6 +125,12 @@ def query(body: QueryCreate, caller: CurrentCaller, context: ContextDep) -> Quer
     return QueryPublic(records=result.records, receipt=result.receipt, grant_id=grant.id, dataset_id=grant.dataset_id,
                        fields=[name for i, name in enumerate(schema) if fields >> i & 1], oracle=signed_by,
                        oracle_url=url)
+
+
+def _keep(receipts_dir: Path | None, receipt: Mapping[str, Any]) -> None:
+    """Keep a receipt (checked: signed by the provider's oracle) in ``receipts_dir``, if configured."""
+    if receipts_dir is not None:
+        save_receipt(receipt, receipts_dir)
 
 
 def _check_receipt(receipt: Mapping[str, Any] | None, oracles: set[str], owner_code: str) -> str:

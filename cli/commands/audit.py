@@ -7,7 +7,8 @@
   requester, oracle, grant, outcome and time; newest first, a page at a time.
 * ``verify`` checks the trail (``auditing.verification``): sequences, hash chains against the
   contract's heads, every served decision replayed at its block, who wrote each record; optionally an
-  oracle's exported log, data files and record proofs. Exit code 1 on any violation.
+  oracle's exported log, requesters' receipts (``--receipts DIR``), data files and record proofs. Exit
+  code 1 on any violation.
 * ``prove`` writes the Merkle proof of one record of a data file, for ``verify --record-proof``.
 """
 
@@ -87,6 +88,9 @@ def register(commands: argparse._SubParsersAction) -> None:
     p.add_argument("--no-sync", action="store_true", help="verify the index as it is, without the chain (needs --index)")
     p.add_argument("--oracle-export", action="append", default=[], metavar="FILE",
                    help="an oracle's exported log (govshare oracle export) to match record for record (repeatable)")
+    p.add_argument("--receipts", action="append", default=[], metavar="DIR",
+                   help="requesters' receipts (a directory of receipt JSON files, as `govshare query --save-receipt` "
+                        "writes them, or one file) to match with the records and hash-chain heads on chain (repeatable)")
     p.add_argument("--data-file", action="append", default=[], metavar="DATASET:VERSION:FILE",
                    help="a data file to match against a published version (repeatable)")
     p.add_argument("--record-proof", action="append", default=[], metavar="FILE",
@@ -217,7 +221,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
         index.sync(consortium)
     try:
         report = verify_audit_trail(index, consortium, oracle_exports=args.oracle_export, data_files=data_files,
-                                    record_proofs=proofs, max_decision_age=args.max_decision_age)
+                                    record_proofs=proofs, max_decision_age=args.max_decision_age, receipts=args.receipts)
     except VerificationInputError as exc:
         raise CliUsageError(str(exc)) from None
     finally:

@@ -33,6 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
                    help="a lookup parameter the dataset's oracle accepts (repeatable), e.g. company_id=91310000...")
     p.add_argument("--fields", type=field_list, metavar="A,B,...", help="ask for these fields only (default: all granted)")
     p.add_argument("--oracle-url", type=http_url, metavar="URL", help="the oracle's URL (default: the owner's, from the registry)")
+    p.add_argument("--save-receipt", metavar="DIR",
+                   help="also keep the oracle's signed receipt (served or refused) in DIR as receipt-<oracle>-<sequence>.json, "
+                        "for an auditor's `govshare audit verify --receipts DIR`")
     p.add_argument("--timeout", type=float, default=30.0, metavar="SECONDS", help="how long to wait for the oracle (default 30)")
     add_oracle_tls_options(p)
     add_connection_options(p)
@@ -74,7 +77,14 @@ def _cmd_query(args: argparse.Namespace) -> int:
     )
     from cli.output import emit, key_values, table
     from cli.preflight import NotPermitted, find_grant, require_operator_of
-    from requester.client import OracleBadAnswer, OracleClient, OracleUnreachable, QueryRefused
+    from requester.client import (
+        InconsistentReceipt,
+        OracleBadAnswer,
+        OracleClient,
+        OracleUnreachable,
+        QueryRefused,
+        save_receipt,
+    )
 
     params = dict(args.param)
     if len(params) != len(args.param):
@@ -103,6 +113,8 @@ def _cmd_query(args: argparse.Namespace) -> int:
         result = client.query(signer, grant.requester_dept, dataset.id, grant.id, fields, params)
     except QueryRefused as refused:
         _check_receipt(refused.receipt, oracles, owner.code)
+        if refused.receipt is not None and args.save_receipt:
+            save_receipt(refused.receipt, args.save_receipt)
         record = f" (record {refused.receipt['record_id']}, on chain once anchored)" if refused.receipt else ""
         raise NotPermitted(f"{owner.code}'s oracle refused the query: {refused.reason or refused.status}: "
                            f"{refused.problem.get('detail') or refused.problem.get('title')}{record}") from None
@@ -110,12 +122,16 @@ def _cmd_query(args: argparse.Namespace) -> int:
         raise ServiceUnreachable(f"cannot reach {owner.code}'s oracle at {url}: {exc}") from None
     except OracleBadAnswer as exc:  # a reply that is not the protocol's JSON
         raise NotPermitted(f"{owner.code}'s oracle at {url} did not answer with JSON: {exc}") from None
+    except InconsistentReceipt as exc:
+        raise NotPermitted(f"{owner.code}'s oracle at {url}: {exc}") from None
     finally:
         client.close()
     oracle = _check_receipt(result.receipt, oracles, owner.code)
     receipt = result.receipt
+    saved = str(save_receipt(receipt, args.save_receipt)) if args.save_receipt else None
     data = {"grant_id": grant.id, "dataset_id": dataset.id, "oracle_url": url, "oracle": oracle,
-            "records": result.records, "receipt": receipt}
+            "records": result.records, "receipt": receipt,
+            **({"receipt_file": saved} if saved else {})}
 
     def human(out) -> None:
         columns = list(result.records[0]) if result.records else dataset.field_names(fields)
@@ -125,6 +141,7 @@ def _cmd_query(args: argparse.Namespace) -> int:
             "record": receipt.get("record_id"), "sequence": receipt.get("sequence"),
             "checked at block": receipt.get("checked_at_block"), "dataset version": receipt.get("dataset_version"),
             "request hash": receipt.get("request_hash"), "response hash": receipt.get("response_hash"),
+            "chain head after it": receipt.get("chain_head"), **({"saved to": saved} if saved else {}),
         }))
 
     emit(args, data, human)

@@ -33,7 +33,8 @@ from protocol.receipt import Receipt  # noqa: E402
 def _answer(outcome: Outcome, reason: int) -> QueryAnswer:
     receipt = Receipt(record_id="0x1", oracle="0x" + "00" * 20, sequence=1, dataset_id=1, dataset_version=1, grant_id=1,
                       requester="0x" + "11" * 20, outcome=int(outcome), reason=int(reason), checked_at_block=1,
-                      request_hash="0x", response_hash="0x", request_salt="0x", response_salt="")
+                      request_hash="0x", response_hash="0x", request_salt="0x", response_salt="",
+                      record_hash="0x", previous_head="0x", chain_head="0x")
     return QueryAnswer(200 if outcome is Outcome.SERVED else 403, receipt)
 
 

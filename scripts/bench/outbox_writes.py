@@ -52,7 +52,7 @@ def run(rate: float, seconds: float, writer_pages: int, restart_past: int) -> di
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "outbox.sqlite"
         outbox = Outbox(path)
-        outbox.bind({"oracle": "bench"}, 0)
+        outbox.bind({"oracle": "0x" + "01" * 20}, 0, seal_key=b"bench seal key, not a secret")
         stop = multiprocessing.Event()
         side = multiprocessing.Process(target=anchoring_side, args=(path, restart_past, stop))
         side.start()

@@ -4,6 +4,7 @@ refusals and failures as problems."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,13 +13,13 @@ import pytest
 from fastapi import FastAPI
 
 from devtools.devnet import free_port
-from ledger.contracts.audit_log import Outcome
+from ledger.contracts.audit_log import AuditEntry, Outcome, chain_step, record_id
 from ledger.contracts.grants import AccessReason
 from ledger.deployment import Consortium
-from ledger.hashing import canonical_hash
 from ledger.keys import Signer
 from oracle.config import DatasetConfig
-from protocol.receipt import receipt_signer
+from protocol import commitments
+from protocol.receipt import Receipt, receipt_signer
 from serving import ServerThread
 from tests.api.conftest import (
     RunningApi,
@@ -50,7 +51,7 @@ def world(consortium: Consortium, members: Members, serve_api, company_api: Serv
     """SAMR registers its company registry and publishes a version from a real CSV file through its
     service, then runs its oracle and publishes the oracle's URL in the registry."""
     samr = serve_api([members.samr.operator])
-    tax = serve_api([members.tax.operator])
+    tax = serve_api([members.tax.operator], receipts_dir=tmp_path / "tax-receipts")
     dataset_id = register_companies(samr, members.samr.operator)["id"]
     with write_csv(tmp_path / "companies.csv", company_rows(40)).open("rb") as handle:
         reply = samr.post(members.samr.operator, f"/v1/datasets/{dataset_id}/versions",
@@ -66,7 +67,7 @@ def world(consortium: Consortium, members: Members, serve_api, company_api: Serv
         oracle.stop()
 
 
-def test_requester_and_provider_path_through_a_real_oracle(consortium, members, world: World):
+def test_requester_and_provider_path_through_a_real_oracle(consortium, members, world: World, tmp_path: Path):
     samr, tax, samr_op, tax_op = world.samr, world.tax, members.samr.operator, members.tax.operator
 
     # TAX finds the dataset and asks for five fields
@@ -117,6 +118,10 @@ def test_requester_and_provider_path_through_a_real_oracle(consortium, members, 
     denial = records[problem["receipt"]["record_id"]]
     assert denial.entry.reason == AccessReason.REVOKED and denial.entry.requester == tax_op.address
     assert records[answer["receipt"]["record_id"]].entry.outcome is Outcome.SERVED
+    # TAX's service kept every receipt (receipts_dir), for an auditor's `audit verify --receipts`
+    kept = {p.name: json.loads(p.read_text()) for p in (tmp_path / "tax-receipts").glob("receipt-*.json")}
+    assert sorted(r["sequence"] for r in kept.values()) == [1, 2, 3, 4]
+    assert answer["receipt"] in kept.values() and problem["receipt"] in kept.values()
 
 
 def test_query_refusals_before_the_oracle_and_oracle_failures(consortium, members, world: World, serve_api, company_api):
@@ -176,8 +181,15 @@ def rogue_oracle_app(signer: Signer) -> FastAPI:
 
     @app.post("/v1/query")
     def query(body: dict) -> dict:
-        receipt = {"record_id": "0x1", "oracle": signer.address, "sequence": 1, "outcome": 0, "reason": 0}
-        signature = signer.sign_eip191_hash(canonical_hash(receipt))
-        return {"records": [{"name": "made up"}], "receipt": {**receipt, "signature": "0x" + signature.hex()}}
+        records = [{"name": "made up"}]
+        entry = AuditEntry(1, signer.address, 1, 1, Outcome.SERVED, 0, 1, b"\x11" * 32,
+                           commitments.response_hash(records, b"\x22" * 32))
+        receipt = Receipt.signed(  # well-formed and consistent in itself: only its signer gives it away
+            signer, record_id=hex(record_id(signer.address, 1)), oracle=signer.address, sequence=1, dataset_id=1,
+            dataset_version=1, grant_id=1, requester=signer.address, outcome=0, reason=0, checked_at_block=1,
+            request_hash="0x" + "11" * 32, response_hash="0x" + entry.response_hash.hex(), request_salt="0x" + "33" * 32,
+            response_salt="0x" + "22" * 32, record_hash="0x" + entry.record_hash().hex(), previous_head="0x" + "00" * 32,
+            chain_head="0x" + chain_step(b"\x00" * 32, record_id(signer.address, 1), entry).hex())
+        return {"records": records, "receipt": receipt.as_dict()}
 
     return app

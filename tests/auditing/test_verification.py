@@ -69,7 +69,7 @@ def test_an_honest_trail_verifies(tmp_path: Path, trail: Trail) -> None:
     counts = {c.name: (c.checked, c.passed, c.ran) for c in report.checks}
     assert counts == {
         "sequence": (11, 11, True), "hash_chain": (11, 11, True), "authorisation": (6, 6, True),
-        "writer": (11, 11, True), "oracle_export": (0, 0, False), "data_file": (0, 0, False),
+        "writer": (11, 11, True), "oracle_export": (0, 0, False), "receipts": (0, 0, False), "data_file": (0, 0, False),
         "record_proof": (0, 0, False),
     }
     assert [c.name for c in report.checks] == list(CHECKS)

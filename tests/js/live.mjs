@@ -102,6 +102,7 @@ async function run(opts, r, contracts, manifest, chainId, provider) {
     if (Object.keys(receipt).sort().join() !== [...P.RECEIPT_KEYS].sort().join()) errors.push("receipt keys");
     if (P.receiptSigner(receipt) !== oracle || receipt.oracle !== oracle) errors.push("receipt signer");
     if (receipt.record_id !== P.recordIdHex(P.recordId(oracle, receipt.sequence))) errors.push("record id");
+    errors.push(...P.receiptBindingErrors(receipt)); // §9.4: record hash and chain head follow from its fields
     if (Number(receipt.outcome) !== expect.outcome || P.reasonName(receipt.reason) !== expect.reason) {
       errors.push(`outcome ${receipt.outcome} reason ${P.reasonName(receipt.reason)}`);
     }
@@ -221,6 +222,13 @@ async function run(opts, r, contracts, manifest, chainId, provider) {
       if (heads.get(first + count - 1n) !== batchHead) return `batch at ${first}`;
     }
     return batches.length > 0;
+  });
+  await r.checkAsync("§9.4: every receipt's chain_head is the chain's head after its record", async () => {
+    const heads = new Map();
+    let head = P.ZERO_HASH;
+    for (let s = 1n; s <= state.lastSequence; s++) heads.set(s, (head = P.chainStep(head, ours.get(s).recordId, ours.get(s).entry).head));
+    const wrong = exchanges.filter(({ receipt }) => heads.get(BigInt(receipt.sequence)) !== receipt.chain_head);
+    return wrong.length === 0 || `differs for ${wrong.map((x) => x.name).join(", ")}`;
   });
   await r.checkAsync("AuditLog.chainStep (on chain) equals this client's step for the served record", async () => {
     const { receipt } = exchanges[0];

@@ -176,7 +176,8 @@ export function validateBody(body) {
 
 export const RECEIPT_KEYS = [
   "record_id", "oracle", "sequence", "dataset_id", "dataset_version", "grant_id", "requester", "outcome", "reason",
-  "checked_at_block", "request_hash", "response_hash", "request_salt", "response_salt", "signature",
+  "checked_at_block", "request_hash", "response_hash", "request_salt", "response_salt", "record_hash", "previous_head",
+  "chain_head", "signature",
 ];
 
 /** The receipt's body (every member but the signature), as received. */
@@ -248,6 +249,26 @@ export function entryOfReceipt(r) {
 
 export const AUDIT_RECORD_EVENT = "AuditRecordAppended(uint64,address,uint64,uint256,uint256,bytes32,bytes32)";
 export const AUDIT_BATCH_EVENT = "AuditBatchAppended(address,uint32,uint64,uint64,bytes32)";
+
+/** What is wrong with a receipt's binding (§9.4): record id, record hash and chain head must follow
+ * from its own fields. An empty list when it is consistent. */
+export function receiptBindingErrors(r) {
+  const errors = [];
+  let e;
+  let rid;
+  try {
+    e = entryOfReceipt(r);
+    rid = recordId(r.oracle, r.sequence);
+  } catch (err) {
+    return [`not an audit record: ${err.message}`];
+  }
+  if (recordIdHex(rid) !== r.record_id) errors.push("record_id does not name oracle and sequence");
+  const is32 = (v) => typeof v === "string" && /^0x[0-9a-fA-F]{64}$/.test(v);
+  if (![r.record_hash, r.previous_head, r.chain_head].every(is32)) return [...errors, "a binding field is not 32 bytes of hex"];
+  if (keccak(ethers.concat(packRecord(e))) !== r.record_hash) errors.push("record_hash is not of the packed record");
+  if (chainStep(r.previous_head, rid, e).head !== r.chain_head) errors.push("chain_head does not follow from previous_head");
+  return errors;
+}
 
 /** The event log (topics, data) a record becomes (§10.3). */
 export function recordEvent(rid, e) {

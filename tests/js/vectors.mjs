@@ -136,6 +136,7 @@ function receipts(v, queries, check) {
       const digest = P.receiptDigest(r);
       if (digest !== x.receipt_digest || P.eip191Hash(P.bytes(digest)) !== x.eip191_hash) errors.push("digest");
       if (P.receiptSigner(r) !== v.oracle || r.oracle !== v.oracle) errors.push("signer");
+      errors.push(...P.receiptBindingErrors(r));
       const key = Object.values(v.test_keys.keys)[0].private_key;
       if (P.hex(P.signDigest(key, P.eip191Hash(P.bytes(digest)))) !== r.signature) errors.push("RFC 6979 signature");
       const body = P.requestHashBody(byName[x.query].body);
@@ -156,6 +157,12 @@ function receipts(v, queries, check) {
     check(`tampered receipt refused: ${t.name}`, () => {
       const recovered = recoverOrNull(() => P.receiptSigner(t.receipt));
       return (recovered === t.recovers && recovered !== v.oracle) || `recovered ${recovered}`;
+    });
+  }
+  for (const t of v.inconsistent) {
+    check(`inconsistent receipt refused: ${t.name}`, () => {
+      const signer = P.receiptSigner(t.receipt);
+      return (signer === v.oracle && P.receiptBindingErrors(t.receipt).length > 0) || "its binding was accepted";
     });
   }
 }
@@ -187,9 +194,11 @@ function auditRecords(v, check) {
       if (ev.topics.join() !== rec.event.topics.join() || ev.data !== rec.event.data) errors.push("event");
       const back = P.entryOfLog(rec.event);
       if (back.recordId !== rid || Object.keys(e).some((k) => lower(String(back.entry[k])) !== lower(String(e[k])))) errors.push("event decoding");
-      if (rec.head_before !== head) errors.push("head before");
+      if (rec.head_before !== head || r.previous_head !== head) errors.push("head before");
       const step = P.chainStep(head, rid, e);
-      if (step.preimage !== rec.chain_step_preimage || step.head !== rec.head_after) errors.push("chain step");
+      if (step.preimage !== rec.chain_step_preimage || step.head !== rec.head_after || r.chain_head !== step.head) errors.push("chain step");
+      const recordHash = P.keccak(ethers.concat(P.packRecord(e)));
+      if (recordHash !== rec.record_hash || r.record_hash !== recordHash) errors.push("record hash");
       head = step.head;
       return errors.length === 0 || errors.join(", ");
     });

@@ -294,3 +294,15 @@ def test_fast_eip191_signature_equals_eth_accounts() -> None:
         assert signer.sign_eip191_hash(data) == expected
     with pytest.raises(ValueError):
         signer.sign_eip191_hash(b"short")
+
+
+def test_a_derived_key_is_the_keys_own_and_never_the_key() -> None:
+    """Signer.derive_key: the same for the same key and label, different for another label or key,
+    and not the private key itself (the outbox's seal key comes from it)."""
+    from ledger.keys import generate_signer
+
+    key = bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318")  # a public test key
+    one, again, other = signer_from_key(key), signer_from_key(key), generate_signer()
+    derived = one.derive_key(b"label")
+    assert len(derived) == 32 and derived == again.derive_key(b"label") and derived != key
+    assert derived != one.derive_key(b"another label") and derived != other.derive_key(b"label")

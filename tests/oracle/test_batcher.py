@@ -40,7 +40,7 @@ def miner(ganache: GanacheNode) -> Iterator[GanacheNode]:
 def outbox_with(tmp_path: Path, consortium: Consortium, oracle: str, count: int) -> Outbox:
     outbox = Outbox(tmp_path / "outbox.sqlite")
     outbox.bind({"oracle": oracle, "chain_id": str(consortium.chain.chain_id),
-                 "audit_log": consortium.deployment.addresses["AuditLog"]}, 0)
+                 "audit_log": consortium.deployment.addresses["AuditLog"]}, 0, seal_key=b"test seal key, not a secret")
     for n in range(count):
         outbox.record(DENIAL, request_salt=b"s" * 32, response_salt=None, nonce=("0x" + "ab" * 20, str(n)))
     return outbox

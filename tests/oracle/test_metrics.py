@@ -245,7 +245,8 @@ def test_openmetrics_when_asked(samr_oracle):
 def _answer(outcome: Outcome, reason: int) -> QueryAnswer:
     receipt = Receipt(record_id="0x1", oracle="0x" + "00" * 20, sequence=1, dataset_id=7, dataset_version=1, grant_id=9,
                       requester="0x" + "11" * 20, outcome=int(outcome), reason=int(reason), checked_at_block=1,
-                      request_hash="0x", response_hash="0x", request_salt="0x", response_salt="")
+                      request_hash="0x", response_hash="0x", request_salt="0x", response_salt="",
+                      record_hash="0x", previous_head="0x", chain_head="0x")
     return QueryAnswer(200, receipt)
 
 

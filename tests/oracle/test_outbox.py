@@ -14,6 +14,7 @@ from oracle.outbox import Outbox
 from oracle.outbox_file import OutboxMismatch, RecordWrite
 
 REQUESTER = "0x" + "ab" * 20
+SEAL_KEY = b"test seal key, not a secret".ljust(32, b".")
 IDENTITY = {"oracle": "0x" + "01" * 20, "chain_id": "1337", "audit_log": "0x" + "02" * 20}
 
 
@@ -24,7 +25,7 @@ def entry(grant: int = 7, outcome: Outcome = Outcome.SERVED) -> AuditEntry:
 @pytest.fixture
 def outbox(tmp_path: Path):
     box = Outbox(tmp_path / "outbox.sqlite")
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     yield box
     box.close()
 
@@ -35,11 +36,11 @@ def test_a_failure_while_keeping_an_on_chain_answer_writes_nothing(outbox: Outbo
 
     with pytest.raises(RuntimeError):
         outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, "request:5"), keep_result=broken)
-    assert outbox.get(1) is None and outbox.result(5) is None and outbox.pending_count() == 0
+    assert outbox.get(1) is None and outbox.chain_requests.result(5) is None and outbox.pending_count() == 0
     # neither the sequence nor the nonce was consumed: the request is answered afresh
     sequence = outbox.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, "request:5"),
                              keep_result=lambda seq: (5, REQUESTER, b"answer %d" % seq))
-    assert sequence == 1 and outbox.result(5) == (REQUESTER, 1, b"answer 1", None)
+    assert sequence == 1 and outbox.chain_requests.result(5) == (REQUESTER, 1, b"answer 1", None)
     with pytest.raises(NonceReplayed):
         outbox.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "request:5"))
 
@@ -106,7 +107,7 @@ def test_a_group_commit_refuses_only_its_replays_and_overruns(outbox: Outbox) ->
 def test_the_backlog_follows_writes_and_anchoring_and_survives_reopening(tmp_path: Path) -> None:
     path = tmp_path / "outbox.sqlite"
     box = Outbox(path)
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     assert box.backlog() == (0, None, False)
     for _ in range(3):
         box.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32)
@@ -130,7 +131,7 @@ def test_the_writers_own_checkpoints_keep_the_wal_small(tmp_path: Path, monkeypa
     def wal_after(path: Path, writer_pages: int) -> int:
         monkeypatch.setattr(outbox_module, "WRITER_CHECKPOINT_PAGES", writer_pages)
         box = Outbox(path)
-        box.bind(IDENTITY, 0)
+        box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
         try:
             for n in range(1, 2001):
                 box.record(entry(), request_salt=b"s" * 32, response_salt=b"r" * 32, nonce=(REQUESTER, str(n)))
@@ -153,7 +154,7 @@ def test_anchoring_bookkeeping_matches_the_file_while_answers_are_written(tmp_pa
 
     path = tmp_path / "outbox.sqlite"
     box = Outbox(path)
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     writing = threading.Event()
     writing.set()
 
@@ -211,7 +212,7 @@ def test_the_backlog_past_the_batches_in_flight(tmp_path: Path, side: str) -> No
     from oracle.anchoring import OutboxFile
 
     box = Outbox(tmp_path / "outbox.sqlite")
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     ours, theirs = socket.socketpair()
     side_of = box if side == "thread" else OutboxFile(box.path, Connection(ours.detach()))
     try:
@@ -261,7 +262,7 @@ def test_checkpoints_keep_the_wal_bounded_while_answers_are_written_all_the_time
     def largest_wal(path: Path, writer_pages: int) -> int:
         monkeypatch.setattr(outbox_module, "WRITER_CHECKPOINT_PAGES", writer_pages)
         box = Outbox(path)
-        box.bind(IDENTITY, 0)
+        box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
         ours, theirs = socket.socketpair()
         checkpointer = box if side == "thread" else OutboxFile(path, Connection(ours.detach()))
         stop = threading.Event()

@@ -450,8 +450,9 @@ def keys_note(accounts: dict[str, tuple[Signer, bytes]]) -> dict[str, Any]:
 # ----------------------------------------------------------------------------------- receipts and records
 
 
-def receipt_of(oracle: Signer, sequence: int, entry: AuditEntry, request_salt: bytes, response_salt: bytes | None) -> Receipt:
-    """The receipt exactly as oracle.service builds it."""
+def receipt_of(oracle: Signer, sequence: int, entry: AuditEntry, request_salt: bytes, response_salt: bytes | None,
+               previous_head: bytes) -> Receipt:
+    """The receipt exactly as oracle.service builds it (``previous_head``: the oracle's head after sequence - 1)."""
     return Receipt.signed(
         oracle,
         record_id=hex(record_id(oracle.address, sequence)),
@@ -468,6 +469,9 @@ def receipt_of(oracle: Signer, sequence: int, entry: AuditEntry, request_salt: b
         response_hash=h(entry.response_hash),
         request_salt=h(request_salt),
         response_salt=h(response_salt) if response_salt else "",
+        record_hash=h(keccak(entry.packed())),
+        previous_head=h(previous_head),
+        chain_head=h(chain_step(previous_head, record_id(oracle.address, sequence), entry)),
     )
 
 
@@ -484,6 +488,7 @@ def exchanges() -> tuple[Signer, bytes, list[dict[str, Any]], list[tuple[int, Au
     queries = build_queries()["queries"]
     q1, q2 = queries[0], queries[2]
     out, records = [], []
+    heads = [ZERO_HASH]  # the oracle's head after each sequence so far
 
     def add(name: str, status: int, request: dict[str, Any], sequence: int, outcome: Outcome, reason: int, *,
             grant: int, requester: str, dataset: int, version: int, block: int, served: list | None, salt_label: str,
@@ -493,7 +498,8 @@ def exchanges() -> tuple[Signer, bytes, list[dict[str, Any]], list[tuple[int, Au
         response_salt = fixed(f"{salt_label}/response_salt", 32) if served is not None else None
         response_hash = commitments.response_hash(served, response_salt) if served is not None else ZERO_HASH
         entry = AuditEntry(grant, requester, dataset, version, outcome, reason, block, request_hash, response_hash)
-        receipt = receipt_of(oracle, sequence, entry, request_salt, response_salt)
+        receipt = receipt_of(oracle, sequence, entry, request_salt, response_salt, heads[-1])
+        heads.append(bytes.fromhex(receipt.chain_head[2:]))
         body = receipt.body()
         reply: dict[str, Any]
         if status == 200:
@@ -559,16 +565,38 @@ def build_receipts() -> dict[str, Any]:
         tampered("high-s signature", "s replaced by n - s and v flipped: malleable", {**base, "signature": h(high_s(sig))}),
         tampered("v as 0/1", "v written as the recovery id", {**base, "signature": h(v_as_parity(sig))}),
     ]
+    entry = records[0][1]
+    inconsistent = []
+    for name, change, changes in [
+        ("record hash of another record", "record_hash of the same record with outcome 1 (denied)",
+         {"record_hash": h(keccak(AuditEntry(*[getattr(entry, f) for f in ("grant_id", "requester", "dataset_id", "dataset_version")],
+                                                Outcome.DENIED, entry.reason, entry.checked_at_block, entry.request_hash,
+                                                entry.response_hash).packed()))}),
+        ("chain head not following", "chain_head replaced by the previous head", {"chain_head": base["previous_head"]}),
+        ("previous head changed", "previous_head 0x00..01, chain_head left as it was",
+         {"previous_head": "0x" + "00" * 31 + "01"}),
+        ("record id of another sequence", "record_id of sequence 2, sequence left at 1",
+         {"record_id": hex(record_id(oracle.address, 2))}),
+    ]:
+        body = {**served.body(), **changes}
+        resigned = Receipt.signed(oracle, **body)
+        assert resigned.signer() == oracle.address
+        error = recover_or_none(resigned.check_binding)[1]
+        assert error, name
+        inconsistent.append({"name": name, "change": change, "receipt": resigned.as_dict(), "refused_as": error})
     return {
         "about": "The oracle's answers and receipts (docs/PROTOCOL.md, 'Answers and receipts'): the receipt's signature "
                  "is EIP-191 personal_sign over keccak256(canonical_json(receipt without signature)). The exchanges are "
                  "sequences 1..6 of one oracle (audit_records.json anchors them); requestHash and responseHash open with "
-                 "the receipt's salts. `tampered` receipts must all be refused.",
+                 "the receipt's salts; record_hash, previous_head and chain_head bind the record anchored at the "
+                 "receipt's sequence (§9.4). `tampered` receipts must all be refused; `inconsistent` ones are signed by "
+                 "the oracle but their binding contradicts their fields, and must be refused too.",
         "format": FORMAT,
         "test_keys": keys_note({"oracle (account 4)": (oracle, oracle_key)}),
         "oracle": oracle.address,
         "exchanges": answers,
         "tampered": tampered_list,
+        "inconsistent": inconsistent,
     }
 
 
@@ -592,6 +620,7 @@ def build_audit_records() -> dict[str, Any]:
         new_head = chain_step(head, rid, entry)
         assert keccak(preimage) == new_head
         packed = entry.packed()
+        assert (receipt.previous_head, receipt.chain_head, receipt.record_hash) == (h(head), h(new_head), h(keccak(packed)))
         out.append({
             "sequence": sequence, "receipt": receipt.as_dict(),
             "record_id": hex(rid), "record_id_decimal": str(rid),
@@ -600,7 +629,7 @@ def build_audit_records() -> dict[str, Any]:
                       "checkedAtBlock": entry.checked_at_block, "requestHash": h(entry.request_hash),
                       "responseHash": h(entry.response_hash)},
             "meta": hex(entry.meta), "meta_decimal": str(entry.meta),
-            "packed": [h(packed[i:i + 32]) for i in range(0, 128, 32)],
+            "packed": [h(packed[i:i + 32]) for i in range(0, 128, 32)], "record_hash": h(keccak(packed)),
             "event": {"topics": [h(keccak(AUDIT_RECORD_EVENT.encode())), word(entry.dataset_id),
                                  word(int(entry.requester, 16)), word(entry.grant_id)],
                       "data": h(rid.to_bytes(32, "big") + entry.meta.to_bytes(32, "big") + entry.request_hash

@@ -163,6 +163,7 @@ def test_receipts() -> None:
             continue
         parsed = Receipt.from_dict(receipt)
         assert receipt_signer(receipt) == oracle == exchange["signer"] == parsed.oracle
+        parsed.check_binding()  # record hash and chain head follow from its fields
         assert canonical_json(parsed.body()) == exchange["receipt_body_canonical"].encode("utf-8")
         assert parsed.digest() == b(exchange["receipt_digest"])
         assert keccak(b"\x19Ethereum Signed Message:\n32" + parsed.digest()) == b(exchange["eip191_hash"])
@@ -181,6 +182,12 @@ def test_receipts() -> None:
             recovered = None
             assert case["refused_as"] == "InvalidReceipt", case["name"]
         assert recovered == case["recovers"] and recovered != oracle, case["name"]
+    assert len(data["inconsistent"]) >= 4
+    for case in data["inconsistent"]:  # signed by the oracle, but the binding contradicts the fields
+        assert receipt_signer(case["receipt"]) == oracle, case["name"]
+        with pytest.raises(InvalidReceipt):
+            Receipt.from_dict(case["receipt"]).check_binding()
+        assert case["refused_as"] == "InvalidReceipt"
 
 
 def test_audit_records_and_the_hash_chain() -> None:
@@ -204,9 +211,10 @@ def test_audit_records_and_the_hash_chain() -> None:
         assert hex(entry.meta) == record["meta"]
         assert unpack_meta(entry.meta) == (e["checkedAtBlock"], e["datasetVersion"], Outcome(e["outcome"]), e["reason"])
         assert entry.packed() == b"".join(b(w) for w in record["packed"])
-        assert b(record["head_before"]) == head
+        assert entry.record_hash() == keccak(entry.packed()) == b(record["record_hash"]) == b(receipt["record_hash"])
+        assert b(record["head_before"]) == head == b(receipt["previous_head"])
         head = chain_step(head, rid, entry)
-        assert head == b(record["head_after"]) == keccak(b(record["chain_step_preimage"]))
+        assert head == b(record["head_after"]) == keccak(b(record["chain_step_preimage"])) == b(receipt["chain_head"])
         assert b(record["event"]["data"]) == rid.to_bytes(32, "big") + entry.meta.to_bytes(32, "big") + entry.request_hash + entry.response_hash
         entries.append(entry)
     assert recompute_head(oracle, entries) == head == b(data["final_head"])
