@@ -299,7 +299,7 @@ def test_checkpoints_keep_the_wal_bounded_while_answers_are_written_all_the_time
 def test_used_nonces_are_pruned_past_their_deadline_and_stay_pruned(tmp_path: Path) -> None:
     now = time.time()
     box = Outbox(tmp_path / "outbox.sqlite", nonce_grace_seconds=60)
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "1"), nonce_expires_at=now + 100)
     box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "2"), nonce_expires_at=now + 200)
     box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "3"), nonce_expires_at=now + 1_000)
@@ -310,7 +310,7 @@ def test_used_nonces_are_pruned_past_their_deadline_and_stay_pruned(tmp_path: Pa
     assert box.prune_nonces(now + 2_000) == 2 and box.nonce_count() == 1  # the on-chain request's is kept for good
     box.close()
     reopened = Outbox(tmp_path / "outbox.sqlite", nonce_grace_seconds=60)  # the pruning was durable
-    reopened.bind(IDENTITY, 0)
+    reopened.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     assert reopened.nonce_count() == 1 and reopened.nonce_used(REQUESTER, "request:9")
     assert [r.sequence for r in reopened.all_records()] == [1, 2, 3, 4]  # records are never pruned
     reopened.close()
@@ -318,11 +318,11 @@ def test_used_nonces_are_pruned_past_their_deadline_and_stay_pruned(tmp_path: Pa
 
 def test_the_writer_prunes_expired_nonces_by_itself(tmp_path: Path) -> None:
     box = Outbox(tmp_path / "outbox.sqlite", nonce_grace_seconds=0)
-    box.bind(IDENTITY, 0)
+    box.bind(IDENTITY, 0, seal_key=SEAL_KEY)
     box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "1"), nonce_expires_at=time.time() - 1)
     box.close()
     box = Outbox(tmp_path / "outbox.sqlite", nonce_grace_seconds=0)  # an oracle restarted: its first write prunes
-    box.bind(IDENTITY, 1)
+    box.bind(IDENTITY, 1, seal_key=SEAL_KEY)
     box.record_many([RecordWrite(entry(), b"s" * 32, None, (REQUESTER, "2"), nonce_expires_at=time.time() + 60)])
     assert not box.nonce_used(REQUESTER, "1") and box.nonce_used(REQUESTER, "2")
     box.close()
@@ -343,7 +343,7 @@ def test_an_outbox_from_before_nonces_expired_is_migrated(tmp_path: Path) -> Non
     old.commit()
     old.close()
     box = Outbox(tmp_path / "outbox.sqlite")
-    box.bind(IDENTITY, 1)
+    box.bind(IDENTITY, 1, seal_key=SEAL_KEY)
     with pytest.raises(NonceReplayed):  # a nonce used before the upgrade is still refused (and never pruned)
         box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "5"))
     assert box.record(entry(), request_salt=b"s" * 32, response_salt=None, nonce=(REQUESTER, "6"),
