@@ -258,14 +258,15 @@ def _handshake(port: Callable[[World], int], client: str | None) -> Callable[[Wo
             except ssl.SSLError as exc:
                 outcome["tls12"] = None
                 outcome["tls12_alert"] = exc.reason
-        with (socket.create_connection(("127.0.0.1", port(w)), timeout=10) as raw,
-              w.pki.client_context(issued).wrap_socket(raw, server_hostname="127.0.0.1") as tls):
-            outcome["tls13_version"] = tls.version()
-            try:
+        outcome["tls13_version"], outcome["tls13"] = None, b""
+        try:
+            with (socket.create_connection(("127.0.0.1", port(w)), timeout=10) as raw,
+                  w.pki.client_context(issued).wrap_socket(raw, server_hostname="127.0.0.1") as tls):
+                outcome["tls13_version"] = tls.version()  # the client's handshake ends first in TLS 1.3
                 tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
-                outcome["tls13"] = tls.recv(65_536)
-            except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
-                outcome["tls13"], outcome["tls13_alert"] = b"", getattr(exc, "reason", type(exc).__name__)
+                outcome["tls13"] = tls.recv(65_536)  # b"" once the server closes; its alert raises
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
+            outcome["tls13_alert"] = getattr(exc, "reason", type(exc).__name__)
         return outcome
     return act
 

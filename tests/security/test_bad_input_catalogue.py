@@ -116,17 +116,18 @@ def _check_handshake(case: Case, outcome: dict[str, Any]) -> None:
     """TLS 1.2: the server ended the handshake with an alert; TLS 1.3 (where the client's handshake
     ends first): the server closed the connection before a byte of HTTP came back."""
     assert outcome["tls12"] is None, (case.id, outcome)
-    assert outcome["tls13_version"] == "TLSv1.3" and b"HTTP" not in outcome["tls13"], (case.id, outcome)
+    assert outcome["tls13_version"] in ("TLSv1.3", None), (case.id, outcome)  # None: refused within the handshake
     assert outcome["tls13"] == b"", (case.id, outcome)
 
 
 def _check_closed(expected: Closed, measured: dict[str, Any]) -> None:
-    """Each connection closed by the service with no byte of answer, at its limit (not before it, and
-    within a second and a half after), while an honest request was answered."""
+    """Each connection closed by the service with no byte of answer, at its limit (not before it; and
+    within 2.5 s after it, on a loaded machine: well before the 5 s default keep-alive or the 7 s the
+    slowloris keeps sending for), while an honest request was answered."""
     for kind, limit in (("idle", expected.idle), ("slow", expected.slow)):
         seconds, received = measured[kind]
         assert received == b"", (kind, received[:200])
-        assert limit - 0.05 <= seconds <= limit + 1.5, (kind, seconds, limit)
+        assert limit - 0.05 <= seconds <= limit + 2.5, (kind, seconds, limit)
     assert measured["slow_headers_sent"] >= int(expected.slow / 0.3) - 1, measured  # it kept sending until closed
     assert measured["honest"] == 200, measured
 
