@@ -231,7 +231,7 @@ def _flood_oracle(w: World) -> None:
 def _used_then_pruned(w: World) -> None:
     """An answered query whose deadline then passes, and whose used nonce the oracle's periodic
     pruning removes (as it does once the grace after the deadline is over)."""
-    w.replayed = w.signed(ttl=2)  # type: ignore[attr-defined]
+    w.replayed = w.signed(ttl=3)  # type: ignore[attr-defined]  (at least 2 s to be answered in)
     first = w.post_query(w.replayed.to_json())  # type: ignore[attr-defined]
     assert first.status == 200, first.body
     deadline = w.replayed.query.deadline  # type: ignore[attr-defined]
