@@ -8,7 +8,10 @@ Refusals:
   * :class:`Problem`: an HTTP problem with this status, and the oracle's ``reason`` name and/or the
     API's problem-type slug;
   * :class:`Exit`: the ``govshare`` subprocess exits with this code and says this on stderr;
-  * :class:`Reverts`: the transaction reverts with this custom error and these arguments.
+  * :class:`Reverts`: the transaction reverts with this custom error and these arguments;
+  * :class:`Handshake`: the TLS handshake refuses the client (TLS 1.2: an alert in the handshake;
+    TLS 1.3: the connection closed before a byte of HTTP);
+  * :class:`Closed`: the service closes connections it never answers (idle, or a request too slow).
 Evidence:
   * :class:`Denial`: SAMR's oracle wrote exactly one record, DENIED with this reason code, naming this
     requester and dataset; it was anchored and the chain holds it as written (``AuditRecordAppended``);
@@ -22,19 +25,36 @@ on-chain requests, audit-log states, the outbox).
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import secrets
+import socket
+import sqlite3
+import ssl
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable
 
 from api.auth import sign_request
-from ledger.contracts.audit_log import AuditEntry, OracleReason, Outcome
+from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, OracleReason, Outcome, chain_step, record_id
 from ledger.contracts.grants import AccessReason
 from ledger.contracts.query_requests import public_key_of
 from ledger.contracts.registry import Role
+from oracle.outbox import NONCE_PRUNE_GRACE_SECONDS, Outbox
+from oracle.outbox_seal import SEAL_KEY_LABEL
 from protocol.query import SECP256K1_N, SignedQuery, sign_query
-from tests.security.world import Answer, World
+from protocol.receipt import Receipt
+from tests.security.world import (
+    API_IDLE_SECONDS,
+    API_RATE_LIMIT_COUNT,
+    API_REQUEST_SECONDS,
+    ORACLE_RATE_LIMIT_COUNT,
+    Answer,
+    World,
+    answer_of,
+    write_tokens_file,
+)
 
 
 # --------------------------------------------------------------------------- expectations
@@ -45,12 +65,31 @@ class Problem:
     status: int
     reason: str | None = None  # the oracle's reason name (``reason`` member of the problem)
     slug: str | None = None  # the API's problem type, urn:govshare:problem:<slug>
+    retry_after: bool = False  # a Retry-After header of whole seconds (>= 1), the same wait as the problem says
+    detail: str | None = None  # a substring of the problem's detail
 
 
 @dataclass(frozen=True)
 class Exit:
     code: int
-    says: str  # a substring of stderr (the key, line or reason at fault)
+    says: str  # a substring of stderr (the key, line or reason at fault), or of stdout with stream="stdout"
+    stream: str = "stderr"
+
+
+@dataclass(frozen=True)
+class Handshake:
+    """The service's TLS handshake refuses the client: the act returns what a TLS 1.2 and a TLS 1.3
+    client got (:func:`_handshake`)."""
+
+
+@dataclass(frozen=True)
+class Closed:
+    """The service closes, without a byte of answer, a connection that sent nothing for ``idle``
+    seconds and one whose request is not whole ``slow`` seconds after it began (the act returns
+    what :func:`_slow_clients` measured)."""
+
+    idle: float
+    slow: float
 
 
 @dataclass(frozen=True)
@@ -82,7 +121,7 @@ class Case:
     surface: str  # oracle | api | cli | contract
     attack: str
     act: Callable[[World], Any]
-    refusal: Problem | Exit | Reverts
+    refusal: Problem | Exit | Reverts | Handshake | Closed
     evidence: Denial | Evidence = NO_RECORD
     setup: Callable[[World], None] | None = None  # a legitimate prelude (not part of "nothing else changed")
 
@@ -153,7 +192,7 @@ def _expire(w: World) -> None:
     deadline = w.consortium.grants.grant(w.grants["expiring"]).expires_at
     while w.consortium.chain.w3.eth.get_block("latest")["timestamp"] <= deadline:
         time.sleep(0.5)
-        w.consortium.chain.rpc("evm_mine")
+        w.consortium.chain.rpc.call("evm_mine", [])
 
 
 def _oversized(w: World) -> bytes:
@@ -167,18 +206,69 @@ def _huge_header(w: World) -> Answer:
 
 
 def _wrong_method(w: World) -> Answer:
-    from tests.security.world import answer_of
     return answer_of(w.http.get("/v1/query"))
 
 
 def _result_unsigned(w: World) -> Answer:
-    from tests.security.world import answer_of
     return answer_of(w.http.get("/v1/results/1"))
 
 
 def _result_forged(w: World) -> Answer:
-    from tests.security.world import answer_of
     return answer_of(w.http.get("/v1/results/1", headers={"Authorization": f"Govshare {int(time.time())}:0x{'11' * 65}"}))
+
+
+def _flood_oracle(w: World) -> None:
+    """The flooder (an account of no department) spends its whole budget at the oracle: signed queries
+    of a dataset the oracle does not serve, each counted, refused and recorded; all anchored."""
+    queries = [w.signed("flooder", dept="tax", dataset="9999").to_json() for _ in range(ORACLE_RATE_LIMIT_COUNT)]
+    with ThreadPoolExecutor(4) as pool:  # four connections at once
+        for spent in pool.map(w.post_query, queries):
+            assert (spent.status, spent.body.get("reason")) == (404, "UNKNOWN_DATASET"), spent.body
+    while w.oracle.oracle.outbox.pending_count():
+        assert w.oracle.oracle.batcher.anchor_once(force=True)
+
+
+def _used_then_pruned(w: World) -> None:
+    """An answered query whose deadline then passes, and whose used nonce the oracle's periodic
+    pruning removes (as it does once the grace after the deadline is over)."""
+    w.replayed = w.signed(ttl=3)  # type: ignore[attr-defined]  (at least 2 s to be answered in)
+    first = w.post_query(w.replayed.to_json())  # type: ignore[attr-defined]
+    assert first.status == 200, first.body
+    deadline = w.replayed.query.deadline  # type: ignore[attr-defined]
+    while time.time() <= deadline:
+        time.sleep(0.1)
+    outbox = w.oracle.oracle.outbox
+    assert outbox.prune_nonces(deadline + NONCE_PRUNE_GRACE_SECONDS + 1) >= 1
+    assert not outbox.nonce_used(w.account("tax").address, str(w.replayed.query.nonce))  # type: ignore[attr-defined]
+
+
+def _handshake(port: Callable[[World], int], client: str | None) -> Callable[[World], dict[str, Any]]:
+    """Connect to the service's https port with a client presenting ``client`` (a certificate of the
+    world's PKI by attribute name; None: none): what a TLS 1.2 client's handshake and a TLS 1.3
+    client's request got."""
+    def act(w: World) -> dict[str, Any]:
+        issued = getattr(w.pki, client) if client else None
+        tls12 = w.pki.client_context(issued)
+        tls12.maximum_version = ssl.TLSVersion.TLSv1_2
+        outcome: dict[str, Any] = {}
+        with socket.create_connection(("127.0.0.1", port(w)), timeout=10) as raw:
+            try:
+                with tls12.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
+                    outcome["tls12"] = f"handshake completed ({tls.version()})"
+            except ssl.SSLError as exc:
+                outcome["tls12"] = None
+                outcome["tls12_alert"] = exc.reason
+        outcome["tls13_version"], outcome["tls13"] = None, b""
+        try:
+            with (socket.create_connection(("127.0.0.1", port(w)), timeout=10) as raw,
+                  w.pki.client_context(issued).wrap_socket(raw, server_hostname="127.0.0.1") as tls):
+                outcome["tls13_version"] = tls.version()  # the client's handshake ends first in TLS 1.3
+                tls.sendall(b"GET /v1/health HTTP/1.1\r\nHost: x\r\n\r\n")
+                outcome["tls13"] = tls.recv(65_536)  # b"" once the server closes; its alert raises
+        except (ssl.SSLError, ConnectionResetError, BrokenPipeError) as exc:
+            outcome["tls13_alert"] = getattr(exc, "reason", type(exc).__name__)
+        return outcome
+    return act
 
 
 # --------------------------------------------------------------------------- API attacks
@@ -198,7 +288,6 @@ def _query_json(grant: str, **extra: Any) -> Callable[[World], dict[str, Any]]:
 def _signed_api(signer: str, claimed: str | None = None, *, timestamp: int | None = None, body: bytes = b"",
                 sent_body: bytes | None = None, method: str = "GET", target: str = "/v1/datasets") -> Callable[[World], Answer]:
     def act(w: World) -> Answer:
-        from tests.security.world import answer_of
         headers = sign_request(w.account(signer), method, target, body, timestamp=timestamp)
         if claimed:
             headers["X-Govshare-Account"] = w.account(claimed).address
@@ -208,11 +297,98 @@ def _signed_api(signer: str, claimed: str | None = None, *, timestamp: int | Non
 
 
 def _signed_twice(w: World) -> Answer:
-    from tests.security.world import answer_of
     headers = sign_request(w.account("tax"), "GET", "/v1/datasets")
     first = w.api_http.get("/v1/datasets", headers=headers)
     assert first.status_code == 200, first.text
     return answer_of(w.api_http.get("/v1/datasets", headers=headers))
+
+
+def _flood_api(w: World) -> None:
+    """The flooder's token (an account of no department) spends its whole budget at the API: each
+    request counted once the token is proven, then refused (not a member)."""
+    with ThreadPoolExecutor(4) as pool:  # four connections at once
+        for spent in pool.map(lambda _: w.api_call("flooder", "GET", "/v1/datasets"), range(API_RATE_LIMIT_COUNT)):
+            assert (spent.status, spent.body.get("type")) == (403, "urn:govshare:problem:not-a-member"), spent.body
+
+
+def _revoke(w: World) -> None:
+    """The revocable token works, then its table is deleted from the tokens file (replaced atomically)
+    while the API runs."""
+    works = w.api_call("revocable", "GET", "/v1/datasets")
+    assert works.status == 200, works.body
+    write_tokens_file(w.tokens_file, {})
+
+
+def _deep_upload(w: World) -> Answer:
+    """TAX's operator uploads a JSON Lines file to its own dataset whose second line nests 30,000
+    arrays deep (within the body limit); the service still answers afterwards."""
+    upload = b'{"taxpayer_id": "91110000000000000X", "amount": "1"}\n{"taxpayer_id": ' + b"[" * 30_000 + b"]" * 30_000 + b"}\n"
+    refused = w.api_call("tax", "POST", f"/v1/datasets/{w.datasets['tax-filings']}/versions",
+                         files={"file": ("deep.jsonl", upload, "application/x-ndjson")})
+    alive = w.api_http.get("/v1/health")
+    assert alive.status_code == 200, alive.text
+    return refused
+
+
+def _slow_clients(w: World) -> dict[str, Any]:
+    """At once: a connection that completes its TLS handshake and sends nothing; a slowloris, sending
+    a request head a header line at a time (every 0.3 s) and never ending it; and meanwhile an honest
+    request. When each of the first two was closed (seconds after its start), and what came back."""
+    def tls_connection() -> ssl.SSLSocket:
+        raw = socket.create_connection(("127.0.0.1", w.api_port), timeout=10)
+        return w.pki.client_context(w.pki.client).wrap_socket(raw, server_hostname="127.0.0.1")
+
+    def read_until_closed(tls: ssl.SSLSocket, started: float) -> tuple[float, bytes]:
+        received = b""
+        try:
+            while chunk := tls.recv(65_536):
+                received += chunk
+        except (ssl.SSLError, ConnectionResetError, TimeoutError):
+            pass
+        return time.monotonic() - started, received
+
+    measured: dict[str, Any] = {}
+
+    def idle() -> None:
+        with tls_connection() as tls:
+            measured["idle"] = read_until_closed(tls, time.monotonic())
+
+    def slowloris() -> None:
+        with tls_connection() as tls:
+            started = time.monotonic()
+            tls.sendall(b"GET /v1/datasets HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+            sent, received, closed_at = 0, b"", None
+            try:
+                # a header line every 0.3 s, listening in between, until the service closes or answers
+                while closed_at is None and time.monotonic() - started < API_REQUEST_SECONDS + 5:
+                    tls.sendall(b"X-Slow-%d: x\r\n" % sent)
+                    sent += 1
+                    tls.settimeout(0.3)
+                    try:
+                        chunk = tls.recv(65_536)
+                    except TimeoutError:
+                        continue
+                    received += chunk
+                    if not chunk:
+                        closed_at = time.monotonic() - started
+            except (ssl.SSLError, ConnectionResetError, BrokenPipeError):
+                closed_at = time.monotonic() - started
+            tls.settimeout(10)
+            if closed_at is None:
+                closed_at, rest = read_until_closed(tls, started)
+                received += rest
+            measured["slow"] = (closed_at, received)
+            measured["slow_headers_sent"] = sent
+
+    threads = [threading.Thread(target=idle), threading.Thread(target=slowloris)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    honest = w.api_call("tax", "GET", "/v1/datasets")
+    for thread in threads:
+        thread.join(timeout=API_REQUEST_SECONDS + 15)
+    measured["honest"] = honest.status
+    return measured
 
 
 # --------------------------------------------------------------------------- contract attacks
@@ -256,6 +432,29 @@ def _address(name: str) -> Callable[[World], str]:
     return lambda w: w.account(name).address
 
 
+def _max_decision_age(w: World) -> int:
+    return w.consortium.registry.max_decision_age_blocks()
+
+
+def _old_enough(w: World) -> None:
+    """A chain longer than the decision-age bound, so that a decision block beyond it exists."""
+    while w.consortium.chain.block_number() <= _max_decision_age(w) + 2:
+        w.consortium.chain.rpc.call("evm_mine", [])
+
+
+def _backdated(w: World) -> int:
+    """The youngest decision block the bound refuses for a record in the next block."""
+    return w.consortium.chain.block_number() + 1 - _max_decision_age(w) - 1
+
+
+def _append_backdated(w: World) -> Any:
+    """SAMR's oracle anchors, at its next sequence, a SERVED record whose decision block is one block
+    older than the consortium's maxDecisionAgeBlocks allows (e.g. decided before a revocation)."""
+    entry = AuditEntry(w.grants["ok"], w.account("tax").address, w.datasets["companies"], 1, Outcome.SERVED, 0,
+                       _backdated(w), secrets.token_bytes(32), secrets.token_bytes(32))
+    return w.consortium.audit_log.append(w.account("samr-oracle"), _samr_last(w) + 1, [entry])
+
+
 DENIED_TAX = dict(requester="tax", dataset="companies", grant="ok")
 
 CASES: list[Case] = [
@@ -291,6 +490,9 @@ CASES: list[Case] = [
     Case("ORACLE-REPLAY-RESIGNED", "oracle", "a used nonce re-signed over other parameters",
          _replay_new_params, Problem(409, "NONCE_REPLAYED"), Denial(OracleReason.NONCE_REPLAYED, **DENIED_TAX),
          setup=_first_use),
+    Case("ORACLE-REPLAY-AFTER-PRUNE", "oracle", "an answered query replayed after its deadline, once its used nonce was pruned",
+         _replay, Problem(401, "DEADLINE_PASSED"), Denial(OracleReason.DEADLINE_PASSED, "tax", None, "ok"),
+         setup=_used_then_pruned),
     Case("ORACLE-DEADLINE-PAST", "oracle", "a query whose deadline passed a minute ago",
          _post(lambda w: w.signed(deadline=int(time.time()) - 60)), Problem(401, "DEADLINE_PASSED"),
          Denial(OracleReason.DEADLINE_PASSED, "tax", None, "ok")),
@@ -369,6 +571,14 @@ CASES: list[Case] = [
          _post(lambda w: b"query=1&signature=2", **{"Content-Type": "application/x-www-form-urlencoded"}), Problem(400),
          COUNTED),
     Case("ORACLE-METHOD-GET", "oracle", "GET on the query endpoint", _wrong_method, Problem(405), NO_RECORD),
+    # ---- volume and transport ---------------------------------------------------------------------
+    Case("ORACLE-RATE-LIMITED", "oracle", f"one signed query more than an account may send in an hour ({ORACLE_RATE_LIMIT_COUNT})",
+         _post(lambda w: w.signed("flooder", dept="tax")), Problem(429, "RATE_LIMITED", retry_after=True),
+         Denial(OracleReason.RATE_LIMITED, "flooder", None, "ok"), setup=_flood_oracle),
+    Case("ORACLE-TLS-NO-CLIENT-CERT", "oracle", "a client without a certificate (mutual TLS required)",
+         _handshake(lambda w: w.oracle_port, None), Handshake()),
+    Case("ORACLE-TLS-OTHER-CA", "oracle", "a client with a certificate another CA issued (mutual TLS required)",
+         _handshake(lambda w: w.oracle_port, "impostor"), Handshake()),
     Case("ORACLE-RESULT-UNSIGNED", "oracle", "fetching an on-chain request's answer without a signature",
          _result_unsigned, Problem(401), NO_RECORD),
     Case("ORACLE-RESULT-FORGED", "oracle", "fetching an answer with a signature that recovers to no one",
@@ -379,6 +589,10 @@ CASES: list[Case] = [
     Case("API-TOKEN-WRONG", "api", "a bearer token that is not configured",
          lambda w: _api(None, "GET", "/v1/datasets", headers={"Authorization": "Bearer " + secrets.token_urlsafe(32)})(w),
          Problem(401, slug="invalid-token")),
+    Case("API-TOKEN-EXPIRED", "api", "a bearer token past its expires_at", _api("expired", "GET", "/v1/datasets"),
+         Problem(401, slug="expired-token")),
+    Case("API-TOKEN-REVOKED", "api", "a bearer token deleted from the tokens file while the service runs",
+         _api("revocable", "GET", "/v1/datasets"), Problem(401, slug="invalid-token"), setup=_revoke),
     Case("API-TOKEN-NON-MEMBER", "api", "a valid token bound to an account of no department",
          _api("outsider", "GET", "/v1/datasets"), Problem(403, slug="not-a-member")),
     Case("API-SIGNED-FORGED", "api", "a signed request claiming TAX's operator, signed by another key",
@@ -411,6 +625,15 @@ CASES: list[Case] = [
          Problem(400, slug="invalid-unicode")),
     Case("API-HEADER-HUGE", "api", "a 100 kB header (the head limit is 16 KiB)",
          _api(None, "GET", "/v1/health", headers={"X-Padding": "a" * 100_000}), Problem(431)),
+    Case("API-UPLOAD-DEEP-NESTING", "api", "a JSON Lines version upload whose second line nests 30,000 arrays deep",
+         _deep_upload, Problem(422, slug="invalid-data-file",
+                               detail="line 2: the record nests 30001 levels deep; at most 64 are accepted")),
+    Case("API-SLOW-CLIENTS", "api", "a connection that never sends a byte; a slowloris sending its head a line at a time",
+         _slow_clients, Closed(API_IDLE_SECONDS, API_REQUEST_SECONDS)),
+    Case("API-RATE-LIMITED", "api", f"one request more than an account may make in an hour ({API_RATE_LIMIT_COUNT})",
+         _api("flooder", "GET", "/v1/datasets"), Problem(429, slug="rate-limited", retry_after=True), setup=_flood_api),
+    Case("API-TLS-NO-CLIENT-CERT", "api", "a client without a certificate (mutual TLS required)",
+         _handshake(lambda w: w.api_port, None), Handshake()),
     Case("API-BODY-OVERSIZED", "api", "a 100 kB body (the service's max_body_bytes is 64 KiB)",
          _api("tax", "POST", "/v1/queries", content=b"{" + b" " * 100_000 + b"}", headers={"Content-Type": "application/json"}),
          Problem(413, slug="payload-too-large")),
@@ -449,6 +672,11 @@ CASES: list[Case] = [
     Case("CHAIN-APPEND-SEQUENCE-GAP", "contract", "SAMR's oracle skips a sequence number",
          _append("samr-oracle", lambda w: _samr_last(w) + 2), Reverts("AuditLogSequenceMismatch", lambda w: {
              "oracle": w.account("samr-oracle").address, "expected": _samr_last(w) + 1, "given": _samr_last(w) + 2})),
+    Case("CHAIN-DECISION-BACKDATED", "contract",
+         "SAMR's oracle anchors a SERVED record decided one block before maxDecisionAgeBlocks allows",
+         _append_backdated, Reverts("AuditLogDecisionTooOld", lambda w: {
+             "sequence": _samr_last(w) + 1, "decisionBlock": _backdated(w), "currentBlock": w.consortium.chain.block_number() + 1,
+             "maxAgeBlocks": _max_decision_age(w)}), setup=_old_enough),
     Case("CHAIN-RECORD-USE-DIRECT", "contract", "counting a grant's use directly, not through the audit log",
          _transact("grants", "tax", "recordUse", _grant_id("quota1"), _dataset_id("companies"), 5),
          Reverts("AccessGrantsNotAuditLog", lambda w: {"caller": w.account("tax").address})),
@@ -542,15 +770,78 @@ def _mac_tampered(w: World) -> str:
     return json.dumps(data)
 
 
-def _oracle_config(name: str, base_url: str = "http://127.0.0.1:9", extra: str = "", top: str = "") -> Callable[[World], list[str]]:
-    """``govshare oracle serve --config NAME``: an otherwise valid config of SAMR's oracle."""
+def _oracle_config(name: str, base_url: str = "http://127.0.0.1:9", extra: str = "", top: str = "",
+                   key_file: Callable[[World], Path] | None = None) -> Callable[[World], list[str]]:
+    """``govshare oracle serve --config NAME``: an otherwise valid config of SAMR's oracle (its key:
+    SAMR operator's keystore unless ``key_file`` makes another; its outbox: NAME.sqlite)."""
     def act(w: World) -> list[str]:
-        text = (f'rpc_url = "{w.consortium.chain.url}"\n{top}department = "SAMR"\nkey_file = "{w.keys["samr"]}"\n'
+        key = key_file(w) if key_file else w.keys["samr"]
+        text = (f'rpc_url = "{w.consortium.chain.url}"\n{top}department = "SAMR"\nkey_file = "{key}"\n'
                 f'outbox = "{w.files / (name + ".sqlite")}"\n'
                 f'[datasets.{w.datasets["companies"]}]\nbase_url = "{base_url}"\npath = "/companies"\n'
                 f'params = ["company_id"]\n{extra}')
         return ["oracle", "serve", "--config", _write(w, name, text)]
     return act
+
+
+def _readable_key(w: World) -> Path:
+    """A copy of a valid keystore that group and others can read (mode 0644)."""
+    path = Path(_write(w, "readable-oracle.json", _keystore(w)))
+    path.chmod(0o644)
+    return path
+
+
+def _tampered_outbox(name: str) -> Callable[[World], list[str]]:
+    """``oracle serve`` on an outbox its key wrote and sealed (two records not on chain), whose first
+    record was then rewritten with sqlite3 while the oracle was stopped (SERVED made DENIED)."""
+    def act(w: World) -> list[str]:
+        args = _oracle_config(name, top=f'manifest = "{w.cli_env["GOVSHARE_MANIFEST"]}"\n')(w)
+        signer, c = w.account("samr"), w.consortium
+        outbox = Outbox(w.files / (name + ".sqlite"))
+        outbox.bind({"oracle": signer.address, "chain_id": str(c.chain.chain_id), "audit_log": c.deployment.addresses["AuditLog"]},
+                    c.audit_log.oracle_state(signer.address).last_sequence, c.audit_log.oracle_state(signer.address).head,
+                    seal_key=signer.derive_key(SEAL_KEY_LABEL))
+        for outcome in (Outcome.SERVED, Outcome.DENIED):
+            outbox.record(AuditEntry(w.grants["ok"], w.account("tax").address, w.datasets["companies"], 1, outcome,
+                                     0 if outcome == Outcome.SERVED else int(AccessReason.REVOKED), c.chain.block_number(),
+                                     secrets.token_bytes(32), secrets.token_bytes(32) if outcome == Outcome.SERVED else ZERO_HASH),
+                          request_salt=secrets.token_bytes(32), response_salt=None)
+        outbox.close()
+        db = sqlite3.connect(w.files / (name + ".sqlite"))
+        db.execute("UPDATE records SET outcome = ?, reason = ?, response_hash = zeroblob(32) WHERE sequence = 1",
+                   (int(Outcome.DENIED), int(OracleReason.SOURCE_UNAVAILABLE)))
+        db.commit()
+        db.close()
+        return args
+    return act
+
+
+def _receipts(name: str, make: Callable[[World], dict[str, Any]]) -> Callable[[World], list[str]]:
+    """``govshare audit verify --receipts DIR`` over a directory holding the one receipt ``make`` makes."""
+    def act(w: World) -> list[str]:
+        directory = w.files / name
+        directory.mkdir()
+        (directory / "receipt.json").write_text(json.dumps(make(w)))
+        return ["audit", "verify", "--receipts", str(directory)]
+    return act
+
+
+def _receipt_edited(w: World) -> dict[str, Any]:
+    """The receipt of quota1's served access, edited by its holder to say the access was denied."""
+    return {**w.served_receipt, "outcome": int(Outcome.DENIED), "reason": int(AccessReason.REVOKED)}
+
+
+def _receipt_of_another_record(w: World) -> dict[str, Any]:
+    """A receipt the oracle signed (its test key) for a DENIED record on chain, saying SERVED: the oracle
+    released data and anchored a denial (a well-formed receipt, consistent in itself)."""
+    denied = Receipt.from_dict(w.denied_receipt)
+    served = {**denied.body(), "outcome": int(Outcome.SERVED), "reason": int(AccessReason.GRANTED),
+              "response_hash": "0x" + secrets.token_bytes(32).hex(), "response_salt": "0x" + secrets.token_bytes(32).hex()}
+    entry = Receipt(**served, signature="").entry()
+    served["record_hash"] = "0x" + entry.record_hash().hex()
+    served["chain_head"] = "0x" + chain_step(bytes.fromhex(denied.previous_head[2:]), record_id(denied.oracle, denied.sequence),
+                                             entry).hex()
+    return Receipt.signed(w.account("samr-oracle"), **served).as_dict()
 
 
 def _api_config(name: str, body: str) -> Callable[[World], list[str]]:
@@ -590,6 +881,18 @@ CASES += [
     Case("CLI-KEY-WORLD-READABLE", "cli", "a valid keystore that group and others can read (mode 0644)",
          _with_key("readable.json", _keystore, mode=0o644),
          Exit(1, "readable.json is accessible by group or others (mode 0644)")),
+    Case("CLI-ORACLE-KEY-WORLD-READABLE", "cli", "an oracle whose key file group and others can read (mode 0644)",
+         _oracle_config("readable-key.toml", key_file=_readable_key),
+         Exit(1, "readable-oracle.json is accessible by group or others (mode 0644)")),
+    Case("CLI-ORACLE-OUTBOX-TAMPERED", "cli", "an oracle restarted on its outbox after a record not yet on chain was rewritten",
+         _tampered_outbox("tampered-outbox.toml"),
+         Exit(1, "the records 1..2 not yet on chain no longer hash to the head the oracle sealed")),
+    Case("CLI-AUDIT-RECEIPT-EDITED", "cli", "a served access's receipt edited to say it was denied",
+         _receipts("receipt-edited", _receipt_edited),
+         Exit(1, "FAILED: 1 violation(s): receipt_not_from_oracle 1", stream="stdout")),
+    Case("CLI-AUDIT-RECEIPT-RECORD-ALTERED", "cli", "a receipt the oracle signed saying SERVED, for a record on chain that says DENIED",
+         _receipts("receipt-altered", _receipt_of_another_record),
+         Exit(1, "FAILED: 1 violation(s): receipt_record_altered 1", stream="stdout")),
     Case("CLI-ORACLE-SOURCE-FILE-URL", "cli", "an oracle config whose department API is file:///etc/passwd",
          _oracle_config("file-url.toml", "file:///etc/passwd"), Exit(1, "base_url: must be an http or https URL with a host")),
     Case("CLI-ORACLE-SOURCE-GOPHER", "cli", "an oracle config whose department API is gopher:// to a local Redis",
@@ -635,8 +938,14 @@ def table_row(case: Case) -> str:
         refusal = f"{r.status}" + (f" `{r.reason}`" if r.reason else "") + (f" `{r.slug}`" if r.slug else "")
     elif isinstance(r, Exit):
         refusal = f"exit {r.code}: “{r.says}”"
-    else:
+    elif isinstance(r, Reverts):
         refusal = f"`{r.error}`"
+    elif isinstance(r, Handshake):
+        refusal = "TLS handshake refused: no HTTP exchanged"
+    else:
+        refusal = f"closed unanswered: idle after {r.idle:g} s, a slow request after {r.slow:g} s"
+    if isinstance(r, Problem) and r.retry_after:
+        refusal += " with Retry-After"
     if isinstance(e, Denial):
         evidence = f"DENIED record, reason {int(e.reason)} `{reason_name(int(e.reason))}`, on chain"
     elif e.kind == "counted":

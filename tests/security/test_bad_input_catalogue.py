@@ -25,7 +25,7 @@ from ledger.keys import Signer
 from protocol.receipt import receipt_signer
 from serving import ServerThread
 from tests.conftest import Template
-from tests.security.cases import CASES, Case, Denial, Exit, Problem, Reverts, table_row
+from tests.security.cases import CASES, Case, Closed, Denial, Exit, Handshake, Problem, Reverts, table_row
 from tests.security.world import Answer, World, build_world, stop_world
 from tests.support.cli import CliRun, govshare_all
 
@@ -70,6 +70,10 @@ def test_refused_recorded_and_nothing_else_changed(case: Case, world: World, req
             case.act(world)
         assert (refused.value.name, refused.value.args) == (case.refusal.error, case.refusal.args(world)), str(refused.value)
         assert world.consortium.chain.block_number() == block, "a refused transaction was mined"
+    elif isinstance(case.refusal, Handshake):
+        _check_handshake(case, case.act(world))
+    elif isinstance(case.refusal, Closed):
+        _check_closed(case.refusal, case.act(world))
     else:
         answer = case.act(world)
         _check_problem(case, answer)
@@ -96,10 +100,36 @@ def _check_problem(case: Case, answer: Answer) -> None:
     assert answer.body["status"] == expected.status and answer.body.get("detail") is not None, answer.body
     if expected.reason is not None:
         assert answer.body.get("reason") == expected.reason, (case.id, answer.body)
+    if expected.detail is not None:
+        assert expected.detail in answer.body["detail"], (case.id, answer.body)
+    if expected.retry_after:
+        wait = answer.headers.get("retry-after", "")
+        assert wait.isdigit() and int(wait) >= 1, (case.id, answer.headers)
+        assert str(wait) in answer.body["detail"] or answer.body.get("retry_after") == int(wait), (case.id, answer.body)
     if expected.slug is not None:
         assert answer.body["type"] == f"urn:govshare:problem:{expected.slug}", (case.id, answer.body)
     if case.surface == "api" and answer.status != 431:  # a 431 comes from serving, under the API's problem types
         assert answer.body["type"].startswith("urn:govshare:problem:"), answer.body
+
+
+def _check_handshake(case: Case, outcome: dict[str, Any]) -> None:
+    """TLS 1.2: the server ended the handshake with an alert; TLS 1.3 (where the client's handshake
+    ends first): the server closed the connection before a byte of HTTP came back."""
+    assert outcome["tls12"] is None, (case.id, outcome)
+    assert outcome["tls13_version"] in ("TLSv1.3", None), (case.id, outcome)  # None: refused within the handshake
+    assert outcome["tls13"] == b"", (case.id, outcome)
+
+
+def _check_closed(expected: Closed, measured: dict[str, Any]) -> None:
+    """Each connection closed by the service with no byte of answer, at its limit (not before it; and
+    within 2.5 s after it, on a loaded machine: well before the 5 s default keep-alive or the 7 s the
+    slowloris keeps sending for), while an honest request was answered."""
+    for kind, limit in (("idle", expected.idle), ("slow", expected.slow)):
+        seconds, received = measured[kind]
+        assert received == b"", (kind, received[:200])
+        assert limit - 0.05 <= seconds <= limit + 2.5, (kind, seconds, limit)
+    assert measured["slow_headers_sent"] >= int(expected.slow / 0.3) - 1, measured  # it kept sending until closed
+    assert measured["honest"] == 200, measured
 
 
 def _check_denial(case: Case, denial: Denial, world: World, written: list, before: dict[str, Any]) -> dict[str, Any]:
@@ -137,8 +167,9 @@ def _receipt_matches(answer: Answer, world: World, record: Any) -> None:
 def _check_exit(case: Case, run: CliRun) -> None:
     expected = case.refusal
     assert isinstance(expected, Exit)
-    assert run.returncode == expected.code, (case.id, run.returncode, run.stderr[-2000:])
-    assert expected.says in run.stderr, (case.id, run.stderr[-2000:])
+    assert run.returncode == expected.code, (case.id, run.returncode, run.stderr[-2000:], run.stdout[-2000:])
+    said = run.stdout if expected.stream == "stdout" else run.stderr
+    assert expected.says in said, (case.id, said[-2000:])
     assert "Traceback" not in run.stderr, (case.id, run.stderr[-2000:])
 
 

@@ -1,16 +1,27 @@
 """The system the bad-input catalogue attacks, built once for the module: the session's ganache with
 the sample consortium (four departments admitted by committee vote), SAMR's datasets and grants in
-every state a case needs, SAMR's oracle over real HTTP in front of the sample company registry, TAX's
-API service over real HTTP (holding TAX's operator key, sending queries to SAMR's oracle), and the
+every state a case needs, SAMR's oracle over real https in front of the sample company registry, TAX's
+API service over real https (holding TAX's operator key, sending queries to SAMR's oracle), and the
 manifest, keystores and environment the ``govshare`` CLI runs with as a subprocess.
 
-Keys are ganache's public deterministic dev keys and a test password: test keys, not secrets.
+Both services serve mutual TLS as a deployment would (``serving.tls``): their certificates from a
+department CA, and only clients holding a certificate of the consortium's client CA get past the
+handshake (the world's own clients, and the API toward the oracle, hold one). Both count requests per
+account (``ORACLE_RATE_LIMIT``, ``API_RATE_LIMIT``: per hour, above what the other cases send, so
+that only the rate-limit cases, spending an account of their own, reach them). The API reads its
+bearer tokens from its settings (one of them expired) and from a tokens file (revoked while it runs),
+and closes idle and slow connections after ``API_IDLE_SECONDS``/``API_REQUEST_SECONDS``.
+
+Keys are ganache's public deterministic dev keys and a test password, and the certificates are made
+for the module: test keys, not secrets.
 """
 
 from __future__ import annotations
 
+import datetime
 import re
 import secrets
+import ssl
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,26 +31,35 @@ import httpx
 import orjson
 
 from api.app import create_app
-from api.settings import ApiSettings, TokenBinding, token_sha256
+from api.settings import ApiSettings, ServingSettings, TokenBinding, token_sha256
 from devtools.devnet import GanacheNode, free_port
 from devtools.sample_data import COMPANY_FIELDS, companies
 from ledger.chain import Chain
 from ledger.compiler import CompilationResult
 from ledger.contracts.audit_log import AuditRecord
-from ledger.contracts.catalog import Classification
+from ledger.contracts.catalog import Classification, UpdateFrequency
 from ledger.deployment import Consortium
 from ledger.keys import Signer, save_keystore
 from oracle.config import DatasetConfig
 from oracle.outbox_file import OutboxRecord
 from protocol.query import SignedQuery
 from serving import ServerThread
+from serving.tls import ServerTls
 from tests.conftest import Members, Template
 from tests.oracle.conftest import TAX_FIELDS, RunningOracle, oracle_config, publish, start_oracle
+from tests.support.certificates import IssuedCertificate, TestAuthority, client_context
 from tests.support.cli import cli_env
 
 DAY = 86_400
 CLI_PASSWORD = "correct horse battery staple"  # test password of the test keystores
 API_MAX_BODY = 64 * 1024  # the API's body limit in this world (the default is 16 MiB)
+#: Per account and hour: more than any account but the rate-limit cases' own is counted for in the
+#: module (TAX's operator: 23 signed queries at the oracle and 15 authenticated requests at the API).
+ORACLE_RATE_LIMIT_COUNT = API_RATE_LIMIT_COUNT = 60
+ORACLE_RATE_LIMIT = f"{ORACLE_RATE_LIMIT_COUNT}/hour"
+API_RATE_LIMIT = f"{API_RATE_LIMIT_COUNT}/hour"
+API_IDLE_SECONDS = 1.0  # the API closes a connection that sends nothing for this long (default 5 s)
+API_REQUEST_SECONDS = 2.0  # and one whose request is not whole this long after it began (default 30 s)
 _MALFORMED = re.compile(r"^govshare_oracle_malformed_queries_total (\S+)$", re.M)
 
 
@@ -67,6 +87,11 @@ class World:
     keys: dict[str, Path]
     files: Path
     committee: Signer  # a founding committee member (dev account 0)
+    pki: Pki
+    api_settings: ApiSettings
+    tokens_file: Path  # the API's tokens file (TOML), read again whenever it changes
+    served_receipt: dict[str, Any]  # the oracle's receipt of quota1's one served access (on chain)
+    denied_receipt: dict[str, Any]  # its receipt of a query under the revoked grant, refused (on chain)
     http: httpx.Client = field(repr=False)  # to the oracle
     api_http: httpx.Client = field(repr=False)  # to the API
 
@@ -75,10 +100,18 @@ class World:
         m = self.members
         return {"tax": m.tax.operator, "psb": m.psb.operator, "samr": m.samr.operator, "outsider": m.outsider,
                 "tax-oracle": m.tax.oracle, "samr-oracle": m.samr.oracle, "auditor": m.audit.auditor,
-                "committee": self.committee}[name]
+                "committee": self.committee, "flooder": m.spare[0]}[name]
 
     def dept(self, name: str) -> int:
         return {"tax": self.members.tax.id, "psb": self.members.psb.id, "samr": self.members.samr.id}[name]
+
+    @property
+    def oracle_port(self) -> int:
+        return int(self.oracle.url.rsplit(":", 1)[1])
+
+    @property
+    def api_port(self) -> int:
+        return int(self.api.url.rsplit(":", 1)[1])
 
     @property
     def chain_id(self) -> int:
@@ -156,6 +189,30 @@ class World:
                 "pending_served": {g: outbox.pending_served(g) for g in self.grants.values()}}
 
 
+class Pki:
+    """The module's test certificates: a department CA for the services' server certificates, the
+    consortium's client CA (the world's clients and the API toward the oracle hold one of its
+    certificates), and a stranger CA."""
+
+    def __init__(self, directory: Path) -> None:
+        directory.mkdir()
+        self.servers = TestAuthority(directory, "department")
+        self.clients = TestAuthority(directory, "consortium-clients")
+        self.stranger = TestAuthority(directory, "stranger")
+        self.oracle_server = self.servers.issue("samr-oracle", server=True)
+        self.api_server = self.servers.issue("tax-api", server=True)
+        self.client = self.clients.issue("catalogue-client", server=False)
+        self.impostor = self.stranger.issue("impostor", server=False)
+
+    def server_tls(self, issued: IssuedCertificate) -> ServerTls:
+        """https with ``issued``, refusing clients without a certificate of the consortium's client CA."""
+        return ServerTls(issued.cert_file, issued.key_file, self.clients.ca_file, require_client_cert=True)
+
+    def client_context(self, issued: IssuedCertificate | None = None) -> ssl.SSLContext:
+        """A client trusting the department CA, presenting ``issued`` (none by default)."""
+        return client_context(self.servers, issued)
+
+
 def answer_of(reply: httpx.Response) -> Answer:
     try:
         body = reply.json()
@@ -200,32 +257,67 @@ def build_world(ganache: GanacheNode, template: Template, compilation: Compilati
     c.catalog.retire(m.samr.operator, datasets["retired"])
     grant("psb", m.psb.operator)
 
+    c.catalog.register(m.tax.operator, "纳税申报", ("taxpayer_id", "amount"), Classification.INTERNAL,
+                       UpdateFrequency.DAILY)  # TAX's own dataset, no version yet (uploads to it are refused)
+    datasets["tax-filings"] = c.catalog.dataset_count()
+
     files = directory / "files"
     files.mkdir()
+    pki = Pki(directory / "pki")
     config_datasets = {datasets[name]: DatasetConfig(id=datasets[name], base_url=company_api.url, path="/companies",
                                                      params=("company_id", "status"), timeout_seconds=5.0)
                        for name in ("companies", "annual", "retired")}
-    oracle = start_oracle(oracle_config(directory, c, "SAMR", config_datasets), m.samr.oracle, c)
+    oracle = start_oracle(oracle_config(directory, c, "SAMR", config_datasets, requester_rate_limit=ORACLE_RATE_LIMIT,
+                                        tls=pki.server_tls(pki.oracle_server)), m.samr.oracle, c)
 
-    names = {"tax": m.tax.operator, "psb": m.psb.operator, "outsider": m.outsider}
-    tokens = {name: secrets.token_urlsafe(32) for name in names}
-    bindings = tuple(TokenBinding(sha256=token_sha256(tokens[n]), account=s.address, label=f"catalogue {n}") for n, s in names.items())
-    settings = ApiSettings(rpc_url=c.chain.url, tokens=bindings, oracle_urls={"SAMR": oracle.url}, max_body_bytes=API_MAX_BODY)
-    api = ServerThread(create_app(settings, consortium=c, signers=[m.tax.operator]), free_port()).start()
+    names = {"tax": m.tax.operator, "psb": m.psb.operator, "outsider": m.outsider, "flooder": m.spare[0],
+             "expired": m.tax.operator}
+    tokens = {name: secrets.token_urlsafe(32) for name in [*names, "revocable"]}
+    expired_at = datetime.datetime.now(datetime.UTC) - datetime.timedelta(hours=1)
+    bindings = tuple(TokenBinding(sha256=token_sha256(tokens[n]), account=s.address, label=f"catalogue {n}",
+                                  expires_at=expired_at if n == "expired" else None) for n, s in names.items())
+    tokens_file = directory / "tokens.toml"
+    write_tokens_file(tokens_file, {"revocable": (tokens["revocable"], m.tax.operator.address)})
+    tls = pki.server_tls(pki.api_server)
+    settings = ApiSettings(rpc_url=c.chain.url, tokens=bindings, tokens_file=tokens_file, oracle_urls={"SAMR": oracle.url},
+                           max_body_bytes=API_MAX_BODY, rate_limit=API_RATE_LIMIT,
+                           tls_cert_file=tls.cert_file, tls_key_file=tls.key_file, tls_client_ca_file=tls.client_ca_file,
+                           tls_require_client_cert=True, oracle_ca_file=pki.servers.ca_file,
+                           oracle_client_cert_file=pki.client.cert_file, oracle_client_key_file=pki.client.key_file,
+                           serving=ServingSettings(keep_alive_seconds=API_IDLE_SECONDS, request_seconds=API_REQUEST_SECONDS))
+    api = ServerThread(create_app(settings, consortium=c, signers=[m.tax.operator]), free_port(),
+                       tls=tls.uvicorn_options(), keep_alive_seconds=API_IDLE_SECONDS,
+                       request_seconds=API_REQUEST_SECONDS).start()
 
     manifest = c.deployment.save(directory / "deployments")
     env = cli_env(directory / "no-devnet", GOVSHARE_RPC=c.chain.url, GOVSHARE_MANIFEST=str(manifest),
                   GOVSHARE_KEY_PASSWORD=CLI_PASSWORD)
     keys = {name: save_keystore(signer, directory / f"{name}.json", CLI_PASSWORD, iterations=2)
             for name, signer in {"samr": m.samr.operator, "tax": m.tax.operator}.items()}
-    world = World(c, m, oracle, api, tokens, datasets, grants, env, keys, files, committee,
-                  httpx.Client(base_url=oracle.url, timeout=30, trust_env=False),
-                  httpx.Client(base_url=api.url, timeout=60, trust_env=False))
+    client = pki.client_context(pki.client)
+    # a pooled connection is dropped by the client before the API would close it as idle
+    pool = httpx.Limits(keepalive_expiry=API_IDLE_SECONDS / 2)
+    world = World(c, m, oracle, api, tokens, datasets, grants, env, keys, files, committee, pki, settings, tokens_file, {}, {},
+                  httpx.Client(base_url=oracle.url, timeout=30, trust_env=False, verify=client),
+                  httpx.Client(base_url=api.url, timeout=60, trust_env=False, verify=client, limits=pool))
     # quota1's one use, served and on chain, so that its next use is QUOTA_EXHAUSTED on chain
     served = world.post_query(world.signed(grant="quota1").to_json())
     assert served.status == 200, served.body
+    world.served_receipt.update(served.body["receipt"])
+    denied = world.post_query(world.signed(grant="revoked").to_json())
+    assert denied.status == 403, denied.body
+    world.denied_receipt.update(denied.body["receipt"])
     world.anchor()
     return world
+
+
+def write_tokens_file(path: Path, tokens: dict[str, tuple[str, str]]) -> None:
+    """The API's tokens file holding ``tokens`` (label -> (token, account)), replaced atomically."""
+    text = "".join(f'[[tokens]]\nlabel = "catalogue {label}"\naccount = "{account}"\nsha256 = "{token_sha256(token)}"\n\n'
+                   for label, (token, account) in tokens.items())
+    fresh = path.with_suffix(".new")
+    fresh.write_text(text, encoding="utf-8")
+    fresh.replace(path)
 
 
 def stop_world(world: World) -> None:
