@@ -21,6 +21,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from auditing.verification import verify_audit_trail
 from devtools.devnet import GanacheNode
 from devtools.sample_data import companies
+from ledger.chain import Chain
 from ledger.contracts.audit_log import ZERO_ADDRESS, AuditEntry, OracleReason, Outcome
 from ledger.deployment import Consortium
 from oracle.config import DatasetConfig
@@ -283,8 +284,8 @@ def test_a_chain_holding_other_records_at_the_oracles_sequences_is_refused(
     oracles.stop(running)
     assert ganache.rpc("evm_revert", [snapshot]) is True
     other = AuditEntry(0, ZERO_ADDRESS, 0, 0, Outcome.DENIED, int(OracleReason.BAD_SIGNATURE), 1, b"\x22" * 32, b"\x00" * 32)
-    consortium = Consortium(type(oracles.consortium.chain)(oracles.consortium.chain.url), oracles.consortium.deployment,
-                            oracles.consortium.compilation)
+    # another sender with the oracle's key, on a connection of its own (its own nonce cache)
+    consortium = Consortium(Chain(oracles.consortium.chain.url), oracles.consortium.deployment, oracles.consortium.compilation)
     consortium.audit_log.append(oracles.members.samr.oracle, 2, [other])
     head = consortium.audit_log.oracle_state(oracles.members.samr.oracle.address)
     with pytest.raises(ChainDiverged) as refused:
@@ -292,3 +293,33 @@ def test_a_chain_holding_other_records_at_the_oracles_sequences_is_refused(
     assert "diverged" in str(refused.value) and "sequence 2" in str(refused.value)
     assert consortium.audit_log.oracle_state(oracles.members.samr.oracle.address) == head  # nothing sent
     assert oracles.on_chain() == [1, 2]
+
+
+@pytest.mark.parametrize("anchoring", ANCHORING_MODES)
+def test_a_running_oracle_stops_anchoring_on_a_chain_holding_other_records(
+        oracles: Oracles, ganache: GanacheNode, anchoring: str,
+        caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]) -> None:
+    """The same divergence under a running oracle: its look at the chain finds it, anchoring stops
+    for good (CRITICAL in the log, ``/v1/health``'s last error), and nothing more is sent: a record
+    answered afterwards stays in the outbox, and the chain keeps what it holds."""
+    caplog.set_level(logging.WARNING, logger="govshare")
+    running = oracles.start(anchoring=anchoring)
+    oracles.ask(running, 1)
+    _wait(lambda: running.oracle.outbox.pending_count() == 0 and oracles.last_sequence() == 1, "record 1 anchored")
+    snapshot = ganache.rpc("evm_snapshot")
+    oracles.ask(running, 2)
+    _wait(lambda: running.oracle.outbox.pending_count() == 0 and oracles.last_sequence() == 3, "records 2..3 anchored")
+    assert ganache.rpc("evm_revert", [snapshot]) is True
+    other = AuditEntry(0, ZERO_ADDRESS, 0, 0, Outcome.DENIED, int(OracleReason.BAD_SIGNATURE), 1, b"\x22" * 32, b"\x00" * 32)
+    consortium = Consortium(Chain(oracles.consortium.chain.url), oracles.consortium.deployment, oracles.consortium.compilation)
+    consortium.audit_log.append(oracles.members.samr.oracle, 2, [other])
+    head = consortium.audit_log.oracle_state(oracles.members.samr.oracle.address)
+    _wait(lambda: "anchoring stopped" in (httpx.get(f"{running.url}/v1/health").json()["last_anchoring_error"] or ""),
+          "the divergence reported in /v1/health")
+    assert "diverged" in httpx.get(f"{running.url}/v1/health").json()["last_anchoring_error"]
+    oracles.ask(running, 1)  # still answered (the record is durable), never anchored over the other history
+    time.sleep(2.0)  # several looks at the chain and batch ages
+    assert consortium.audit_log.oracle_state(oracles.members.samr.oracle.address) == head
+    assert running.oracle.outbox.pending_count() == 1 and oracles.on_chain() == [1, 2]
+    logged = _logged(caplog, capfd)
+    assert "CRITICAL" in logged and "anchoring stopped for good" in logged and "lost from the chain" not in logged
