@@ -17,7 +17,7 @@ from hexbytes import HexBytes
 from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
-from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, OutOfGas, TransactionFailed
+from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, NonceGap, OutOfGas, TransactionFailed
 from ledger.tls import ClientTls
 from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
@@ -182,6 +182,8 @@ class Chain:
             if now - started > self.receipt_timeout:
                 raise self.not_mined(versions[-1].tx_hash, self.receipt_timeout)
             if replace_after is not None and now - last_sent > replace_after:
+                if (gap := self.nonce_gap(versions[0])) is not None:
+                    raise gap
                 replacement = self.replace(signer, versions[-1])
                 if replacement.tx_hash not in {v.tx_hash for v in versions}:
                     versions.append(replacement)
@@ -226,6 +228,20 @@ class Chain:
         except (ChainUnavailable, RpcErrorAnswer, KeyError, TypeError, ValueError):
             pass  # the timeout is the error; what the node says is only a help
         return TransactionFailed(f"transaction {tx_hash} not mined in {waited:.0f} s{detail}")
+
+    def nonce_gap(self, sent: SentTx) -> NonceGap | None:
+        """The error for ``sent`` (not mined) if the node's next nonce for its sender, counting the
+        transactions in its pool, is below ``sent``'s: the node will never mine it, since the
+        transactions before it are gone (the chain rolled back past them, or a reorg dropped them).
+        The sender's cached nonce is then forgotten (re-read on the next send). None otherwise (it
+        may still be mined, or replaced: :meth:`replace`)."""
+        pending = int(self.raw_rpc("eth_getTransactionCount", [sent.sender, "pending"]), 16)
+        if pending >= sent.nonce:
+            return None
+        self.reset_nonce(sent.sender)
+        return NonceGap(f"transaction {sent.tx_hash} (nonce {sent.nonce} of {sent.sender}) cannot be mined: the node's "
+                        f"next nonce for its sender is {pending}, so the chain no longer holds the transactions before it "
+                        "(a rollback or reorg)")
 
     def submit_call_data(self, signer: Signer, to: str, data: bytes, *, gas: int | None = None) -> str:
         """The sending half of :meth:`send_call_data`: sign with the next nonce, send, and return the

@@ -43,6 +43,12 @@ class TransactionFailed(LedgerError):
     """A transaction was mined but failed, or could not be sent, for a reason that is not a decoded revert."""
 
 
+class NonceGap(TransactionFailed):
+    """A transaction sent and not mined has a nonce past the sender's next one at the node, which
+    will therefore never mine it: the chain no longer holds the transactions before it (a rollback
+    or reorg). Its sender's nonce is to be read again from the node, and what it sent reconciled."""
+
+
 class OutOfGas(TransactionFailed):
     """A transaction was mined and used all the gas it was given, and the same call succeeds with
     more: its gas limit was too low."""

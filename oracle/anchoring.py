@@ -50,7 +50,8 @@ from ledger.deployment import Consortium, Deployment
 from ledger.errors import LedgerError
 from ledger.keys import Signer
 from ledger.tls import ClientTls
-from oracle.batcher import MAX_IN_FLIGHT, STUCK_AFTER_SECONDS, Batcher
+from oracle.batcher import CHAIN_CHECK_SECONDS, MAX_IN_FLIGHT, STUCK_AFTER_SECONDS, Batcher
+from oracle.chain_rollback import ChainDiverged
 from oracle.outbox import Outbox
 from oracle.outbox_file import OutboxRecord, copy_wal_back, record_from_row
 
@@ -79,6 +80,7 @@ class AnchoringSettings:
     rpc_timeout: float = DEFAULT_RPC_TIMEOUT_SECONDS
     receipt_timeout: float = DEFAULT_RECEIPT_TIMEOUT_SECONDS
     stuck_after: float = STUCK_AFTER_SECONDS
+    chain_check_seconds: float = CHAIN_CHECK_SECONDS
 
 
 # ------------------------------------------------------------------------------ the answering side
@@ -86,7 +88,7 @@ class AnchoringSettings:
 
 class AnchoringProcess:
     """The answering process's handle on its anchoring process: the same surface as a batcher
-    thread to the rest of the oracle (``last_error``, ``anchored_batches``, ``failures``, :meth:`stop`).
+    thread to the rest of the oracle (``last_error``, ``anchored_batches``, ``failures``, ``lost_from_chain``, :meth:`stop`).
     The counts go on across anchoring processes (a new one starts counting from zero)."""
 
     def __init__(self, outbox: Outbox, signer: Signer, settings: AnchoringSettings, *,
@@ -98,7 +100,8 @@ class AnchoringProcess:
         self.last_error: str | None = None
         self.anchored_batches = 0
         self.failures = 0
-        self._counted_before = (0, 0)  # (batches, failures) of the anchoring processes before this one
+        self.lost_from_chain = 0
+        self._counted_before = (0, 0, 0)  # (batches, failures, records lost) of the anchoring processes before this one
         self.process: subprocess.Popen[bytes] | None = None
         self.__key = bytes(signer.account.key)
         self._conn: Connection | None = None
@@ -161,7 +164,7 @@ class AnchoringProcess:
             self.process = subprocess.Popen([sys.executable, "-m", "oracle.anchoring", str(theirs.fileno())],
                                             pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL)
         conn = Connection(ours.detach())
-        self._counted_before = (self.anchored_batches, self.failures)
+        self._counted_before = (self.anchored_batches, self.failures, self.lost_from_chain)
         conn.send(("start", self.__key, self.settings))
         with self._send_lock:
             self._conn = conn
@@ -186,9 +189,15 @@ class AnchoringProcess:
                     self.outbox.mark_anchored(first, last, tx_hash, block)
                 except (sqlite3.Error, LedgerError) as exc:  # on chain all the same: the next reconciliation marks them
                     log.error("could not mark records %d..%d as anchored: %s", first, last, exc)
+            elif kind == "lost":  # the chain lost the records past this sequence: they are anchored again
+                try:
+                    self.outbox.forget_anchored(message[1])
+                except sqlite3.Error as exc:  # still marked: the answering side's backlog and quota count them as on chain
+                    log.error("could not un-mark the records past %d, lost from the chain: %s", message[1], exc)
             elif kind == "status":
-                batches, failures = self._counted_before
-                self.last_error, self.anchored_batches, self.failures = message[1], batches + message[2], failures + message[3]
+                batches, failures, lost = self._counted_before
+                self.last_error, self.anchored_batches, self.failures, self.lost_from_chain = (
+                    message[1], batches + message[2], failures + message[3], lost + message[4])
             elif kind == "ready":
                 self._ready.set()
         with self._send_lock:
@@ -213,6 +222,7 @@ class OutboxFile:
     file, and tells the answering process what reached the chain instead of writing it."""
 
     def __init__(self, path: Path, conn: Connection) -> None:
+        self.path = path
         self._db = sqlite3.connect(path, isolation_level=None, timeout=30.0)
         self._conn = conn
         self._on_chain = 0  # every record up to this sequence is on chain
@@ -242,6 +252,11 @@ class OutboxFile:
 
     def on_chain_through(self, sequence: int) -> None:
         self._on_chain = max(self._on_chain, sequence)
+
+    def forget_anchored(self, after: int) -> None:
+        """The chain lost the records past ``after``: anchor them again, and have the answering process un-mark them."""
+        self._on_chain = min(self._on_chain, after)
+        self._conn.send(("lost", after))
 
     def all_records(self) -> Iterator[OutboxRecord]:
         return (record_from_row(r) for r in self._db.execute("SELECT * FROM records ORDER BY sequence").fetchall())
@@ -279,7 +294,8 @@ class OutboxFile:
         process said meanwhile (while the chain is down the batcher never waits for work, and a
         stop must still be heard)."""
         try:
-            self._conn.send(("status", batcher.last_error, batcher.anchored_batches, batcher.failures))
+            self._conn.send(("status", batcher.last_error, batcher.anchored_batches, batcher.failures,
+                             batcher.lost_from_chain))
         except OSError:
             self._parent_gone()
             return
@@ -307,11 +323,14 @@ def run_anchoring(conn: Connection) -> int:
     outbox = OutboxFile(settings.outbox, conn)
     batcher = Batcher(outbox, consortium.audit_log, signer, max_records=settings.max_records, max_age=settings.max_age,
                       retry_delay=settings.retry_delay, max_in_flight=settings.max_in_flight, on_status=outbox.report,
-                      decision_age_limit=consortium.registry.max_decision_age_blocks, stuck_after=settings.stuck_after)
+                      decision_age_limit=consortium.registry.max_decision_age_blocks, stuck_after=settings.stuck_after,
+                      chain_check_seconds=settings.chain_check_seconds)
     outbox.batcher = batcher
     while True:  # nothing is anchored before the chain's state is known (it may be down at first)
         try:
             batcher.reconcile()
+            break
+        except ChainDiverged:  # reported; the batcher then sends nothing (the answering process refuses it at start too)
             break
         except LedgerError as exc:
             batcher.last_error = f"cannot reconcile with the chain: {exc}"

@@ -26,6 +26,9 @@ anchoring is **held** at it: the records before it are anchored, it and every re
 in the outbox (nothing is lost or altered), ``last_error`` (the oracle's ``/v1/health``) and the log
 say which record and why, and anchoring resumes by itself once the consortium allows the record (a
 committee vote raising ``maxDecisionAgeBlocks``, visible on chain to every auditor).
+
+Records the chain lost after they were mined (a reorg, a node restarted from an older database) are
+anchored again as they were, and a chain holding other records is refused: :mod:`oracle.chain_rollback`.
 """
 
 from __future__ import annotations
@@ -38,21 +41,12 @@ from dataclasses import dataclass
 from typing import Callable, Iterator, Protocol
 
 from ledger.chain import RECEIPT_POLL_SECONDS, SentTx
-from ledger.contracts.audit_log import (
-    AppendResult,
-    AuditLogClient,
-    Outcome,
-    recompute_head,
-)
-from ledger.errors import (
-    ChainUnavailable,
-    ContractRevert,
-    LedgerError,
-    TransactionFailed,
-)
+from ledger.contracts.audit_log import AppendResult, AuditLogClient, Outcome
+from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, NonceGap, TransactionFailed
 from ledger.keys import Signer
 from ledger.rpc import RpcErrorAnswer
-from oracle.outbox_file import OutboxMismatch, OutboxRecord
+from oracle.chain_rollback import ChainDiverged, held_for_lost_blocks, reconcile_outbox
+from oracle.outbox_file import OutboxRecord
 
 log = logging.getLogger("govshare.oracle.batcher")
 
@@ -65,6 +59,9 @@ CHECKPOINT_SECONDS = 10.0
 #: about 4; 3 leaves room for the oracle's on-chain fulfilments, sent with the same key. (Its
 #: default layered pool keeps 200.)
 MAX_IN_FLIGHT = 3
+
+#: Seconds between two looks (one ``eth_call``) at the oracle's state for records the chain lost (``batch_chain_check_seconds``).
+CHAIN_CHECK_SECONDS = 10.0
 
 #: Seconds a head block or decision-age bound read from the chain is trusted for the batcher's own
 #: check (the contract makes the final one); also how often a held record is looked at again.
@@ -82,6 +79,8 @@ class HeldRecord:
     max_age: int
 
     def __str__(self) -> str:
+        if self.decision_block > self.anchoring_block:  # not too old: decided on blocks the chain lost
+            return held_for_lost_blocks(self.sequence, self.decision_block, self.anchoring_block)
         return (f"anchoring held at record {self.sequence}: served after a decision at block {self.decision_block}, it "
                 f"would be anchored at block {self.anchoring_block} at the earliest, more than the consortium's "
                 f"maxDecisionAgeBlocks ({self.max_age}) later, so AuditLog refuses it; it and the records after it wait "
@@ -117,6 +116,7 @@ class AnchoringSide(Protocol):
     def unanchored(self, limit: int, after: int = 0) -> list[OutboxRecord]: ...
     def mark_anchored(self, first: int, last: int, tx_hash: str, block: int) -> None: ...
     def on_chain_through(self, sequence: int) -> None: ...
+    def forget_anchored(self, after: int) -> None: ...
     def all_records(self) -> Iterator[OutboxRecord]: ...
     def pending_count(self) -> int: ...
     def checkpoint(self) -> None: ...
@@ -141,6 +141,7 @@ class Batcher:
         on_status: Callable[[Batcher], None] | None = None,
         decision_age_limit: Callable[[], int] | None = None,
         stuck_after: float = STUCK_AFTER_SECONDS,
+        chain_check_seconds: float = CHAIN_CHECK_SECONDS,
     ) -> None:
         self.outbox = outbox
         self.audit_log = audit_log
@@ -154,6 +155,10 @@ class Batcher:
         self.anchored_batches = 0
         self.failures = 0  # anchoring steps that failed (each retried): for the oracle's metrics
         self.replaced = 0  # transactions replaced because they stayed unmined past stuck_after
+        self.lost_from_chain = 0  # records the chain lost after they were anchored, anchored again
+        self.diverged: ChainDiverged | None = None  # the chain holds other records: anchoring stopped for good
+        self.chain_check_seconds, self._chain_checked = chain_check_seconds, time.monotonic()
+        self._on_chain: tuple[int, bytes | None] = (0, None)  # (sequence, head) of the newest record seen on chain
         self.last_error: str | None = None
         self._in_flight: deque[SentBatch] = deque()
         self._send_alone = False  # after a failure in flight: the next batch goes out on its own
@@ -191,7 +196,7 @@ class Batcher:
     def flush(self, timeout: float = 30.0) -> None:
         """Anchor what is pending now, batch after batch (best effort: a failure ends it, logged)."""
         deadline = time.monotonic() + timeout
-        while self.outbox.pending_count() and time.monotonic() < deadline:
+        while self.outbox.pending_count() and time.monotonic() < deadline and self.diverged is None:
             try:
                 self.anchor_once(force=True)
             except LedgerError as exc:
@@ -210,13 +215,22 @@ class Batcher:
         """Anchor batches as they fall due until :meth:`request_stop`; failures are retried."""
         checkpointed = time.monotonic()
         while not self._stop.is_set():
+            if self.diverged is not None:  # nothing is sent again; what the answering process says is still heard
+                self.outbox.wait_for_work(1.0)
+                self._stop.wait(0.5)
+                continue
             try:
                 if time.monotonic() - checkpointed > CHECKPOINT_SECONDS:
                     self.outbox.checkpoint()  # also while nothing anchors (a chain that is down)
                     checkpointed = time.monotonic()
+                if time.monotonic() - self._chain_checked >= self.chain_check_seconds:
+                    self.check_chain()
                 if not self.step():
                     idle = min(self.max_age, 0.5) or 0.05
                     self.outbox.wait_for_work(RECEIPT_POLL_SECONDS if self._in_flight else idle)
+                continue
+            except ChainDiverged as exc:
+                self._diverged(exc)
                 continue
             except (ChainUnavailable, TransactionFailed) as exc:
                 self.last_error = str(exc)
@@ -235,6 +249,12 @@ class Batcher:
     def _report(self) -> None:
         if self.on_status is not None:
             self.on_status(self)
+
+    def _diverged(self, exc: ChainDiverged) -> None:  # the chain holds records that are not the outbox's
+        if self.diverged is None:
+            log.critical("anchoring stopped for good: %s", exc)
+        self.diverged, self.last_error = exc, f"anchoring stopped: {exc}"
+        self._report()
 
     def step(self) -> bool:
         """One pass of the pipeline: confirm the batches in flight that are mined (their receipts
@@ -270,12 +290,17 @@ class Batcher:
         in tests or at shutdown, share the pipeline); a batch refused because it does not start one
         past the chain's last sequence reconciles with the chain instead (False)."""
         with self._step_lock:
+            if self.diverged is not None:
+                raise self.diverged
             try:
                 return work()
             except ContractRevert as exc:
                 if exc.name != "AuditLogSequenceMismatch":
                     raise
                 self.reconcile()
+                return False
+            except NonceGap as exc:  # sent on its own, behind a nonce the chain no longer reaches: a rollback?
+                self._reconcile_after(exc)
                 return False
 
     def _due_batch(self, *, force: bool = False) -> list[OutboxRecord]:
@@ -327,7 +352,7 @@ class Batcher:
         assert self._head_seen is not None and self._max_age is not None
         oldest = self._head_seen + 1 - self._max_age
         for i, record in enumerate(batch):
-            if record.entry.outcome is Outcome.SERVED and record.entry.checked_at_block < oldest:
+            if record.entry.outcome is Outcome.SERVED and not oldest <= record.entry.checked_at_block <= self._head_seen + 1:
                 return i
         return None
 
@@ -375,10 +400,15 @@ class Batcher:
                 if result is None and time.monotonic() - sent.sent_at > self.audit_log.chain.receipt_timeout:
                     raise self.audit_log.chain.not_mined(sent.tx_hash, self.audit_log.chain.receipt_timeout)
                 if result is None and time.monotonic() - (sent.replaced_at or sent.sent_at) > self.stuck_after:
+                    if sent.versions and (gap := self.audit_log.chain.nonce_gap(sent.versions[0])) is not None:
+                        raise gap
                     self._replace_in_flight()
                     break
-            except ChainUnavailable:
+            except (ChainUnavailable, ChainDiverged):
                 raise
+            except NonceGap as exc:  # never to be mined: the chain rolled back past the nonces before it
+                self._reconcile_after(exc)
+                return True
             except LedgerError as exc:
                 self._forget_in_flight()
                 if self.reconcile() >= sent.last:
@@ -416,6 +446,11 @@ class Batcher:
             if not self._confirm_mined() and self._in_flight:
                 time.sleep(RECEIPT_POLL_SECONDS)
 
+    def _reconcile_after(self, gap: NonceGap) -> None:
+        log.warning("%s; reconciling with the chain", gap)
+        self._forget_in_flight()
+        self.reconcile()
+
     def _forget_in_flight(self) -> None:
         """After a failure in flight: the batches after it are not confirmed (they fail or, if they
         were valid after all, the next reconciliation marks them), the nonce is re-read from the
@@ -426,6 +461,7 @@ class Batcher:
 
     def _confirmed(self, first: int, last: int, result: AppendResult) -> None:
         self.outbox.mark_anchored(first, last, result.tx_hash, result.block_number)
+        self._on_chain = (last, result.head)  # batches are confirmed in sequence order
         if self._head_seen is not None:
             self._head_seen = max(self._head_seen, result.block_number)
         self.outbox.checkpoint()  # the bulk of the copying, off the answering path
@@ -433,20 +469,32 @@ class Batcher:
         self.last_error = None
         self._report()
 
+    def check_chain(self) -> bool:
+        """Reconcile if the chain holds fewer records than seen mined, or another head at the newest; True if it did."""
+        with self._step_lock:
+            self._chain_checked = time.monotonic()
+            state = self.audit_log.oracle_state(self.oracle.address)
+            sequence, head = self._on_chain
+            if state.last_sequence > sequence or (state.last_sequence == sequence and head in (None, state.head)):
+                return False
+            self.reconcile()
+            return True
+
     def reconcile(self) -> int:
-        """Mark as anchored what the chain already holds (a batch whose receipt was lost, or one
-        anchored before a crash); returns the chain's last sequence. The chain's head must be the
-        head of the local records up to that sequence, or the outbox is not this chain's."""
+        """Bring the outbox in line with the chain's state for this oracle (what the chain holds marked
+        anchored, what it lost anchored again, another history refused: :func:`oracle.chain_rollback.reconcile_outbox`);
+        returns the chain's last sequence."""
         state = self.audit_log.oracle_state(self.oracle.address)
-        local = [r for r in self.outbox.all_records() if r.sequence <= state.last_sequence]
-        if local and local[0].sequence == 1 and len(local) == state.last_sequence:
-            head = recompute_head(self.oracle.address, [r.entry for r in local])
-            if head != state.head:
-                raise OutboxMismatch(
-                    f"chain head 0x{state.head.hex()} is not the head of the local records 1..{state.last_sequence}"
-                )
-        unmarked = [r for r in local if r.anchored_block is None]
-        if unmarked:
-            self.outbox.mark_anchored(unmarked[0].sequence, unmarked[-1].sequence, "(reconciled)", 0)
-        self.outbox.on_chain_through(state.last_sequence)
+        try:
+            lost = reconcile_outbox(self.outbox, self.oracle.address, state, self._on_chain[0])
+        except ChainDiverged as exc:
+            self._diverged(exc)
+            raise
+        self._on_chain, self._chain_checked = (state.last_sequence, state.head), time.monotonic()
+        if lost is not None:
+            log.warning("%s", lost)
+            self.lost_from_chain += lost.count
+            self._head_seen, self._age_checked = None, float("-inf")  # the head went back: judge ages on a fresh read
+            self._forget_in_flight()  # sent after the lost records, with nonces the chain no longer reaches
+            self._report()
         return state.last_sequence

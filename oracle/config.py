@@ -32,7 +32,7 @@ from ledger.errors import InsecureKeyFile
 from ledger.keys import read_password
 from ledger.private_files import check_private_file
 from ledger.tls import ClientTls, check_ca_file
-from oracle.batcher import MAX_IN_FLIGHT, STUCK_AFTER_SECONDS
+from oracle.batcher import CHAIN_CHECK_SECONDS, MAX_IN_FLIGHT, STUCK_AFTER_SECONDS
 from oracle.config_values import TableReader, kind_of
 from oracle.errors import ConfigError, UnknownDataset
 from oracle.masking import MaskRule
@@ -58,7 +58,7 @@ _PARAM_NAME = re.compile(r"[A-Za-z0-9_.\-\[\]]+")
 _TOP_KEYS = frozenset({
     "rpc_url", "rpc_ca_file", "rpc_client_cert_file", "rpc_client_key_file", "manifest", "department", "key_file", "password_file", "listen_host", "listen_port", "mode",
     "outbox", "anchoring", "batch_max_records", "batch_max_age_seconds", "batch_max_in_flight", "head_poll_interval_seconds",
-    "rpc_timeout_seconds", "rpc_receipt_timeout_seconds", "batch_stuck_after_seconds",
+    "rpc_timeout_seconds", "rpc_receipt_timeout_seconds", "batch_stuck_after_seconds", "batch_chain_check_seconds",
     "max_request_bytes", "request_deadline_max_seconds", "strict_timeout_seconds", "request_poll_interval_seconds", "datasets",
     "masking", "requester_rate_limit", "serving", "chain_block_seconds", "tls_cert_file", "tls_key_file", "tls_client_ca_file",
     "tls_require_client_cert",
@@ -131,7 +131,9 @@ class OracleConfig:
     ``rpc_timeout_seconds``: the longest one JSON-RPC call may take (a slow node: raise it);
     ``rpc_receipt_timeout_seconds``: the longest a transaction may take to be mined before it is
     reported as not mined; ``batch_stuck_after_seconds``: how long a batch may stay unmined before
-    the batcher replaces its transaction (same nonce, higher fee where the chain has fees).
+    the batcher replaces its transaction (same nonce, higher fee where the chain has fees);
+    ``batch_chain_check_seconds``: how often the batcher looks at the oracle's state on chain for
+    records the chain lost (a reorg, a node restarted from an older database: :mod:`oracle.chain_rollback`).
     """
 
     source: Path
@@ -162,6 +164,7 @@ class OracleConfig:
     rpc_timeout_seconds: float = DEFAULT_RPC_TIMEOUT_SECONDS
     rpc_receipt_timeout_seconds: float = DEFAULT_RECEIPT_TIMEOUT_SECONDS
     batch_stuck_after_seconds: float = STUCK_AFTER_SECONDS
+    batch_chain_check_seconds: float = CHAIN_CHECK_SECONDS
     masking: Mapping[Classification, Mapping[str, MaskRule]] = field(default_factory=lambda: MappingProxyType({}))
     requester_rate_limit: str | None = None  # per requester account, e.g. "60/minute"; None: no limit
     serving: ServeLimits = ServeLimits()  # the [serving] table: what a client of the HTTP edge may hold
@@ -299,6 +302,8 @@ class _Loader(TableReader):
                                                      DEFAULT_RECEIPT_TIMEOUT_SECONDS),
             batch_stuck_after_seconds=self.seconds(data, "batch_stuck_after_seconds", "batch_stuck_after_seconds",
                                                    STUCK_AFTER_SECONDS),
+            batch_chain_check_seconds=self.seconds(data, "batch_chain_check_seconds", "batch_chain_check_seconds",
+                                                   CHAIN_CHECK_SECONDS),
             masking=self.masking(data.get("masking", {})),
             requester_rate_limit=self.rate(data, "requester_rate_limit", "requester_rate_limit"),
             serving=self.serving(data.get("serving", {})),

@@ -80,14 +80,16 @@ def build_oracle(
                                      max_records=config.batch_max_records, max_age=config.batch_max_age_seconds,
                                      max_in_flight=config.batch_max_in_flight, rpc_timeout=config.rpc_timeout_seconds,
                                      receipt_timeout=config.rpc_receipt_timeout_seconds,
-                                     stuck_after=config.batch_stuck_after_seconds)
+                                     stuck_after=config.batch_stuck_after_seconds,
+                                     chain_check_seconds=config.batch_chain_check_seconds)
         batcher = AnchoringProcess(outbox, signer, settings).start()  # it reconciles with the chain first
     else:
         batcher = Batcher(outbox, consortium.audit_log, signer, max_records=config.batch_max_records,
                           max_age=config.batch_max_age_seconds, max_in_flight=config.batch_max_in_flight,
                           decision_age_limit=consortium.registry.max_decision_age_blocks,
-                          stuck_after=config.batch_stuck_after_seconds)
-        batcher.reconcile()
+                          stuck_after=config.batch_stuck_after_seconds,
+                          chain_check_seconds=config.batch_chain_check_seconds)
+        batcher.reconcile()  # records the chain lost are anchored again; a chain holding other ones is refused
         batcher.start()
     follower = OnChainRequestFollower(service, signer, poll_interval=config.request_poll_interval_seconds)
     app = create_app(service, batcher, max_request_bytes=config.max_request_bytes)

@@ -25,6 +25,9 @@ read of the outbox's index of unanchored records, and one ``eth_getBlockByNumber
     the scrape; while the chain cannot be read, the last one seen, so the age grows)
 ``govshare_oracle_anchored_batches_total``, ``govshare_oracle_anchoring_errors_total``  the batcher's
     counts (in the anchoring process: reported to the answering process after every batch and failure)
+``govshare_oracle_lost_from_chain_records_total``  records the outbox held as anchored that the chain
+    no longer held (a reorg, a node restarted from an older database), anchored again
+    (:mod:`oracle.chain_rollback`); a rate above 0 is worth an alert
 ``govshare_oracle_info{department, mode, anchoring}``  1
 
 Labels take only small fixed sets of values: never an address, a grant or a dataset id.
@@ -79,6 +82,7 @@ class AnchoringCounts(Protocol):
 
     anchored_batches: int
     failures: int
+    lost_from_chain: int
 
 
 def _labels(outcome: int, reason: int) -> tuple[str, str]:
@@ -214,8 +218,12 @@ class ScrapeTimeCollector:
                     "Seconds since the timestamp of the latest block the oracle has seen.", head_age)
         batches = CounterMetricFamily("govshare_oracle_anchored_batches", "Batches of records anchored on chain.")
         errors = CounterMetricFamily("govshare_oracle_anchoring_errors", "Anchoring steps that failed (and were retried).")
+        lost = CounterMetricFamily("govshare_oracle_lost_from_chain_records",
+                                   "Records the chain lost after they were anchored (a reorg or rollback), anchored again.")
         if batcher is not None:
             batches.add_metric([], batcher.anchored_batches)
             errors.add_metric([], batcher.failures)
+            lost.add_metric([], batcher.lost_from_chain)
         yield batches
         yield errors
+        yield lost

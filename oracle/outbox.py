@@ -18,13 +18,8 @@ from collections import deque
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
-from ledger.contracts.audit_log import (
-    ZERO_HASH,
-    AuditEntry,
-    Outcome,
-    chain_step,
-    record_id,
-)
+from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, Outcome, chain_step, record_id
+from oracle.chain_rollback import check_outbox_against_chain, read_backlog, unmark_after
 from oracle.errors import NonceReplayed, QuotaUsedUp
 from oracle.outbox_file import (
     INSERT_RECORD,
@@ -105,17 +100,9 @@ class Outbox:
         self._seal: HeadSeal | None = None
         self._recent_heads = RecentHeads()  # of records whose receipt is not made yet
         self._changed = threading.Condition(self._lock)
-        # served records not yet anchored, per grant (they count toward the grant's quota)
-        self._pending_served: dict[int, int] = {}
-        for grant_id, count in self._db.execute(
-            "SELECT grant_id, COUNT(*) FROM records WHERE anchored_block IS NULL AND outcome = ? GROUP BY grant_id",
-            (int(Outcome.SERVED),),
-        ):
-            self._pending_served[int(grant_id)] = int(count)
-        # the backlog, in memory so that the batcher can tell whether a batch is due without a query
-        count, oldest = self._db.execute("SELECT COUNT(*), MIN(created_at) FROM records WHERE anchored_block IS NULL").fetchone()
-        self._backlog_count: int = int(count)
-        self._backlog_oldest: float | None = oldest
+        # served records not yet anchored, per grant (they count toward the grant's quota), and the backlog
+        # (count, oldest), in memory so that the batcher can tell whether a batch is due without a query
+        self._pending_served, self._backlog_count, self._backlog_oldest = read_backlog(self._db)
         # per grant, (block, count) of served records anchored recently, oldest first: an access
         # check made at an earlier block does not count them yet
         self._anchored_served: dict[int, deque[tuple[int, int]]] = {}
@@ -147,7 +134,9 @@ class Outbox:
         file (a lost or older outbox), numbering continues after the chain; if the file is ahead, its
         unanchored records wait to be anchored once recomputed from ``chain_head`` (the contract's
         head after ``chain_last_sequence``) they end at the head sealed with ``seal_key``, else
-        :class:`~oracle.outbox_seal.OutboxTampered` (:mod:`oracle.outbox_seal`)."""
+        :class:`~oracle.outbox_seal.OutboxTampered` (:mod:`oracle.outbox_seal`). A chain whose head is not
+        the head of the file's records up to its last sequence is refused (``ChainDiverged``); records
+        the chain lost are anchored again by the batcher (:mod:`oracle.chain_rollback`)."""
         with self._lock:
             stored = dict(self._db.execute("SELECT key, value FROM meta").fetchall())
             if stored and stored != identity:
@@ -156,9 +145,11 @@ class Outbox:
             rows = self._db.execute("SELECT * FROM records WHERE sequence > ? ORDER BY sequence", (chain_last_sequence,))
             unanchored = [(r.sequence, r.entry) for r in map(record_from_row, rows)]
             sealed = self._db.execute("SELECT sequence, head, seal FROM sealed_head").fetchone()
-            self._head = check_unanchored(identity["oracle"], unanchored, chain_last_sequence, chain_head,
-                                          None if sealed is None else (int(sealed[0]), bytes(sealed[1]), bytes(sealed[2])),
-                                          seal, str(self.path))
+            if sealed is not None:
+                sealed = (int(sealed[0]), bytes(sealed[1]), bytes(sealed[2]))
+            check_outbox_against_chain(self._db, identity["oracle"], chain_last_sequence, chain_head, sealed, seal, str(self.path))
+            self._head = check_unanchored(identity["oracle"], unanchored, chain_last_sequence, chain_head, sealed, seal,
+                                          str(self.path))
             if not stored:
                 self._db.executemany("INSERT INTO meta VALUES (?, ?)", sorted(identity.items()))
             self._oracle, self._seal = identity["oracle"], seal
@@ -402,8 +393,15 @@ class Outbox:
             callback()
 
     def on_chain_through(self, sequence: int) -> None:
-        """The chain holds every record up to ``sequence`` (what is on chain is marked here by
-        :meth:`mark_anchored`, so there is nothing more to note)."""
+        """The chain holds every record up to ``sequence`` (:meth:`mark_anchored` marked them)."""
+
+    def forget_anchored(self, after: int) -> None:
+        """The chain no longer holds the records past ``after`` (a rollback: :mod:`oracle.chain_rollback`):
+        un-mark them, so that they count as not yet on chain (backlog, quota) and are anchored again."""
+        with self._anchoring.lock, self._lock:
+            if unmark_after(self._db, after):
+                self._pending_served, self._backlog_count, self._backlog_oldest = read_backlog(self._db)
+                self._changed.notify_all()
 
     # ------------------------------------------------------------------ reads
 

@@ -386,5 +386,9 @@ def test_chain_timeouts_are_settings(tmp_path: Path) -> None:
     slow = OracleConfig.load(write(tmp_path, render({"rpc_timeout_seconds": "90", "rpc_receipt_timeout_seconds": "600",
                                                      "batch_stuck_after_seconds": "4.5"})))
     assert (slow.rpc_timeout_seconds, slow.rpc_receipt_timeout_seconds, slow.batch_stuck_after_seconds) == (90.0, 600.0, 4.5)
+    assert default.batch_chain_check_seconds == 10.0  # the look for records the chain lost (oracle.chain_rollback)
+    assert OracleConfig.load(write(tmp_path, render({"batch_chain_check_seconds": "2.5"}))).batch_chain_check_seconds == 2.5
+    with pytest.raises(ConfigError, match="batch_chain_check_seconds"):
+        OracleConfig.load(write(tmp_path, render({"batch_chain_check_seconds": "0"})))
     with pytest.raises(ConfigError, match="rpc_timeout_seconds"):
         OracleConfig.load(write(tmp_path, render({"rpc_timeout_seconds": "0"})))
