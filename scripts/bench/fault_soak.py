@@ -29,6 +29,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -53,19 +54,25 @@ MODES = ("fast", "strict")
 class Soak:
     """The running parts and the faults' log."""
 
-    def __init__(self, workdir: Path, seed: int, rate: float, threads: int) -> None:
-        self.workdir, self.rng = workdir, random.Random(seed)
+    def __init__(self, workdir: Path, seed: int) -> None:
+        self.workdir, self.seed, self.rng = workdir, seed, random.Random(seed)
         self.chain = SoakChain(workdir)
-        self.chain.start()
-        self.setup: Setup = set_up_consortium(self.chain.url, workdir)
         self.api = DepartmentApi(workdir)
-        self.api.start()
-        self.oracle = SoakOracle(workdir, self.setup, self.chain.url, self.api.url)
-        self.oracle.start(MODES[0])
-        self.load = Requesters(self.setup, self.oracle.url, workdir / "receipts", rate=rate, threads=threads, seed=seed).start()
+        self.oracle: SoakOracle | None = None
+        self.load: Requesters | None = None
         self.events: list[dict[str, Any]] = []
         self.block_losses: list[dict[str, Any]] = []
         self.unexpected_exits: list[dict[str, Any]] = []
+
+    def start(self, rate: float, threads: int) -> None:
+        """The chain, the consortium on it, the department API, the oracle (fast mode first), the load."""
+        self.chain.start()
+        self.setup: Setup = set_up_consortium(self.chain.url, self.workdir)
+        self.api.start()
+        self.oracle = SoakOracle(self.workdir, self.setup, self.chain.url, self.api.url)
+        self.oracle.start(MODES[0])
+        self.load = Requesters(self.setup, self.oracle.url, self.workdir / "receipts", rate=rate, threads=threads,
+                               seed=self.seed).start()
 
     @property
     def oracle_address(self) -> str:
@@ -167,9 +174,12 @@ class Soak:
                 "last_anchoring_error": health.get("last_anchoring_error") if health else "no health answer"}
 
     def close(self) -> None:
+        if self.load is not None:
+            self.load.stop()
         for part in (self.oracle, self.api, self.chain):
             try:
-                part.stop()
+                if part is not None:
+                    part.stop()
             except Exception as exc:  # noqa: BLE001 - stop every part whatever one of them does
                 print(f"stopping {type(part).__name__}: {exc}", file=sys.stderr)
 
@@ -209,11 +219,12 @@ def fault_plan(rng: random.Random, count: int) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
-    workdir = args.workdir or Path(tempfile.mkdtemp(prefix="fault-soak-"))
+    workdir = (args.workdir or Path(tempfile.mkdtemp(prefix="fault-soak-"))).resolve()  # the configs name files in it
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.time()
-    soak = Soak(workdir, args.seed, args.rate, args.threads)
+    soak = Soak(workdir, args.seed)
     try:
+        soak.start(args.rate, args.threads)
         interval = args.interval if args.minutes is None else max(0.0, args.minutes * 60 / max(1, args.faults) - 3.0)
         plan = fault_plan(soak.rng, args.faults)
         time.sleep(args.warmup)
@@ -246,7 +257,6 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         except (LedgerError, OSError, ValueError, KeyError) as exc:  # report it with everything else, not instead
             counts = {"tally_error": f"{type(exc).__name__}: {exc}", "lost": None, "duplicated": None}
     finally:
-        soak.load.stop()
         soak.close()
     faults = Counter(e["kind"] for e in soak.events)
     by_mode = Counter(f"{e['kind']} ({e['mode']})" for e in soak.events)
@@ -307,6 +317,10 @@ def summary(report: dict[str, Any]) -> str:
     return "\n".join(f"{name:<32} {value}" for name, value in rows)
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faults", type=int, default=1000, help="faults to inject in all")
@@ -323,6 +337,11 @@ def main() -> int:
     parser.add_argument("--progress", type=int, default=25, help="a progress line every N faults (0: none)")
     parser.add_argument("--json", action="store_true", help="print the JSON report instead of the table")
     args = parser.parse_args()
+    # Started in the background (`nohup ... &`), the soak inherits SIGINT ignored, and so would every
+    # process it starts (a stop by SIGINT then waits out its timeout): take SIGINT back, and stop on
+    # SIGTERM as on SIGINT, stopping what it started.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
     try:
         report = run(args)
     except (LedgerError, RuntimeError, OSError) as exc:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import PROJECT_ROOT, PYTHON, Proc, rpc, wait_http
-from oracle_setup import Setup, start_oracle, write_config
+from oracle_setup import Setup, write_config
 
 from devtools.devnet import GanacheNode, free_port
 
@@ -77,7 +77,7 @@ class DepartmentApi:
         self.starts += 1
         self.proc = Proc(f"company-api-{self.starts}", [PYTHON, "-m", "devtools.sample_apis", "companies", "--port",
                                                         str(self.port)], self.workdir)
-        wait_http(f"{self.url}/health", self.proc)
+        wait_http(f"{self.url}/health", self.proc)  # self.proc is set first: an interrupted start is stopped too
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -87,6 +87,7 @@ class DepartmentApi:
 
     def stop(self) -> None:
         if self.proc is not None:
+            self.proc.process.terminate()
             self.proc.stop()
             self.proc = None
 
@@ -112,7 +113,10 @@ class SoakOracle:
         t0 = time.monotonic()
         self.starts += 1
         self.mode = mode
-        self.proc = start_oracle(self.workdir, f"oracle-{self.starts:04d}-{mode}", self.config(mode), self.port)
+        config = self.config(mode)
+        self.proc = Proc(f"oracle-{self.starts:04d}-{mode}", [PYTHON, "-m", "cli.main", "oracle", "serve", "--config",
+                                                              str(config)], self.workdir)
+        wait_http(f"{self.url}/v1/health", self.proc, timeout=120)  # as oracle_setup.start_oracle, self.proc set first
         return time.monotonic() - t0
 
     def anchoring_pid(self) -> int | None:
