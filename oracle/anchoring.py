@@ -238,8 +238,11 @@ class OutboxFile:
         return [record_from_row(r) for r in rows]
 
     def mark_anchored(self, first: int, last: int, tx_hash: str, block: int) -> None:
-        self._conn.send(("anchored", first, last, tx_hash, block))
         self._on_chain = max(self._on_chain, last)
+        try:
+            self._conn.send(("anchored", first, last, tx_hash, block))
+        except OSError:  # the answering process is gone: stop; the next oracle reconciles with the chain
+            self._parent_gone()
 
     def on_chain_through(self, sequence: int) -> None:
         self._on_chain = max(self._on_chain, sequence)

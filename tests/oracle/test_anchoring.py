@@ -229,3 +229,26 @@ def test_an_anchoring_process_started_while_the_chain_is_down_waits_for_it(tmp_p
     finally:
         handle.stop(flush=False, timeout=5.0)
         outbox.close()
+
+
+def test_an_anchoring_process_whose_oracle_is_gone_stops_when_it_confirms_a_batch(tmp_path) -> None:
+    """The answering process was killed while a batch was being mined: telling it the batch is on
+    chain finds the socket closed. The anchoring process stops then (the next oracle reconciles with
+    the chain), as it does when a status report finds the socket closed; it does not log a traceback
+    and go on anchoring beside the next oracle's anchoring process (seen in the fault soak)."""
+    from multiprocessing import Pipe
+
+    from oracle.anchoring import OutboxFile
+
+    ours, theirs = Pipe()
+    side = OutboxFile(tmp_path / "outbox.sqlite", ours)
+    stops: list[bool] = []
+
+    class Batcher:
+        def request_stop(self) -> None:
+            stops.append(True)
+
+    side.batcher = Batcher()  # type: ignore[assignment]  # only its stop is asked for
+    theirs.close()
+    side.mark_anchored(1, 3, "0x" + "ab" * 32, 7)
+    assert side.parent_gone and stops == [True]
