@@ -2,8 +2,9 @@
 over HTTP at a steady pace, served ones (under TAX's grant) and denied ones (a field outside it),
 each with a fresh nonce; every receipt is checked (signed by SAMR's oracle, bound to its fields)
 and saved for ``govshare audit verify --receipts``. A query whose answer is lost after the oracle
-took it (the connection cut by a kill) is sent once more, the same signed body: the oracle must
-refuse it (NONCE_REPLAYED) if it recorded the first, or answer it if not, never record it twice."""
+took it (the connection cut by a kill) is sent once more, the same signed body, once the oracle
+takes connections again: the oracle must refuse it (NONCE_REPLAYED) if it recorded the first, or
+answer it if not, never record it twice."""
 
 from __future__ import annotations
 
@@ -115,6 +116,10 @@ class Requesters:
                     self.ledger.lost_answers[nonce] = canonical
                     if first and kind != "resent":
                         self._resend.append((time.monotonic() + RESEND_AFTER_SECONDS, body, nonce))
+            elif kind == "resent":  # not back yet: the resend waits until it reaches the oracle again
+                self._count("resend_refused")
+                with self._lock:
+                    self._resend.append((time.monotonic() + RESEND_AFTER_SECONDS, body, nonce))
             self._stop.wait(BACKOFF_SECONDS)
             return
         finally:
