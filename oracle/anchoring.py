@@ -47,7 +47,7 @@ from ledger.chain import (
 )
 from ledger.compiler import CompilationResult
 from ledger.deployment import Consortium, Deployment
-from ledger.errors import LedgerError
+from ledger.errors import ChainUnavailable, LedgerError
 from ledger.keys import Signer
 from ledger.tls import ClientTls
 from oracle.batcher import CHAIN_CHECK_SECONDS, MAX_IN_FLIGHT, STUCK_AFTER_SECONDS, Batcher
@@ -229,6 +229,7 @@ class OutboxFile:
         self._awaited = 0
         self.batcher: Batcher | None = None
         self.flush_requested = False
+        self.stop_requested = False
         self.parent_gone = False
 
     def backlog(self, after: int = 0) -> tuple[int, float | None, bool]:
@@ -247,8 +248,11 @@ class OutboxFile:
         return [record_from_row(r) for r in rows]
 
     def mark_anchored(self, first: int, last: int, tx_hash: str, block: int) -> None:
-        self._conn.send(("anchored", first, last, tx_hash, block))
         self._on_chain = max(self._on_chain, last)
+        try:
+            self._conn.send(("anchored", first, last, tx_hash, block))
+        except OSError:  # the answering process is gone: stop; the next oracle reconciles with the chain
+            self._parent_gone()
 
     def on_chain_through(self, sequence: int) -> None:
         self._on_chain = max(self._on_chain, sequence)
@@ -284,7 +288,7 @@ class OutboxFile:
                 if message[0] == "awaited":
                     self._awaited = max(self._awaited, message[1])
                 elif message[0] == "stop":
-                    self.flush_requested = bool(message[1])
+                    self.flush_requested, self.stop_requested = bool(message[1]), True
                     self._stop()
         except (EOFError, OSError):
             self._parent_gone()
@@ -300,6 +304,13 @@ class OutboxFile:
             self._parent_gone()
             return
         self.receive()
+
+    def report_error(self, error: str, failures: int) -> None:
+        """An error before there is a batcher (the chain down at start), for ``/v1/health``."""
+        try:
+            self._conn.send(("status", error, 0, failures))
+        except OSError:
+            self._parent_gone()
 
     def _parent_gone(self) -> None:
         self.parent_gone = True
@@ -319,8 +330,10 @@ def run_anchoring(conn: Connection) -> int:
     del key
     chain = Chain(settings.rpc_url, tls=settings.rpc_tls, timeout=settings.rpc_timeout,
                   receipt_timeout=settings.receipt_timeout)
-    consortium = Consortium(chain, Deployment.from_json(settings.deployment_json), settings.compilation)
     outbox = OutboxFile(settings.outbox, conn)
+    consortium = _connect(chain, Deployment.from_json(settings.deployment_json), settings, outbox)
+    if consortium is None:
+        return 0
     batcher = Batcher(outbox, consortium.audit_log, signer, max_records=settings.max_records, max_age=settings.max_age,
                       retry_delay=settings.retry_delay, max_in_flight=settings.max_in_flight, on_status=outbox.report,
                       decision_age_limit=consortium.registry.max_decision_age_blocks, stuck_after=settings.stuck_after,
@@ -345,6 +358,23 @@ def run_anchoring(conn: Connection) -> int:
     if outbox.flush_requested and not outbox.parent_gone:
         batcher.flush()
     return 0
+
+
+def _connect(chain: Chain, deployment: Deployment, settings: AnchoringSettings, outbox: OutboxFile) -> Consortium | None:
+    """The consortium's clients, once the node answers (``Consortium`` asks it its chain id): a process
+    started while the chain is down waits for it, saying so, as it waits to reconcile. None if told
+    to stop, or if the answering process is gone, meanwhile."""
+    failures = 0
+    while True:
+        try:
+            return Consortium(chain, deployment, settings.compilation)
+        except ChainUnavailable as exc:
+            failures += 1
+            outbox.report_error(f"cannot reach the chain: {exc}", failures)
+            outbox.wait_for_work(settings.retry_delay)
+            if outbox.parent_gone or outbox.stop_requested:
+                return None
+            time.sleep(settings.retry_delay)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -199,3 +199,56 @@ def test_the_anchoring_process_sends_an_unmined_batch_again(consortium, members,
         ganache.rpc("miner_start")
     _wait(lambda: running.oracle.outbox.pending_count() == 0, "the record anchored")
     assert _on_chain(consortium, oracle) == [receipt["sequence"]] == [1]
+
+
+def test_an_anchoring_process_started_while_the_chain_is_down_waits_for_it(tmp_path, consortium, members) -> None:
+    """The anchoring process asks the node its chain id before anything else; a process (re)started
+    while the chain is down must wait for it and say so, as it waits to reconcile, not exit with a
+    traceback to be started again every second (seen in the fault soak, bench/README.md)."""
+    from devtools.devnet import free_port
+    from ledger.errors import LedgerError
+    from oracle.anchoring import AnchoringProcess, AnchoringSettings
+    from oracle.outbox import Outbox
+
+    outbox = Outbox(tmp_path / "outbox.sqlite")
+    settings = AnchoringSettings(rpc_url=f"http://127.0.0.1:{free_port()}", deployment_json=consortium.deployment.to_json(),
+                                 compilation=consortium.compilation, outbox=tmp_path / "outbox.sqlite", max_records=10,
+                                 max_age=0.2, retry_delay=0.2, rpc_timeout=2.0)
+    handle = AnchoringProcess(outbox, members.samr.oracle, settings, restart_delay=0.2, start_timeout=3.0)
+    try:
+        with pytest.raises(LedgerError, match="did not start"):
+            handle.start()  # never ready: nothing to reconcile with
+        first = handle.process
+        assert first is not None
+        _wait(lambda: "cannot reach" in (handle.last_error or ""), "the outage reported")
+        time.sleep(1.0)
+        assert handle.process is first and first.poll() is None, handle.last_error  # the same process, waiting
+        began = time.monotonic()
+        handle.stop(flush=False, timeout=10.0)
+        assert time.monotonic() - began < 5 and first.poll() == 0  # and it hears a stop meanwhile
+    finally:
+        handle.stop(flush=False, timeout=5.0)
+        outbox.close()
+
+
+def test_an_anchoring_process_whose_oracle_is_gone_stops_when_it_confirms_a_batch(tmp_path) -> None:
+    """The answering process was killed while a batch was being mined: telling it the batch is on
+    chain finds the socket closed. The anchoring process stops then (the next oracle reconciles with
+    the chain), as it does when a status report finds the socket closed; it does not log a traceback
+    and go on anchoring beside the next oracle's anchoring process (seen in the fault soak)."""
+    from multiprocessing import Pipe
+
+    from oracle.anchoring import OutboxFile
+
+    ours, theirs = Pipe()
+    side = OutboxFile(tmp_path / "outbox.sqlite", ours)
+    stops: list[bool] = []
+
+    class Batcher:
+        def request_stop(self) -> None:
+            stops.append(True)
+
+    side.batcher = Batcher()  # type: ignore[assignment]  # only its stop is asked for
+    theirs.close()
+    side.mark_anchored(1, 3, "0x" + "ab" * 32, 7)
+    assert side.parent_gone and stops == [True]

@@ -118,3 +118,87 @@ def test_the_gas_benchmark_survives_a_node_slower_than_its_rpc_timeout(ganache) 
         assert bench.c.audit_log.oracle_state(bench.oracle.address).last_sequence == before + 3
     finally:
         gateway.stop()
+
+
+def test_the_fault_soak_injects_every_fault_and_loses_nothing(tmp_path: Path) -> None:
+    """The fault soak in miniature: each kind of fault once (and one more), real processes, under
+    load in fast and strict mode; no receipt without its record on chain, no record twice, and
+    `govshare audit verify` with the oracle's export and every receipt passes."""
+    report = _json("fault_soak.py", "--faults", "6", "--interval", "0.3", "--warmup", "2", "--settle", "2",
+                   "--progress", "0", "--workdir", str(tmp_path), timeout=600, exit_codes=(0, 1))
+    assert set(report["faults_by_kind"]) == {"kill-answering", "kill-anchoring", "kill-chain", "kill-department-api",
+                                             "oracle-restart-chain-down"}, report["faults_by_kind"]
+    assert report["faults"] == 6 and report["aborted"] is None and report["oracle_exited_by_itself"] == []
+    assert {e.split(" (")[1] for e in report["faults_by_kind_and_mode"]} == {"fast)", "strict)"}, report["faults_by_kind_and_mode"]
+    counts = report["queries"]["counts"]
+    assert counts.get("status_200", 0) > 0 and counts.get("status_403", 0) > 0, counts  # served and denied answers
+    assert report["receipts"] > 0 and report["records_on_chain"] >= report["receipt_sequences"], report
+    assert report["lost"] == 0 and report["duplicated"] == 0 and report["gaps"] == 0, report.get("examples")
+    assert report["records_unmatched"] == 0 and report["conflicting_receipts"] == 0, report.get("examples")
+    assert report["drained"] and report["verify_exit_code"] == 0, report.get("verify_violations") or report.get("verify_output")
+    assert report["chain_down_start_not_refused"] == [] and report["anchoring_orphaned"] == 0
+    assert report["passed"]
+
+
+def _soak_tally() -> Any:
+    import importlib.util
+
+    sys.path.insert(0, str(BENCH))
+    spec = importlib.util.spec_from_file_location("soak_tally_under_test", BENCH / "soak_tally.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_soak_tally_counts_lost_and_duplicated_records() -> None:
+    """The soak's accounting on made-up records: a receipt whose record is missing or another is
+    lost; the same request hash twice is a duplicate, except strict mode's SERVED + WITHHELD pair; a
+    record without a receipt is tied to its lost answer's query, and a second non-replay record of
+    that query is a duplicate."""
+    from ledger.contracts.audit_log import (
+        AuditEntry,
+        AuditRecord,
+        OracleReason,
+        Outcome,
+    )
+    from ledger.contracts.audit_log import record_id as make_record_id
+    from ledger.hashing import new_salt
+    from protocol import commitments
+
+    tally = _soak_tally()
+    oracle, requester = "0x" + "0A" * 20, "0x" + "0B" * 20
+
+    def record(sequence: int, request_hash: bytes, outcome: Outcome = Outcome.SERVED, reason: int = 0) -> AuditRecord:
+        entry = AuditEntry(1, requester, 1, 1, outcome, reason, 5, request_hash, b"\x00" * 32)
+        return AuditRecord(make_record_id(oracle, sequence), oracle, sequence, entry, sequence, "0x", 0)
+
+    def receipt(r: AuditRecord) -> dict[str, Any]:
+        return {"sequence": r.sequence, "record_id": hex(r.record_id), "request_hash": "0x" + r.entry.request_hash.hex(),
+                "response_hash": "0x" + r.entry.response_hash.hex(), "outcome": int(r.entry.outcome), "reason": r.entry.reason}
+
+    h = [bytes([i]) * 32 for i in range(10)]
+    chain = [record(1, h[1]), record(2, h[2]), record(3, h[2], Outcome.DENIED, int(OracleReason.WITHHELD))]
+    ledger = tally.Ledger(receipts=[(11, receipt(chain[0])), (12, receipt(chain[2]))])
+    clean = tally.tally(chain, oracle, ledger, [])
+    assert (clean["lost"], clean["duplicated"], clean["withheld_pairs"], clean["records_unmatched"]) == (0, 0, 1, 0), clean
+
+    missing = tally.Ledger(receipts=[*ledger.receipts, (13, receipt(record(4, h[4])))])
+    altered = tally.Ledger(receipts=[*ledger.receipts, (14, receipt(record(2, h[5])))])
+    assert tally.tally(chain, oracle, missing, [])["lost"] == 1
+    assert tally.tally(chain, oracle, altered, [])["lost"] == 1
+    assert tally.tally([*chain, record(4, h[1])], oracle, ledger, [])["duplicated"] == 1  # one request anchored twice
+
+    # a lost answer: its query's committed form, and the records the oracle made of it (salt from its export)
+    query = {"query": {"nonce": "7"}, "signature": "0x01", "params": {"company_id": "X"}}
+    salt, salt2 = new_salt(), new_salt()
+    first = record(4, commitments.request_hash(query, salt))
+    replayed = record(5, commitments.request_hash(query, salt2), Outcome.DENIED, int(OracleReason.NONCE_REPLAYED))
+    export = [{"sequence": 4, "request_salt": "0x" + salt.hex()}, {"sequence": 5, "request_salt": "0x" + salt2.hex()}]
+    lost_answer = tally.Ledger(receipts=[*ledger.receipts, (7, receipt(replayed))], lost_answers={7: query})
+    fine = tally.tally([*chain, first, replayed], oracle, lost_answer, export)
+    assert (fine["duplicated"], fine["records_matched_to_lost_answers"], fine["records_unmatched"]) == (0, 1, 0), fine
+    served_twice = record(5, commitments.request_hash(query, salt2))
+    twice = tally.Ledger(receipts=[*ledger.receipts, (7, receipt(served_twice))], lost_answers={7: query})
+    assert tally.tally([*chain, first, served_twice], oracle, twice, export)["duplicated"] == 1
+    assert tally.tally([*chain, first], oracle, ledger, [])["records_unmatched"] == 1  # no salt: not tied to a query
