@@ -63,8 +63,8 @@ from auditing.evidence import (
     verify_record_proof,
 )
 from auditing.history import AccessHistory
-from auditing.receipts import read_receipts, verify_receipts
 from auditing.index import AUDITOR, COMMITTEE, OPERATOR, ORACLE, AuditIndex, last_position, position
+from auditing.receipts import read_receipts, verify_receipts
 from auditing.report import CHECKS, CheckCount, VerificationInputError, VerificationReport, VerificationScope, Violation
 from ledger.contracts.audit_log import Outcome
 from ledger.contracts.grants import AccessReason

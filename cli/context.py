@@ -41,8 +41,8 @@ if TYPE_CHECKING:
 
     from devtools.devnet import Devnet
     from ledger.deployment import Consortium
-    from ledger.tls import ClientTls
     from ledger.keys import Signer
+    from ledger.tls import ClientTls
 
 __all__ = [
     "ENV_KEY_FILE",

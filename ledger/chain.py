@@ -18,10 +18,10 @@ from web3 import Web3
 from web3.exceptions import ContractLogicError, TimeExhausted, Web3RPCError
 
 from ledger.errors import ChainUnavailable, ContractRevert, LedgerError, NonceGap, OutOfGas, TransactionFailed
-from ledger.tls import ClientTls
 from ledger.keys import Signer
 from ledger.revert import ErrorDecoder, revert_data_from
 from ledger.rpc import JsonRpc, RpcErrorAnswer, RpcUnanswered, Web3Provider
+from ledger.tls import ClientTls
 
 #: Defaults of a :class:`Chain`'s two timeouts (settings of every service: ``rpc_timeout_seconds`` and
 #: ``rpc_receipt_timeout_seconds`` in the oracle's config and the API's settings, ``--rpc-timeout`` and

@@ -35,8 +35,8 @@ from ledger.contracts.registry import DEFAULT_MAX_DECISION_AGE_BLOCKS, Consortiu
 from ledger.errors import ContractRevert, ManifestError
 from ledger.events import EventDecoder
 from ledger.json_limits import loads
-from ledger.tls import ClientTls
 from ledger.keys import Signer
+from ledger.tls import ClientTls
 
 DEFAULT_MANIFEST_DIR = PROJECT_ROOT / "deployments"
 MANIFEST_FORMAT = 1

@@ -22,8 +22,8 @@ from ledger.chain import SentTx, TxResult
 from ledger.contracts.base import ContractClient
 from ledger.contracts.grants import AccessReason
 from ledger.errors import LedgerError, OutOfGas, TransactionFailed
-from ledger.hashing import keccak as fast_keccak
 from ledger.events import ChainEvent, read_events
+from ledger.hashing import keccak as fast_keccak
 from ledger.keys import Signer
 from ledger.rpc import RpcErrorAnswer
 

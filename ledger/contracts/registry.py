@@ -14,7 +14,6 @@ from ledger.chain import TxResult
 from ledger.contracts.base import ContractClient
 from ledger.keys import Signer
 
-
 #: ``ConsortiumRegistry.MIN_DECISION_AGE_BLOCKS`` and ``MAX_DECISION_AGE_BLOCKS``: the bounds of ``maxDecisionAgeBlocks``.
 MIN_DECISION_AGE_BLOCKS, MAX_DECISION_AGE_BLOCKS = 8, 1_000_000
 

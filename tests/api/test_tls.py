@@ -43,7 +43,7 @@ def _pki(directory: Path) -> dict[str, TestAuthority]:
 
 def test_govshare_api_serve_over_mutual_tls(consortium, members, tmp_path: Path) -> None:
     pki = _pki(tmp_path)
-    server = pki["department"].issue("samr-api", server=True)
+    pki["department"].issue("samr-api", server=True)
     caller = pki["clients"].issue("samr-dashboard", server=False)
     save_keystore(members.samr.operator, tmp_path / "operator.json", PASSWORD, iterations=2)
     manifest = consortium.deployment.save(tmp_path / "deployments")
@@ -101,7 +101,7 @@ account = "{members.samr.operator.address}"
 
 
 def test_queries_reach_an_oracle_that_requires_client_certificates_with_the_apis_own(
-    consortium, members, published, company_api, tmp_path: Path
+    consortium, members, published, company_api, tmp_path: Path  # noqa: F811 - a fixture
 ) -> None:
     pki = _pki(tmp_path)
     oracle_server = pki["department"].issue("samr-oracle", server=True)

@@ -20,7 +20,6 @@ chain state (ganache snapshot). Profiles and example counts: tests/support/prope
 from __future__ import annotations
 
 import itertools
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -30,12 +29,12 @@ from hypothesis import strategies as st
 from auditing.history import AccessHistory
 from auditing.index import AuditIndex
 from ledger.chain import Chain
+from ledger.contracts.catalog import Classification
 from ledger.contracts.grants import AccessReason
 from ledger.contracts.registry import Role
 from ledger.dataset_file import commit_records
 from ledger.deployment import Consortium
 from ledger.errors import ContractRevert
-from ledger.contracts.catalog import Classification
 from tests.support.audit_trail import COMPANY_FIELDS, DAY, Trail, build_trail, company_rows, publish
 from tests.support.properties import examples
 

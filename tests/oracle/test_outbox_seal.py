@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, Outcome, OracleReason, chain_step, record_id, recompute_head
+from ledger.contracts.audit_log import (
+    ZERO_HASH,
+    AuditEntry,
+    OracleReason,
+    Outcome,
+    chain_step,
+    recompute_head,
+    record_id,
+)
 from oracle.outbox import Outbox
 from oracle.outbox_seal import OutboxTampered
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from cli.main import main
-from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, Outcome, OracleReason, chain_step, record_id
+from ledger.contracts.audit_log import ZERO_HASH, AuditEntry, OracleReason, Outcome, chain_step, record_id
 from oracle.outbox import Outbox
 from protocol.receipt import Receipt
 from requester.client import save_receipt

@@ -9,7 +9,6 @@ from ledger.keys import generate_signer
 from protocol.query import SECP256K1_N
 from protocol.receipt import InvalidReceipt, Receipt, receipt_signer
 
-
 PREVIOUS_HEAD = b"\x55" * 32
 
 

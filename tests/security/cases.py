@@ -56,7 +56,6 @@ from tests.security.world import (
     write_tokens_file,
 )
 
-
 # --------------------------------------------------------------------------- expectations
 
 

@@ -23,6 +23,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from ledger.chain import Chain
 from ledger.contracts.audit_log import (
     ZERO_HASH,
     AuditEntry,
@@ -32,7 +33,6 @@ from ledger.contracts.audit_log import (
     record_id,
     verify_hash_chain,
 )
-from ledger.chain import Chain
 from ledger.deployment import Consortium
 from ledger.errors import ContractRevert
 from tests.support.audit_trail import Trail, build_trail
