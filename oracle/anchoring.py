@@ -308,7 +308,7 @@ class OutboxFile:
     def report_error(self, error: str, failures: int) -> None:
         """An error before there is a batcher (the chain down at start), for ``/v1/health``."""
         try:
-            self._conn.send(("status", error, 0, failures))
+            self._conn.send(("status", error, 0, failures, 0))
         except OSError:
             self._parent_gone()
 

@@ -47,7 +47,7 @@ def _stub_service() -> SimpleNamespace:
 
 
 def run(answers: int, scrapes: int, rounds: int) -> dict[str, float]:
-    metrics = OracleMetrics(_stub_service(), SimpleNamespace(anchored_batches=0, failures=0))  # type: ignore[arg-type]
+    metrics = OracleMetrics(_stub_service(), SimpleNamespace(anchored_batches=0, failures=0, lost_from_chain=0))  # type: ignore[arg-type]
     mix = [_answer(Outcome.SERVED, AccessReason.GRANTED)] * 8 + [
         _answer(Outcome.DENIED, AccessReason.FIELDS_NOT_GRANTED), _answer(Outcome.SOURCE_FAILURE, OracleReason.SOURCE_TIMEOUT)]
     workload = [mix[i % len(mix)] for i in range(answers)]
