@@ -398,8 +398,15 @@ class OracleService:
         outcome: Outcome = Outcome.DENIED,
     ) -> QueryAnswer:
         """Record a denial or source failure (deny by default: even when nothing else works, the
-        attempt is written to the outbox and will reach the chain) and answer with the error."""
+        attempt is written to the outbox and will reach the chain) and answer with the error. A query
+        whose nonce its signer already used is refused as the replay it is, whatever else failed (the
+        chain or the department API down as a lost answer's query is sent again): the trail then says
+        that the second record of one signed query is a replay, not a second access (found by the
+        fault soak, bench/README.md)."""
         access = progress.access
+        if not isinstance(exc, NonceReplayed) and progress.nonce is None and access.nonce is not None \
+                and access.requester != ZERO_ADDRESS and self.outbox.nonce_used(access.requester, access.nonce):
+            exc, outcome = NonceReplayed("this nonce was already used by this requester"), Outcome.DENIED
         entry = AuditEntry(access.grant_id, access.requester, progress.dataset_id, progress.version, outcome,
                            int(exc.reason), progress.checked_at or self.checks.last_head, request_hash, ZERO_HASH)
 
@@ -409,8 +416,9 @@ class OracleService:
 
         try:
             return self._record(entry, progress, request_salt, None, answer_of, nonce=progress.nonce)
-        except NonceReplayed:
-            return self._record(entry, progress, request_salt, None, answer_of, nonce=None)
+        except NonceReplayed as replay:  # the refusal would have used the nonce: it was used before
+            progress.nonce = None
+            return self._refuse(replay, request_hash, request_salt, progress)
 
     def _record(
         self,

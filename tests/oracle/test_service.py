@@ -184,6 +184,33 @@ def test_source_down_is_a_502_and_recorded_as_source_failure(consortium, members
     assert consortium.grants.grant(published.tax_grant).used == 0
 
 
+def test_a_query_sent_again_while_the_source_is_down_is_refused_as_the_replay_it_is(consortium, members, published,
+                                                                                   samr_oracle, company_api):
+    """A requester whose answer was lost sends the same signed query again; the department API is down
+    by then. The second record of one signed query must say it is a replay (409 NONCE_REPLAYED), not a
+    second access that failed at the source (it said SOURCE_UNAVAILABLE before: the fault soak counted
+    70 such pairs in 1,000 faults)."""
+    from dataclasses import replace
+
+    from devtools.devnet import free_port
+    from oracle.relay import DepartmentApi
+
+    body, _, _ = samr_oracle.client.signed_body(members.tax.operator, members.tax.id, published.companies,
+                                                published.tax_grant, published.company_fields,
+                                                {"company_id": companies()[5]["company_id"]})
+    assert httpx.post(f"{samr_oracle.url}/v1/query", json=body).status_code == 200
+    info = samr_oracle.oracle.service.dataset_info(published.companies)
+    info.relay.close()
+    info.relay = DepartmentApi(replace(info.relay.config, base_url=f"http://127.0.0.1:{free_port()}"))
+    again = httpx.post(f"{samr_oracle.url}/v1/query", json=body)
+    assert again.status_code == 409 and again.json()["reason"] == "NONCE_REPLAYED", again.text
+    _anchor(samr_oracle)
+    served, replay = list(consortium.audit_log.records())
+    assert served.entry.outcome == Outcome.SERVED
+    assert (replay.entry.outcome, replay.entry.reason) == (Outcome.DENIED, OracleReason.NONCE_REPLAYED)
+    assert consortium.grants.grant(published.tax_grant).used == 1
+
+
 def test_source_answering_floats_is_a_502_and_recorded(consortium, members, published, samr_oracle):
     """A value with no exact canonical form (a float) cannot be committed to by a hash, so it is not
     served: a clear source error, audited as a source failure, never a 500."""
